@@ -1,0 +1,141 @@
+"""The command table's building blocks: `Command`, the `@command` registry,
+Redis's shared error replies, and argument helpers used by every family.
+
+A handler is `handler(ctx, argv) -> bytes`: it gets the execution context and
+the full argv (argv[0] is the name as the client sent it) and returns the
+encoded reply. The context is the writer for keyspace commands; for commands
+flagged `local` (no keyspace, no shared state) a worker may run the same
+handler itself with its connection as the context. What a context provides:
+
+    ctx.resp3      bool, the client's protocol is RESP3
+    ctx.null       the null reply for that protocol ($-1 or _)
+    ctx.client_id  the client's id
+    ctx.db         dict bytes -> value (writer only)
+    ctx.aof_feed(argv)  log a mutation exactly as it must be replayed (writer only)
+
+A handler that changes the keyspace calls `ctx.aof_feed` with what must be
+replayed, and only when something changed: that is how the AOF stays
+deterministic and free of no-ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .. import resp
+
+__all__ = [
+    "Command",
+    "COMMANDS",
+    "command",
+    "register",
+    "lookup",
+    "wrong_arity",
+    "unknown_command",
+    "unknown_subcommand",
+    "int_arg",
+    "ERR_SYNTAX",
+    "ERR_NOT_INT",
+    "ERR_NOT_FLOAT",
+    "ERR_WRONGTYPE",
+    "ERR_OVERFLOW",
+    "Handler",
+]
+
+Handler = Callable[[Any, list[bytes]], bytes]
+H = TypeVar("H", bound=Handler)
+
+ERR_SYNTAX = b"-ERR syntax error\r\n"
+ERR_NOT_INT = b"-ERR value is not an integer or out of range\r\n"
+ERR_NOT_FLOAT = b"-ERR value is not a valid float\r\n"
+ERR_WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+ERR_OVERFLOW = b"-ERR increment or decrement would overflow\r\n"
+
+
+class Command:
+    """One row of the command table (Redis's `redisCommand`)."""
+
+    __slots__ = ("name", "handler", "arity", "flags", "first_key", "last_key", "key_step", "local", "write")
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler | None,
+        arity: int,
+        flags: tuple[str, ...],
+        keys: tuple[int, int, int],
+    ) -> None:
+        self.name = name  # lowercase, as Redis names it in errors
+        self.handler = handler  # None: the worker's connection handles it (HELLO, MULTI, ...)
+        self.arity = arity  # Redis convention: N exact, -N at least N; argv[0] counts
+        self.flags = flags  # Redis's COMMAND INFO flags
+        self.first_key, self.last_key, self.key_step = keys
+        self.local = "local" in flags  # a worker may answer it without the writer
+        self.write = "write" in flags
+
+    def arity_ok(self, argc: int) -> bool:
+        arity = self.arity
+        return argc == arity if arity > 0 else argc >= -arity
+
+
+# name -> Command, under both the lowercase and the uppercase name so that the
+# hot path finds what clients usually send without calling bytes.lower().
+COMMANDS: dict[bytes, Command] = {}
+
+
+def register(
+    name: str, handler: Handler | None, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0)
+) -> None:
+    """Add a row to the table; `handler` None marks a connection command (run by the worker)."""
+    cmd = Command(name, handler, arity, tuple(flags.split()), keys)
+    COMMANDS[name.encode()] = cmd
+    COMMANDS[name.upper().encode()] = cmd
+
+
+def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[H], H]:
+    """Register the decorated handler as command `name`."""
+
+    def decorate(handler: H) -> H:
+        register(name, handler, arity, flags, keys)
+        return handler
+
+    return decorate
+
+
+def lookup(name: bytes) -> Command | None:
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        cmd = COMMANDS.get(name.lower())
+    return cmd
+
+
+def wrong_arity(name: str) -> bytes:
+    return b"-ERR wrong number of arguments for '" + name.encode() + b"' command\r\n"
+
+
+def _printable(arg: bytes) -> bytes:
+    # Redis replaces CR and LF by spaces so that an error stays on one line.
+    return arg.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def unknown_command(argv: list[bytes]) -> bytes:
+    """Redis's text, truncated as Redis truncates it (128 characters)."""
+    args = b""
+    for arg in argv[1:]:
+        room = 128 - len(args)
+        if room <= 0:
+            break
+        args += b"'" + _printable(arg[:room]) + b"' "
+    return b"-ERR unknown command '" + _printable(argv[0][:128]) + b"', with args beginning with: " + args + b"\r\n"
+
+
+def unknown_subcommand(sub: bytes, container: str) -> bytes:
+    return (
+        b"-ERR unknown subcommand '" + _printable(sub[:128]) + b"'. Try " + container.upper().encode() + b" HELP.\r\n"
+    )
+
+
+def int_arg(arg: bytes) -> int | None:
+    """An integer argument as Redis reads it (string2ll); None if invalid."""
+    return resp.parse_strict_int(arg)

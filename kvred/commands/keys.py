@@ -1,0 +1,265 @@
+"""Keyspace commands: DEL, EXISTS, KEYS, SCAN, RENAME, TYPE, FLUSHALL, ..."""
+
+from __future__ import annotations
+
+import random
+import re
+from functools import lru_cache
+from itertools import islice
+from typing import Any
+
+from .. import resp
+from .base import ERR_NOT_INT, ERR_SYNTAX, command, int_arg
+
+__all__ = ["glob_to_regex", "ScanCursors"]
+
+OK = resp.OK
+
+
+@command("del", -2, "write", (1, -1, 1))
+def del_(ctx: Any, argv: list[bytes]) -> bytes:
+    db = ctx.db
+    deleted = []
+    for key in argv[1:]:
+        if db.pop(key, None) is not None:
+            deleted.append(key)
+    if deleted:
+        ctx.aof_feed([b"DEL", *deleted])
+    return b":%d\r\n" % len(deleted)
+
+
+@command("unlink", -2, "write fast", (1, -1, 1))
+def unlink(ctx: Any, argv: list[bytes]) -> bytes:
+    return del_(ctx, argv)
+
+
+@command("exists", -2, "readonly fast", (1, -1, 1))
+def exists(ctx: Any, argv: list[bytes]) -> bytes:
+    db = ctx.db
+    return b":%d\r\n" % sum(1 for key in argv[1:] if key in db)  # duplicates count twice, as Redis
+
+
+@command("touch", -2, "readonly fast", (1, -1, 1))
+def touch(ctx: Any, argv: list[bytes]) -> bytes:
+    return exists(ctx, argv)
+
+
+def type_name(value: object) -> bytes:
+    return b"string" if type(value) is bytes else b"none"
+
+
+@command("type", 2, "readonly fast", (1, 1, 1))
+def type_(ctx: Any, argv: list[bytes]) -> bytes:
+    value = ctx.db.get(argv[1])
+    return b"+" + (b"none" if value is None else type_name(value)) + b"\r\n"
+
+
+@command("dbsize", 1, "readonly fast")
+def dbsize(ctx: Any, argv: list[bytes]) -> bytes:
+    return resp.integer(len(ctx.db))
+
+
+def _flush(ctx: Any, argv: list[bytes]) -> bytes:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
+        return ERR_SYNTAX
+    ctx.db.clear()
+    ctx.scan_cursors.clear()
+    ctx.aof_feed([argv[0]])  # always logged, as Redis does, even on an empty keyspace
+    return OK
+
+
+@command("flushdb", -1, "write")
+def flushdb(ctx: Any, argv: list[bytes]) -> bytes:
+    return _flush(ctx, argv)
+
+
+@command("flushall", -1, "write")
+def flushall(ctx: Any, argv: list[bytes]) -> bytes:
+    return _flush(ctx, argv)
+
+
+@lru_cache(maxsize=256)
+def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
+    """Compile a Redis glob (stringmatchlen: * ? [abc] [^a] [a-z] and \\ escapes)."""
+    out = bytearray()
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == 0x2A:  # '*'
+            while i + 1 < n and pattern[i + 1] == 0x2A:
+                i += 1
+            out += b".*"
+        elif c == 0x3F:  # '?'
+            out += b"."
+        elif c == 0x5B:  # '['
+            i += 1
+            negate = i < n and pattern[i] == 0x5E  # '^'
+            if negate:
+                i += 1
+            members = bytearray()
+            while i < n and pattern[i] != 0x5D:  # ']'
+                if pattern[i] == 0x5C and i + 1 < n:  # '\' escapes the next byte
+                    i += 1
+                    members += re.escape(pattern[i : i + 1])
+                elif i + 2 < n and pattern[i + 1] == 0x2D:  # a-z, reversed ranges allowed
+                    lo, hi = sorted((pattern[i], pattern[i + 2]))
+                    members += b"\\x%02x-\\x%02x" % (lo, hi)
+                    i += 2
+                else:
+                    members += re.escape(pattern[i : i + 1])
+                i += 1
+            if members:
+                out += b"[" + (b"^" if negate else b"") + members + b"]"
+            else:
+                out += b"." if negate else b"(?!)"
+        elif c == 0x5C and i + 1 < n:  # '\x' matches x literally
+            i += 1
+            out += re.escape(pattern[i : i + 1])
+        else:
+            out += re.escape(pattern[i : i + 1])
+        i += 1
+    return re.compile(bytes(out), re.DOTALL)
+
+
+@command("keys", 2, "readonly")
+def keys(ctx: Any, argv: list[bytes]) -> bytes:
+    pattern = argv[1]
+    if pattern == b"*":
+        found = list(ctx.db)
+    else:
+        match = glob_to_regex(pattern).fullmatch
+        found = [key for key in ctx.db if match(key)]
+    return resp.array([resp.bulk(key) for key in found])
+
+
+class ScanCursors:
+    """SCAN over a dict that changes between calls.
+
+    Each iteration started with cursor 0 gets a snapshot of the key list; the
+    cursor handed back encodes (position << 16 | snapshot slot). Keys present
+    for the whole iteration are returned exactly once, which is Redis's
+    guarantee; keys deleted meanwhile are skipped. At most MAX_SNAPSHOTS
+    iterations are remembered; an older cursor resumes on a fresh snapshot at
+    its position (it may then repeat or miss keys, like a Redis rehash).
+    """
+
+    MAX_SNAPSHOTS = 64
+
+    def __init__(self) -> None:
+        self._snapshots: dict[int, list[bytes]] = {}
+        self._next_slot = 1
+
+    def clear(self) -> None:
+        self._snapshots.clear()
+
+    def snapshot(self, db: dict[bytes, Any], cursor: int) -> tuple[list[bytes], int, int]:
+        """(keys, start position, slot) for `cursor`."""
+        slot, position = cursor & 0xFFFF, cursor >> 16
+        keys = self._snapshots.get(slot) if cursor else None
+        if keys is None:
+            if len(self._snapshots) >= self.MAX_SNAPSHOTS:
+                del self._snapshots[next(iter(self._snapshots))]
+            slot = self._next_slot
+            self._next_slot = self._next_slot % 0xFFFF + 1
+            keys = self._snapshots[slot] = list(db)
+        return keys, position, slot
+
+    def finish(self, slot: int) -> None:
+        self._snapshots.pop(slot, None)
+
+
+_CURSOR = re.compile(rb"[+-]?[0-9]+")
+
+
+def parse_cursor(arg: bytes) -> int | None:
+    """strtoul as Redis's parseScanCursorOrReply uses it (a '-' wraps around)."""
+    if arg == b"":
+        return 0
+    if not _CURSOR.fullmatch(arg):
+        return None
+    value = int(arg)
+    if abs(value) > 2**64 - 1:
+        return None
+    return value % 2**64
+
+
+@command("scan", -2, "readonly")
+def scan(ctx: Any, argv: list[bytes]) -> bytes:
+    cursor = parse_cursor(argv[1])
+    if cursor is None:
+        return b"-ERR invalid cursor\r\n"
+    count, pattern, type_filter = 10, None, None
+    i = 2
+    while i < len(argv):
+        opt = argv[i].lower()
+        if i + 1 >= len(argv):
+            return ERR_SYNTAX
+        if opt == b"count":
+            count_arg = int_arg(argv[i + 1])
+            if count_arg is None:
+                return ERR_NOT_INT
+            if count_arg < 1:
+                return ERR_SYNTAX
+            count = count_arg
+        elif opt == b"match":
+            pattern = None if argv[i + 1] == b"*" else glob_to_regex(argv[i + 1])
+        elif opt == b"type":
+            type_filter = argv[i + 1].lower()
+        else:
+            return ERR_SYNTAX
+        i += 2
+    db = ctx.db
+    keys_snapshot, position, slot = ctx.scan_cursors.snapshot(db, cursor)
+    end = min(position + count, len(keys_snapshot))
+    found = []
+    for key in keys_snapshot[position:end]:
+        value = db.get(key)
+        if value is None:
+            continue
+        if pattern is not None and not pattern.fullmatch(key):
+            continue
+        if type_filter is not None and type_name(value) != type_filter:
+            continue
+        found.append(resp.bulk(key))
+    if end >= len(keys_snapshot):
+        ctx.scan_cursors.finish(slot)
+        next_cursor = 0
+    else:
+        next_cursor = end << 16 | slot
+    return b"*2\r\n" + resp.bulk(b"%d" % next_cursor) + resp.array(found)
+
+
+def _rename(ctx: Any, argv: list[bytes], only_if_new: bool) -> bytes:
+    db = ctx.db
+    src, dst = argv[1], argv[2]
+    value = db.get(src)
+    if value is None:
+        return b"-ERR no such key\r\n"
+    if src == dst:
+        return b":0\r\n" if only_if_new else OK
+    if only_if_new and dst in db:
+        return b":0\r\n"
+    del db[src]
+    db[dst] = value
+    ctx.aof_feed(argv)
+    return b":1\r\n" if only_if_new else OK
+
+
+@command("rename", 3, "write", (1, 2, 1))
+def rename(ctx: Any, argv: list[bytes]) -> bytes:
+    return _rename(ctx, argv, only_if_new=False)
+
+
+@command("renamenx", 3, "write fast", (1, 2, 1))
+def renamenx(ctx: Any, argv: list[bytes]) -> bytes:
+    return _rename(ctx, argv, only_if_new=True)
+
+
+@command("randomkey", 1, "readonly")
+def randomkey(ctx: Any, argv: list[bytes]) -> bytes:
+    db = ctx.db
+    if not db:
+        return ctx.null
+    # islice walks the dict: O(n), acceptable for a rarely used command.
+    key = next(islice(db, random.randrange(len(db)), None))
+    return resp.bulk(key)

@@ -1,0 +1,236 @@
+"""Server and connection commands: PING, ECHO, SELECT, COMMAND, CONFIG, CLIENT, INFO.
+
+HELLO, AUTH, QUIT, RESET, MULTI, EXEC and DISCARD change the state of one
+connection, which lives in the worker; they are registered here with no
+handler so that arity checks, COMMAND and error texts see them, and the
+worker's connection implements them (kvred/worker.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import resp
+from .base import COMMANDS, ERR_NOT_INT, Command, command, int_arg, register, unknown_subcommand, wrong_arity
+from .keys import glob_to_regex
+
+__all__ = ["format_info", "INFO_DEFAULT_SECTIONS"]
+
+OK = resp.OK
+
+
+@command("ping", -1, "fast local")
+def ping(ctx: Any, argv: list[bytes]) -> bytes:
+    if len(argv) > 2:
+        return wrong_arity("ping")
+    return resp.PONG if len(argv) == 1 else resp.bulk(argv[1])
+
+
+@command("echo", 2, "fast local")
+def echo(ctx: Any, argv: list[bytes]) -> bytes:
+    return resp.bulk(argv[1])
+
+
+@command("select", 2, "fast local")
+def select(ctx: Any, argv: list[bytes]) -> bytes:
+    index = int_arg(argv[1])
+    if index is None or not -(2**31) <= index < 2**31:
+        return ERR_NOT_INT
+    # kvred has one database, so it behaves as Redis with `databases 1`.
+    return OK if index == 0 else b"-ERR DB index is out of range\r\n"
+
+
+# Connection commands, implemented by the worker's connection.
+for _name, _arity, _flags in (
+    ("hello", -1, "fast no-auth no-multi"),
+    ("auth", -2, "fast no-auth no-multi"),
+    ("quit", -1, "fast no-auth"),
+    ("reset", 1, "fast no-auth"),
+    ("multi", 1, "fast"),
+    ("exec", 1, "slow"),
+    ("discard", 1, "fast"),
+):
+    register(_name, None, _arity, _flags)
+
+
+def _subcommand_arity_ok(argv: list[bytes], container: str, sub: str, arity: int) -> bytes | None:
+    argc = len(argv)
+    if (arity > 0 and argc != arity) or argc < -arity:
+        return wrong_arity(f"{container}|{sub}")
+    return None
+
+
+# ---------------------------------------------------------------- COMMAND
+
+_HIDDEN_FLAGS = {"local", "no-multi"}
+
+
+def _command_info(cmd: Command) -> bytes:
+    flags = [b"+" + f.encode() + b"\r\n" for f in cmd.flags if f not in _HIDDEN_FLAGS]
+    return b"".join(
+        [
+            b"*10\r\n",
+            resp.bulk(cmd.name.encode()),
+            resp.integer(cmd.arity),
+            resp.array(flags),
+            resp.integer(cmd.first_key),
+            resp.integer(cmd.last_key),
+            resp.integer(cmd.key_step),
+            resp.EMPTY_ARRAY,  # ACL categories
+            resp.EMPTY_ARRAY,  # tips
+            resp.EMPTY_ARRAY,  # key specs
+            resp.EMPTY_ARRAY,  # subcommands
+        ]
+    )
+
+
+def _all_commands() -> list[Command]:
+    seen: dict[str, Command] = {}
+    for cmd in COMMANDS.values():
+        seen.setdefault(cmd.name, cmd)
+    return list(seen.values())
+
+
+_COMMAND_HELP = [
+    b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"(no subcommand)",
+    b"    Return details about all Redis commands.",
+    b"COUNT",
+    b"    Return the total number of commands in this Redis server.",
+    b"LIST",
+    b"    Return a list of all commands in this Redis server.",
+    b"INFO [<command-name> ...]",
+    b"    Return details about multiple Redis commands.",
+    b"DOCS [<command-name> ...]",
+    b"    Return documentation details about multiple Redis commands.",
+    b"HELP",
+    b"    Print this help.",
+]
+
+
+@command("command", -1, "local")
+def command_(ctx: Any, argv: list[bytes]) -> bytes:
+    if len(argv) == 1:
+        return resp.array([_command_info(cmd) for cmd in _all_commands()])
+    sub = argv[1].lower()
+    if sub == b"count":
+        return _subcommand_arity_ok(argv, "command", "count", 2) or resp.integer(len(_all_commands()))
+    if sub == b"list":
+        return resp.array([resp.bulk(cmd.name.encode()) for cmd in _all_commands()])
+    if sub == b"info":
+        infos = []
+        names = argv[2:] or [cmd.name.encode() for cmd in _all_commands()]
+        for name in names:
+            cmd = COMMANDS.get(name.lower())
+            infos.append(_command_info(cmd) if cmd else ctx.null)
+        return resp.array(infos)
+    if sub == b"docs":
+        # Documentation is optional for clients: an empty map makes redis-cli
+        # skip its hints without a fallback round trip.
+        return b"%0\r\n" if ctx.resp3 else resp.EMPTY_ARRAY
+    if sub == b"help":
+        return resp.array([resp.simple(line) for line in _COMMAND_HELP])
+    return unknown_subcommand(argv[1], "command")
+
+
+# ---------------------------------------------------------------- CONFIG
+
+
+@command("config", -2, "admin")
+def config(ctx: Any, argv: list[bytes]) -> bytes:
+    sub = argv[1].lower()
+    if sub == b"get":
+        err = _subcommand_arity_ok(argv, "config", "get", -3)
+        if err:
+            return err
+        params: dict[str, bytes] = ctx.config_params()
+        found: dict[bytes, bytes] = {}
+        for pattern in argv[2:]:
+            match = glob_to_regex(pattern.lower()).fullmatch
+            for name, value in params.items():
+                if match(name.encode()):
+                    found[name.encode()] = value
+        head = b"%%%d\r\n" % len(found) if ctx.resp3 else b"*%d\r\n" % (2 * len(found))
+        return head + b"".join(resp.bulk(k) + resp.bulk(v) for k, v in found.items())
+    if sub == b"set":
+        err = _subcommand_arity_ok(argv, "config", "set", -4)
+        if err:
+            return err
+        return b"-ERR Unknown option or number of arguments for CONFIG SET - '" + argv[2] + b"'\r\n"
+    if sub == b"resetstat":
+        return _subcommand_arity_ok(argv, "config", "resetstat", 2) or ctx.reset_stats()
+    if sub == b"rewrite":
+        return b"-ERR The server is running without a config file\r\n"
+    return unknown_subcommand(argv[1], "config")
+
+
+# ---------------------------------------------------------------- CLIENT
+
+
+def _valid_client_name(name: bytes) -> bool:
+    return all(0x21 <= c <= 0x7E for c in name)
+
+
+@command("client", -2, "admin")
+def client(ctx: Any, argv: list[bytes]) -> bytes:
+    sub = argv[1].lower()
+    if sub == b"id":
+        return _subcommand_arity_ok(argv, "client", "id", 2) or resp.integer(ctx.client_id)
+    if sub == b"setname":
+        err = _subcommand_arity_ok(argv, "client", "setname", 3)
+        if err:
+            return err
+        if not _valid_client_name(argv[2]):
+            return b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+        ctx.set_client_name(argv[2])
+        return OK
+    if sub == b"getname":
+        err = _subcommand_arity_ok(argv, "client", "getname", 2)
+        if err:
+            return err
+        name = ctx.client_name()
+        return resp.bulk(name) if name else ctx.null
+    if sub == b"list":
+        return resp.verbatim(ctx.client_list(), ctx.resp3)
+    if sub == b"info":
+        return _subcommand_arity_ok(argv, "client", "info", 2) or resp.verbatim(
+            ctx.client_list(only_current=True), ctx.resp3
+        )
+    return unknown_subcommand(argv[1], "client")
+
+
+# ---------------------------------------------------------------- INFO
+
+INFO_DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace")
+
+
+def format_info(sections: dict[str, dict[str, object]], wanted: list[bytes]) -> bytes:
+    """Render INFO: '# Name' headers, 'field:value' lines, sections split by a blank line."""
+    names = [w.decode(errors="replace").lower() for w in wanted]
+    if not names or "default" in names or "all" in names or "everything" in names:
+        chosen = list(sections)
+    else:
+        chosen = [name for name in sections if name in names]
+    blocks = []
+    for name in chosen:
+        lines = [f"# {name.capitalize()}"]
+        lines += [f"{field}:{value}" for field, value in sections[name].items()]
+        blocks.append("\r\n".join(lines) + "\r\n")
+    return "\r\n".join(blocks).encode()
+
+
+@command("info", -1, "loading stale")
+def info(ctx: Any, argv: list[bytes]) -> bytes:
+    return resp.verbatim(format_info(ctx.info_sections(), argv[1:]), ctx.resp3)
+
+
+@command("time", 1, "fast local")
+def time_(ctx: Any, argv: list[bytes]) -> bytes:
+    now = time.time_ns() // 1000
+    return resp.array([resp.bulk(b"%d" % (now // 1_000_000)), resp.bulk(b"%d" % (now % 1_000_000))])
+
+
+@command("lastsave", 1, "fast")
+def lastsave(ctx: Any, argv: list[bytes]) -> bytes:
+    return resp.integer(int(ctx.started_at))

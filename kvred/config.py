@@ -1,0 +1,197 @@
+"""Command-line flags, environment overrides and the resulting `Config`.
+
+Precedence: built-in default < environment (KVRED_FSYNC) < flag.
+Bad values produce one line on stderr and exit code 2 (argparse's convention),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+__all__ = ["Config", "parse_args", "setup_logging", "default_workers", "FSYNC_POLICIES"]
+
+DEFAULT_PORT = 6380
+DEFAULT_BIND = "127.0.0.1"
+FSYNC_POLICIES = ("always", "everysec", "no")
+GRACEFUL_TIMEOUT_S = 8.0  # SIGTERM to exit, at most; below the 10 s users and systemd expect
+LOG_LEVELS = ("debug", "verbose", "notice", "warning")
+_LOG_LEVEL_MAP = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
+
+
+def default_workers() -> int:
+    """Half the cores, at least 1, at most 8.
+
+    The writer and the load itself need CPU too: on 2 cores one worker beat
+    two at pipeline depth 1 (a second worker gained <=10% at P16 and lost up
+    to 30% at P1, issue #6 measurements).
+    """
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+@dataclass
+class Config:
+    port: int = DEFAULT_PORT
+    bind: list[str] = field(default_factory=lambda: [DEFAULT_BIND])
+    workers: int = field(default_factory=default_workers)
+    dir: str = "."
+    fsync: str = "everysec"
+    loglevel: str = "notice"
+    appendonly: bool = True
+    appendfilename: str = "kvred.aof"
+    auto_aof_rewrite_percentage: int = 100
+    auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
+    graceful_timeout: float = GRACEFUL_TIMEOUT_S
+
+    @property
+    def aof_path(self) -> str:
+        return os.path.join(self.dir, self.appendfilename)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port {value} out of range 1-65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _fsync(text: str) -> str:
+    value = text.strip().lower()
+    if value == "none":
+        value = "no"
+    if value not in FSYNC_POLICIES:
+        raise argparse.ArgumentTypeError(f"invalid fsync policy {text!r}: choose always, everysec or no")
+    return value
+
+
+def _yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+    return value == "yes"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+
+
+def _size(text: str) -> int:
+    """Redis's memory units: 64mb, 1gb, 100k, plain bytes."""
+    value = text.strip().lower()
+    digits = value.rstrip("kmgb")
+    unit = value[len(digits) :]
+    if not digits.isdigit() or unit not in _SIZE_UNITS:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 64mb)")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
+def _directory(text: str) -> str:
+    path = os.path.abspath(text)
+    if not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"data directory {text!r} does not exist")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env_fsync = os.environ.get("KVRED_FSYNC")
+    parser = _OneLineParser(
+        prog="kvred",
+        description="kvred: a Redis-compatible key-value server (RESP2/RESP3) with an append-only file.",
+        epilog="Subcommand: 'kvred check-aof [--fix] FILE' checks (and repairs) an append-only file.",
+    )
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port (default %(default)s)")
+    parser.add_argument(
+        "--bind",
+        default=DEFAULT_BIND,
+        help="addresses to listen on, space-separated (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=default_workers(),
+        help="acceptor processes (default: half the CPU cores, 1 to 8; here %(default)s)",
+    )
+    parser.add_argument("--dir", type=_directory, default=".", help="data directory (default: current)")
+    parser.add_argument(
+        "--fsync",
+        type=_fsync,
+        default=_fsync(env_fsync)
+        if env_fsync and env_fsync.strip().lower() in (*FSYNC_POLICIES, "none")
+        else "everysec",
+        help="AOF fsync policy: always, everysec or no/none (env KVRED_FSYNC; default everysec)",
+    )
+    parser.add_argument(
+        "--appendonly", type=_yes_no, default=True, help="keep an append-only file: yes or no (default yes)"
+    )
+    parser.add_argument(
+        "--appendfilename", default="kvred.aof", help="AOF file name inside --dir (default %(default)s)"
+    )
+    parser.add_argument(
+        "--auto-aof-rewrite-percentage",
+        type=int,
+        default=100,
+        help="rewrite the AOF when it grew by this %% since the last rewrite; 0 disables (default %(default)s)",
+    )
+    parser.add_argument(
+        "--auto-aof-rewrite-min-size",
+        type=_size,
+        default=64 * 1024 * 1024,
+        help="...and is at least this big (default 64mb)",
+    )
+    parser.add_argument("--loglevel", choices=LOG_LEVELS, default="notice", help="log verbosity (default %(default)s)")
+    return parser
+
+
+def parse_args(argv: list[str]) -> Config:
+    parser = build_parser()
+    env_fsync = os.environ.get("KVRED_FSYNC")
+    if env_fsync is not None and env_fsync.strip().lower() not in (*FSYNC_POLICIES, "none"):
+        parser.error(f"invalid KVRED_FSYNC {env_fsync!r}: choose always, everysec, no or none")
+    args = parser.parse_args(argv)
+    return Config(
+        port=args.port,
+        bind=args.bind.split(),
+        workers=args.workers,
+        dir=args.dir,
+        fsync=args.fsync,
+        loglevel=args.loglevel,
+        appendonly=args.appendonly,
+        appendfilename=args.appendfilename,
+        auto_aof_rewrite_percentage=args.auto_aof_rewrite_percentage,
+        auto_aof_rewrite_min_size=args.auto_aof_rewrite_min_size,
+    )
+
+
+def setup_logging(level: str, role: str) -> None:
+    """Log lines as Redis writes them: 'pid:role date level message', on stderr."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(process)d:{role} %(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%d %b %Y %H:%M:%S")
+    )
+    root.addHandler(handler)
+    root.setLevel(_LOG_LEVEL_MAP[level])

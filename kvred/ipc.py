@@ -1,0 +1,99 @@
+"""The worker <-> writer link: message format and framing (sans-IO).
+
+Each worker owns one end of a Unix socketpair made by the supervisor before
+fork (no filesystem path, so no other local process can reach the writer).
+Per event-loop pass a worker sends at most one *request batch*; the writer
+answers each batch with one *reply batch*, in order, on the same link.
+
+A frame is a 4-byte little-endian length followed by a msgpack body.
+
+Request batch: a list of entries `[op, client_id, resp3, payload]`:
+
+    OP_RUN         payload = [argv, ...]  -> the concatenated replies (bytes)
+    OP_EXEC        payload = [argv, ...]  -> one array reply; run atomically (MULTI/EXEC)
+    OP_CONNECT     payload = [addr, laddr] -> None
+    OP_DISCONNECT  payload = None         -> None
+    OP_UPDATE      payload = {field: value} (client name, protocol) -> None
+    OP_CONTROL     payload = [argv]       -> bytes; server-level requests (shutdown)
+
+Reply batch: a list with one item per request entry, in the same order.
+The writer executes entries in the order it receives them; that order is the
+global order of the keyspace and of the AOF.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "OP_RUN",
+    "OP_EXEC",
+    "OP_CONNECT",
+    "OP_DISCONNECT",
+    "OP_UPDATE",
+    "OP_CONTROL",
+    "MAX_FRAME_BYTES",
+    "FrameTooLarge",
+    "encode_frame",
+    "FrameReader",
+]
+
+OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL = range(6)
+
+HEADER_BYTES = 4
+MAX_FRAME_BYTES = 2**32 - 1  # the length prefix is a uint32; workers keep batches far below
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+class FrameTooLarge(Exception):
+    """A peer announced a frame over MAX_FRAME_BYTES: the link is corrupt."""
+
+
+def encode_frame(message: Any) -> bytes:
+    """Length-prefixed msgpack frame of `message`."""
+    buf = bytearray(HEADER_BYTES)
+    # encode_into appends after the header without an intermediate copy.
+    _encoder.encode_into(message, buf, HEADER_BYTES)
+    size = len(buf) - HEADER_BYTES
+    if size > MAX_FRAME_BYTES:
+        raise FrameTooLarge(size)
+    buf[:HEADER_BYTES] = size.to_bytes(HEADER_BYTES, "little")
+    return bytes(buf)
+
+
+class FrameReader:
+    """Incremental frame splitter: feed bytes, get decoded messages back."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        buf = self._buf
+        buf += data
+        messages = []
+        pos = 0
+        end = len(buf)
+        view = memoryview(buf)
+        try:
+            while end - pos >= HEADER_BYTES:
+                size = int.from_bytes(view[pos : pos + HEADER_BYTES], "little")
+                stop = pos + HEADER_BYTES + size
+                if stop > end:
+                    break
+                messages.append(_decoder.decode(view[pos + HEADER_BYTES : stop]))
+                pos = stop
+        finally:
+            view.release()
+        if pos:
+            del buf[:pos]
+        return messages
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
