@@ -25,8 +25,8 @@ SLOW_FSYNC_S = 2.0  # an everysec fsync slower than this is logged and counted (
 EVERYSEC_INTERVAL_S = 1.0
 
 
-class AofWriteError(Exception):
-    pass
+class AofWriteError(OSError):
+    """write() or fsync() of the AOF failed; the data stays buffered for a retry."""
 
 
 class AppendOnlyFile:
@@ -43,6 +43,7 @@ class AppendOnlyFile:
         self.last_write_error = ""
         self.delayed_fsync = 0
         self._dirty = False  # written since the last fsync (everysec thread reads it)
+        self.rewrite_buf: list[bytes] | None = None  # writes made while a rewrite child runs
         self._fsync_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,6 +97,8 @@ class AppendOnlyFile:
             self.current_size += len(data)
             self.aof_buf = []
             self._dirty = True
+            if self.rewrite_buf is not None:
+                self.rewrite_buf.append(data)
         elif self.last_write_ok:
             return
         if self.fsync_policy == "always":
@@ -108,6 +111,19 @@ class AppendOnlyFile:
             log.warning("AOF write error is solved, the AOF is being written again")
             self.last_write_ok = True
             self.last_write_error = ""
+
+    def flush_for_rewrite(self) -> None:
+        """Write what is buffered (the rewrite must not miss it)."""
+        self.flush()
+
+    def reopen(self) -> None:
+        """Switch to the file now at `path` (after a rewrite renamed a new one there)."""
+        new_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        with self._fsync_lock:
+            old_fd, self.fd = self.fd, new_fd
+            self._dirty = False
+        os.close(old_fd)
+        self.current_size = self.base_size = os.fstat(new_fd).st_size
 
     def fsync_now(self) -> None:
         with self._fsync_lock:

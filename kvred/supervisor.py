@@ -120,15 +120,30 @@ class Supervisor:
             timeout = 1.0
             if self.respawn_at:
                 timeout = max(0.0, min(self.respawn_at.values()) - time.monotonic())
+            assert self.writer_control is not None
             try:
-                select.select([self._wakeup_r], [], [], timeout)
+                readable, _, _ = select.select([self._wakeup_r, self.writer_control], [], [], timeout)
             except InterruptedError:
-                pass
+                readable = []
+            if self.writer_control in readable:
+                self._on_writer_message()
             self._drain_wakeup()
             while self.signals:
                 self._handle_signal(self.signals.pop(0))
             self._reap()
             self._respawn_due()
+
+    def _on_writer_message(self) -> None:
+        assert self.writer_control is not None
+        try:
+            message = self.writer_control.recv(64)
+        except OSError:
+            message = b""
+        if b"S" in message:
+            log.info("SHUTDOWN requested by a client: shutting down")
+            self.stopping = True
+        elif not message:
+            self._reap()  # the writer is gone; _reap() reports it
 
     def _drain_wakeup(self) -> None:
         try:

@@ -176,7 +176,7 @@ class Connection(asyncio.Protocol):
         if cmd is None:
             return unknown_command(argv)
         if not cmd.arity_ok(len(argv)):
-            return wrong_arity(cmd.name)
+            return self.reject_arity(cmd.name)
         if cmd.handler is None:
             return self.connection_command(cmd.name, argv)
         if cmd.local:
@@ -187,6 +187,8 @@ class Connection(asyncio.Protocol):
     def queue_in_multi(self, argv: list[bytes], cmd: Any) -> bytes | None:
         name = cmd.name if cmd is not None else ""
         if name in ("exec", "discard", "multi", "quit", "reset"):
+            if not cmd.arity_ok(len(argv)):
+                return self.reject_arity(cmd.name)
             return self.connection_command(name, argv)
         if cmd is None:
             self.multi_failed = True
@@ -200,6 +202,15 @@ class Connection(asyncio.Protocol):
         assert self.multi is not None
         self.multi.append(argv)
         return resp.QUEUED
+
+    def reject_arity(self, name: str) -> bytes:
+        """Redis's rejectCommand: a rejected EXEC also discards the transaction."""
+        if name != "exec":
+            if self.multi is not None:
+                self.multi_failed = True
+            return wrong_arity(name)
+        self.multi = None
+        return b"-EXECABORT Transaction discarded because of: " + wrong_arity(name)[5:]
 
     def connection_command(self, name: str, argv: list[bytes]) -> bytes | None:
         if name == "multi":

@@ -36,6 +36,7 @@ from .commands import COMMANDS, lookup, unknown_command, wrong_arity
 from .commands.keys import ScanCursors
 from .config import Config, setup_logging
 from .replay import scan_aof
+from .rewrite import AofRewriter, remove_stale_temp_files
 
 __all__ = ["Writer", "ClientInfo"]
 
@@ -48,6 +49,7 @@ ERR_MISCONF = (
     b"-MISCONF Errors writing to the AOF file: the write was not acknowledged; "
     b"write commands are refused until the disk accepts data again\r\n"
 )
+ERR_INTERNAL = b"-ERR internal error (see the server log)\r\n"
 ERR_CONNECTION_COMMAND = b"-ERR Command not allowed inside a transaction\r\n"
 
 
@@ -103,6 +105,9 @@ class Writer:
         self._stopping = False
         self._selector: selectors.BaseSelector | None = None
         self._pass_batches: list[tuple[Link, list[Any], list[Any]]] = []  # run, not yet committed
+        self.rewriter: AofRewriter | None = None
+        self._rewrite_requested = False
+        self._shutdown_requested = False
 
     # ---------------------------------------------------------------- process
 
@@ -110,11 +115,15 @@ class Writer:
         setup_logging(self.config.loglevel, "W")
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor orchestrates Ctrl-C
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        # A file-size limit must fail write() with EFBIG (a disk error we report), not kill us.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         if self.config.appendonly:
+            remove_stale_temp_files(self.config.dir)
             if not self._load_aof():
                 return 1
             self.aof = AppendOnlyFile(self.config.aof_path, self.config.fsync)
             self.aof.open()
+            self.rewriter = AofRewriter(self.aof)
         self.control.sendall(b"R")  # loaded: the supervisor may start the workers
         self._serve()
         self._shutdown()
@@ -184,6 +193,9 @@ class Writer:
                 self._commit_pass()
                 for link in replied:
                     self._send(link)
+            if self._rewrite_requested and self.rewriter is not None:
+                self._rewrite_requested = False  # started here: between passes the AOF buffer is empty
+                self.rewriter.start(self.db)
             now = time.monotonic()
             if now >= cron_due:
                 self._cron(now)
@@ -191,6 +203,8 @@ class Writer:
 
     def _shutdown(self) -> None:
         """Answer what the links still hold, then write and fsync the AOF."""
+        if self.rewriter is not None:
+            self.rewriter.abort()
         for link in list(self.links):
             self._read_link(link)
         self._commit_pass()
@@ -335,7 +349,11 @@ class Writer:
             return ERR_CONNECTION_COMMAND
         if cmd.write and self.aof is not None and not self.aof.last_write_ok:
             return ERR_MISCONF
-        return handler(self, argv)
+        try:
+            return handler(self, argv)
+        except Exception:  # a bug in one command must not take the keyspace down
+            log.exception("internal error running %r", argv[0][:64])
+            return ERR_INTERNAL
 
     def exec_transaction(self, commands: list[list[bytes]]) -> bytes:
         """EXEC: run the queued commands back to back; log them as one MULTI/EXEC block."""
@@ -364,6 +382,7 @@ class Writer:
             "appendonly": b"yes" if c.appendonly else b"no",
             "appendfsync": c.fsync.encode(),
             "appendfilename": c.appendfilename.encode(),
+            "appenddirname": b"",  # kvred keeps one AOF file in `dir`, not a directory of them
             "auto-aof-rewrite-percentage": b"%d" % c.auto_aof_rewrite_percentage,
             "auto-aof-rewrite-min-size": b"%d" % c.auto_aof_rewrite_min_size,
             "save": b"",
@@ -373,6 +392,42 @@ class Writer:
             "loglevel": c.loglevel.encode(),
             "proto-max-bulk-len": b"%d" % resp.PROTO_MAX_BULK_LEN,
         }
+
+    def _maybe_auto_rewrite(self) -> None:
+        """Redis's auto-aof-rewrite-percentage / -min-size rule."""
+        aof, c = self.aof, self.config
+        if aof is None or self.rewriter is None or self.rewriter.in_progress or c.auto_aof_rewrite_percentage <= 0:
+            return
+        if aof.current_size < c.auto_aof_rewrite_min_size:
+            return
+        base = max(aof.base_size, 1)
+        growth = (aof.current_size - base) * 100 // base
+        if growth >= c.auto_aof_rewrite_percentage:
+            log.info("starting automatic AOF rewrite: %d%% growth over %d bytes", growth, base)
+            self.rewriter.start(self.db)
+
+    def request_rewrite(self) -> bytes:
+        if self.rewriter is None:
+            return b"-ERR AOF is disabled (--appendonly no)\r\n"
+        if self.rewriter.in_progress or self._rewrite_requested:
+            return b"-ERR Background append only file rewriting already in progress\r\n"
+        self._rewrite_requested = True
+        return b"+Background append only file rewriting started\r\n"
+
+    def request_shutdown(self) -> bytes:
+        """SHUTDOWN: make the AOF durable now, then ask the supervisor to stop everything."""
+        if self.aof is not None:
+            try:
+                self.aof.flush()
+                self.aof.fsync_now()
+            except OSError as exc:
+                log.warning("SHUTDOWN: errors trying to write the AOF: %s", exc)
+                return b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+        if not self._shutdown_requested:
+            self._shutdown_requested = True
+            log.info("user requested shutdown...")
+            self.control.sendall(b"S")
+        return b""  # no reply: the connection closes as the server stops, as with Redis
 
     def reset_stats(self) -> bytes:
         self.stat_commands = 0
@@ -405,7 +460,7 @@ class Writer:
     def info_sections(self) -> dict[str, dict[str, object]]:
         uptime = int(time.time() - self.started_at)
         rss = psutil.Process().memory_info().rss
-        aof = self.aof
+        aof, rw = self.aof, self.rewriter
         return {
             "server": {
                 "redis_version": REDIS_VERSION,
@@ -435,9 +490,9 @@ class Writer:
             "persistence": {
                 "loading": 0,
                 "aof_enabled": int(aof is not None),
-                "aof_rewrite_in_progress": 0,
-                "aof_rewrites": 0,
-                "aof_last_bgrewrite_status": "ok",
+                "aof_rewrite_in_progress": int(rw is not None and rw.in_progress),
+                "aof_rewrites": rw.rewrites if rw else 0,
+                "aof_last_bgrewrite_status": rw.last_status if rw else "ok",
                 "aof_last_write_status": "ok" if aof is None or aof.last_write_ok else "err",
                 "aof_current_size": aof.current_size if aof else 0,
                 "aof_base_size": aof.base_size if aof else 0,
@@ -454,6 +509,9 @@ class Writer:
         }
 
     def _cron(self, now: float) -> None:
+        if self.rewriter is not None:
+            self.rewriter.poll()
+            self._maybe_auto_rewrite()
         then, count = self._ops_sample
         if now > then:
             self.instantaneous_ops = int((self.stat_commands - count) / (now - then))

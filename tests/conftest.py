@@ -33,6 +33,7 @@ __all__ = [
     "REPO_ROOT",
     "ServerProcess",
     "against_redis",
+    "answers_ping",
     "free_port",
     "require_tool",
     "start_kvred",
@@ -70,7 +71,7 @@ def require_tool(name: str) -> str:
     return path
 
 
-def _answers_ping(port: int, timeout: float) -> bool:
+def answers_ping(port: int, timeout: float) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.settimeout(timeout)
@@ -139,7 +140,7 @@ class ServerProcess:
             if code is not None:
                 pytest.fail(f"{self.name} exited with {code} before answering PING; "
                             f"argv={self.argv}\n--- log tail ---\n{self.log_tail()}")
-            if _answers_ping(self.port, timeout=1.0):
+            if answers_ping(self.port, timeout=1.0):
                 self.capture_tree()
                 return
             if time.monotonic() > deadline:
@@ -221,8 +222,9 @@ def start_redis(workdir: Path, name: str = "redis-server") -> ServerProcess:
     """Start a real redis-server with no persistence in `workdir`."""
     exe = require_tool("redis-server")
     port = free_port()
+    # kvred has a single database (SELECT 0 only), so the oracle runs with one too.
     argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(workdir)]
+            "--appendonly", "no", "--databases", "1", "--dir", str(workdir)]
     return ServerProcess(name, argv, port, workdir).start()
 
 

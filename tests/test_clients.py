@@ -81,10 +81,11 @@ def test_redis_cli_interactive_heredoc(kvred_module: ServerProcess) -> None:
 
 
 def test_redis_cli_select_db(kvred_module: ServerProcess) -> None:
-    """`-n 1` sends SELECT 1 first."""
-    assert ok_output(redis_cli(kvred_module, "-n", "1", "SET", "cli:db1", "x")) == b"OK\n"
-    assert ok_output(redis_cli(kvred_module, "-n", "1", "GET", "cli:db1")) == b"x\n"
-    assert ok_output(redis_cli(kvred_module, "GET", "cli:db1")) == b"\n"
+    """`-n N` sends SELECT N first; kvred has one database, like redis-server --databases 1."""
+    assert ok_output(redis_cli(kvred_module, "-n", "0", "SET", "cli:db0", "x")) == b"OK\n"
+    assert ok_output(redis_cli(kvred_module, "-n", "0", "GET", "cli:db0")) == b"x\n"
+    proc = redis_cli(kvred_module, "-n", "1", "GET", "cli:db0")
+    assert b"SELECT 1 failed: ERR DB index is out of range" in proc.stderr + proc.stdout
 
 
 # --- redis-py --------------------------------------------------------------------

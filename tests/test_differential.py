@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import ServerProcess, start_kvred
+from conftest import ServerProcess, answers_ping, start_kvred
 from rawclient import RawClient, encode_command, parse_reply
 
 # Redis answers in microseconds; a short bound keeps a hanging kvred from
@@ -604,11 +604,11 @@ class Servers:
 
     def ensure_kvred_alive(self, case_id: str) -> None:
         proc = self.kvred.proc
-        if proc is not None and proc.poll() is None:
+        if proc is not None and proc.poll() is None and answers_ping(self.kvred.port, 1.0):
             return
-        self.crashes.append(f"kvred exited ({proc.returncode if proc else None}) "
-                            f"during or before case {case_id!r}")
-        self.kvred.stop()
+        code = self.kvred.stop()
+        self.crashes.append(f"kvred was down (exit code {code}) after the case before "
+                            f"{case_id!r}")
         self.kvred = start_kvred(self.kvred.dir)
 
 

@@ -10,6 +10,7 @@ of `Fraction` does not matter.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from fractions import Fraction
 
 __all__ = ["parse_long_double", "add_long_double", "format_long_double"]
@@ -72,7 +73,7 @@ def parse_long_double(text: bytes) -> Fraction | float | None:
             return None
         if magnitude < -4960:
             return None
-        value = Fraction(int(digits)) * Fraction(10) ** power
+        value = Fraction(Decimal(digits.decode())) * Fraction(10) ** power  # Decimal: no 4300-digit cap
         return _checked(-value if sign == b"-" else value, False)
     m = _HEX.fullmatch(text)
     if m and (m.group(2) or m.group(3)):
@@ -104,7 +105,8 @@ def format_long_double(value: Fraction) -> bytes:
     scaled = value * 10**17
     units = round(scaled)  # printf rounds the exact binary value half to even
     sign = "-" if units < 0 else ""
-    digits = str(abs(units)).rjust(18, "0")
+    # Decimal prints ints of any size (str() refuses ints over 4300 digits; 1e4932 has 4933).
+    digits = f"{Decimal(abs(units)):f}".rjust(18, "0")
     text = f"{sign}{digits[:-17]}.{digits[-17:]}".rstrip("0").rstrip(".")
     if text == "-0":
         text = "0"

@@ -147,6 +147,12 @@ def config(ctx: Any, argv: list[bytes]) -> bytes:
         params: dict[str, bytes] = ctx.config_params()
         found: dict[bytes, bytes] = {}
         for pattern in argv[2:]:
+            if not any(c in pattern for c in b"*?["):
+                # An exact name is echoed as the client spelled it, as Redis does.
+                value = params.get(pattern.lower().decode(errors="replace"))
+                if value is not None:
+                    found[pattern] = value
+                continue
             match = glob_to_regex(pattern.lower()).fullmatch
             for name, value in params.items():
                 if match(name.encode()):
@@ -234,3 +240,24 @@ def time_(ctx: Any, argv: list[bytes]) -> bytes:
 @command("lastsave", 1, "fast")
 def lastsave(ctx: Any, argv: list[bytes]) -> bytes:
     return resp.integer(int(ctx.started_at))
+
+
+# ---------------------------------------------------------------- persistence
+
+
+@command("bgrewriteaof", 1, "admin noscript")
+def bgrewriteaof(ctx: Any, argv: list[bytes]) -> bytes:
+    return ctx.request_rewrite()
+
+
+_SHUTDOWN_OPTIONS = {b"nosave", b"save", b"now", b"force"}
+
+
+@command("shutdown", -1, "admin noscript loading stale")
+def shutdown(ctx: Any, argv: list[bytes]) -> bytes:
+    options = [a.lower() for a in argv[1:]]
+    if b"abort" in options:
+        return b"-ERR No shutdown in progress.\r\n" if len(options) == 1 else resp.error("ERR syntax error")
+    if any(o not in _SHUTDOWN_OPTIONS for o in options) or (b"save" in options and b"nosave" in options):
+        return b"-ERR syntax error\r\n"
+    return ctx.request_shutdown()
