@@ -122,10 +122,10 @@ class Supervisor:
                 timeout = max(0.0, min(self.respawn_at.values()) - time.monotonic())
             assert self.writer_control is not None
             try:
-                readable, _, _ = select.select([self._wakeup_r, self.writer_control], [], [], timeout)
+                readable, _, _ = select.select([self._wakeup_r, self.writer_control.fileno()], [], [], timeout)
             except InterruptedError:
                 readable = []
-            if self.writer_control in readable:
+            if self.writer_control.fileno() in readable:
                 self._on_writer_message()
             self._drain_wakeup()
             while self.signals:
