@@ -19,6 +19,10 @@ DEFAULT_PORT = 6380
 DEFAULT_BIND = "127.0.0.1"
 FSYNC_POLICIES = ("always", "everysec", "no")
 GRACEFUL_TIMEOUT_S = 8.0  # SIGTERM to exit, at most; below the 10 s users and systemd expect
+DEFAULT_MAXCLIENTS = 10000
+# Redis leaves normal clients unlimited (0); kvred disconnects a client whose unread
+# replies pass this, so a client that never reads cannot exhaust memory.
+DEFAULT_OUTPUT_BUFFER_LIMIT = 256 * 1024 * 1024
 LOG_LEVELS = ("debug", "verbose", "notice", "warning")
 _LOG_LEVEL_MAP = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
 
@@ -46,6 +50,14 @@ class Config:
     auto_aof_rewrite_percentage: int = 100
     auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
     graceful_timeout: float = GRACEFUL_TIMEOUT_S
+    # security and limits (Redis's names and defaults unless noted)
+    requirepass: str | None = None
+    protected_mode: bool = True
+    maxclients: int = DEFAULT_MAXCLIENTS
+    timeout: int = 0  # seconds a client may stay idle; 0 = forever
+    proto_max_bulk_len: int = 512 * 1024 * 1024
+    client_query_buffer_limit: int = 1024 * 1024 * 1024
+    client_output_buffer_limit: int = DEFAULT_OUTPUT_BUFFER_LIMIT
 
     @property
     def aof_path(self) -> str:
@@ -75,6 +87,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
     return value
 
 
@@ -160,6 +182,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=64 * 1024 * 1024,
         help="...and is at least this big (default 64mb)",
     )
+    parser.add_argument(
+        "--requirepass",
+        default=os.environ.get("KVRED_PASSWORD") or None,
+        help="password clients must send with AUTH (env KVRED_PASSWORD; default: none)",
+    )
+    parser.add_argument(
+        "--protected-mode",
+        type=_yes_no,
+        default=True,
+        help="without a password, refuse clients that are not on loopback: yes or no (default yes)",
+    )
+    parser.add_argument(
+        "--maxclients",
+        type=_positive_int,
+        default=DEFAULT_MAXCLIENTS,
+        help="most clients at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_non_negative_int,
+        default=0,
+        help="close clients idle this many seconds; 0 = never (default 0)",
+    )
+    parser.add_argument(
+        "--proto-max-bulk-len", type=_size, default=512 * 1024 * 1024, help="largest argument accepted (default 512mb)"
+    )
+    parser.add_argument(
+        "--client-query-buffer-limit",
+        type=_size,
+        default=1024 * 1024 * 1024,
+        help="a client whose unparsed input passes this is closed (default 1gb)",
+    )
+    parser.add_argument(
+        "--client-output-buffer-limit",
+        type=_size,
+        default=DEFAULT_OUTPUT_BUFFER_LIMIT,
+        help="a client whose unread replies pass this is closed; 0 = no limit (default 256mb)",
+    )
     parser.add_argument("--loglevel", choices=LOG_LEVELS, default="notice", help="log verbosity (default %(default)s)")
     return parser
 
@@ -181,6 +241,13 @@ def parse_args(argv: list[str]) -> Config:
         appendfilename=args.appendfilename,
         auto_aof_rewrite_percentage=args.auto_aof_rewrite_percentage,
         auto_aof_rewrite_min_size=args.auto_aof_rewrite_min_size,
+        requirepass=args.requirepass,
+        protected_mode=args.protected_mode,
+        maxclients=args.maxclients,
+        timeout=args.timeout,
+        proto_max_bulk_len=args.proto_max_bulk_len,
+        client_query_buffer_limit=args.client_query_buffer_limit,
+        client_output_buffer_limit=args.client_output_buffer_limit,
     )
 
 

@@ -21,6 +21,8 @@ __all__ = [
     "PROTO_MAX_BULK_LEN",
     "PROTO_INLINE_MAX_SIZE",
     "MULTIBULK_MAX_LEN",
+    "UNAUTHENTICATED_MAX_ARGS",
+    "UNAUTHENTICATED_MAX_BULK",
     "RequestParser",
     "parse_strict_int",
     "split_inline_args",
@@ -34,6 +36,7 @@ __all__ = [
     "verbatim",
     "encode_value",
     "OK",
+    "ERR_SYNTAX",
     "PONG",
     "QUEUED",
     "NULL_BULK",
@@ -44,6 +47,8 @@ __all__ = [
 PROTO_MAX_BULK_LEN = 512 * 1024 * 1024  # bytes; Redis's proto-max-bulk-len
 PROTO_INLINE_MAX_SIZE = 64 * 1024  # bytes; an inline line or a count line longer than this is refused
 MULTIBULK_MAX_LEN = 2**31 - 1  # Redis 7.0 refuses only counts above INT_MAX
+UNAUTHENTICATED_MAX_ARGS = 10  # arguments per command before AUTH, as Redis
+UNAUTHENTICATED_MAX_BULK = 16384  # bytes per argument before AUTH, as Redis
 
 # string2ll's grammar: no sign but '-', no leading zeros, no spaces.
 _STRICT_INT = re.compile(rb"-?[1-9][0-9]*|0")
@@ -70,6 +75,8 @@ _ERR_BIG_INLINE = _protocol_error("too big inline request")
 _ERR_BIG_MBULK_COUNT = _protocol_error("too big mbulk count string")
 _ERR_BIG_BULK_COUNT = _protocol_error("too big bulk count string")
 _ERR_UNBALANCED = _protocol_error("unbalanced quotes in request")
+_ERR_UNAUTH_MULTIBULK = _protocol_error("unauthenticated multibulk length")
+_ERR_UNAUTH_BULK = _protocol_error("unauthenticated bulk length")
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
@@ -164,6 +171,7 @@ class RequestParser:
         "error",
         "max_bulk_len",
         "strict",
+        "unauthenticated",
     )
 
     def __init__(self, max_bulk_len: int = PROTO_MAX_BULK_LEN, strict: bool = False) -> None:
@@ -178,6 +186,8 @@ class RequestParser:
         self.max_bulk_len = max_bulk_len
         # strict: multibulk only, count >= 1 (the AOF's canonical form, as Redis's loader wants)
         self.strict = strict
+        # before AUTH, Redis allows only small requests (10 arguments, 16 KB each)
+        self.unauthenticated = False
 
     @property
     def buffered(self) -> int:
@@ -239,6 +249,9 @@ class RequestParser:
                 if count is None or count > MULTIBULK_MAX_LEN or (self.strict and count < 1):
                     self._fail(_ERR_INVALID_MULTIBULK)
                     break
+                if count > UNAUTHENTICATED_MAX_ARGS and self.unauthenticated:
+                    self._fail(_ERR_UNAUTH_MULTIBULK)
+                    break
                 pos = nl + 2
                 if count <= 0:
                     continue  # `*0` and `*-N` are ignored, as Redis does
@@ -265,6 +278,9 @@ class RequestParser:
                     if size is None or size < 0 or size > max_bulk:
                         self._fail(_ERR_INVALID_BULK)
                         break
+                    if size > UNAUTHENTICATED_MAX_BULK and self.unauthenticated:
+                        self._fail(_ERR_UNAUTH_BULK)
+                        break
                     bulk_len = size
                     pos = nl + 2
                 stop = pos + bulk_len
@@ -276,8 +292,13 @@ class RequestParser:
                         self._need = bulk_len + 2
                         pos = end
                     break
+                if self.strict and buf[stop : stop + 2] != b"\r\n":
+                    # an AOF record must be exact (redis-check-aof checks it too): a wrong
+                    # length would otherwise swallow the next command
+                    self._fail(_protocol_error("bulk data not followed by CRLF"))
+                    break
                 argv.append(buf[pos:stop])
-                pos = stop + 2  # the two bytes after the data are skipped unchecked, as Redis does
+                pos = stop + 2  # for clients the two bytes are skipped unchecked, as Redis does
                 bulk_len = -1
                 args_left -= 1
             else:
@@ -331,6 +352,7 @@ def _protocol_error_byte(prefix: str, byte: int) -> bytes:
 # that differ between RESP2 and RESP3 take a `resp3` flag.
 
 OK = b"+OK\r\n"
+ERR_SYNTAX = b"-ERR syntax error\r\n"
 PONG = b"+PONG\r\n"
 QUEUED = b"+QUEUED\r\n"
 NULL_BULK = b"$-1\r\n"

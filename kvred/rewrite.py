@@ -122,7 +122,9 @@ class AofRewriter:
         self.rewrites += 1
         self.last_status = "ok"
         log.info(
-            "background AOF rewrite finished in %.2f s: %d bytes", time.monotonic() - self.started_at, self.aof.current_size
+            "background AOF rewrite finished in %.2f s: %d bytes",
+            time.monotonic() - self.started_at,
+            self.aof.current_size,
         )
 
     def _install(self) -> None:
@@ -158,4 +160,3 @@ class AofRewriter:
             pass
         self.child_pid = 0
         self._fail("aborted by shutdown")
-

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import mmap
 import os
+import resource
 import select
 import signal
 import socket
@@ -46,7 +48,8 @@ WRITER_BOOT_TIMEOUT_S = 3600.0  # a very large AOF may take long to load
 WORKER_BOOT_TIMEOUT_S = 10.0
 RESPAWN_BACKOFF_MIN_S = 0.05
 RESPAWN_BACKOFF_MAX_S = 5.0
-LINK_BUFFER_BYTES = 4 * 1024 * 1024  # socket buffer of each worker<->writer link
+LINK_BUFFER_BYTES = 4 * 1024 * 1024
+RESERVED_FDS = 32  # descriptors a worker needs besides its clients (listeners, link, logs), as Redis  # socket buffer of each worker<->writer link
 
 
 def _fork(target: Callable[[], int]) -> int:
@@ -82,12 +85,15 @@ class Supervisor:
         self.stopping = False
         self.exit_code = 0
         self._wakeup_r, self._wakeup_w = os.pipe()
+        # server-wide client count: one int64 per worker slot, shared memory made before fork
+        self.client_counts = mmap.mmap(-1, 8 * max(config.workers, 1))
 
     # ---------------------------------------------------------------- main loop
 
     def run(self) -> int:
         setup_logging(self.config.loglevel, "S")
         self._check_port_free()
+        self._raise_open_files_limit()
         for fd in (self._wakeup_r, self._wakeup_w):
             os.set_blocking(fd, False)
         signal.set_wakeup_fd(self._wakeup_w)
@@ -165,6 +171,9 @@ class Supervisor:
         for host in self.config.bind:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             probe = socket.socket(family, socket.SOCK_STREAM)
+            # SO_REUSEADDR: connections of a previous run lingering in TIME_WAIT/FIN_WAIT must
+            # not count as "in use"; a live listener still makes the bind fail.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, self.config.port))
             except OSError as exc:
@@ -172,6 +181,31 @@ class Supervisor:
                 sys.exit(1)
             finally:
                 probe.close()
+
+    def _raise_open_files_limit(self) -> None:
+        """Raise the soft RLIMIT_NOFILE toward the hard one, and say what maxclients can be.
+
+        Every worker has its own descriptor table, but SO_REUSEPORT does not balance
+        perfectly, so each worker must be able to hold all clients."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = self.config.maxclients + RESERVED_FDS
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+            except (ValueError, OSError) as exc:
+                log.warning("could not raise the open files limit from %d to %d: %s", soft, target, exc)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            possible = max(1, soft - RESERVED_FDS)
+            log.warning(
+                "maxclients %d needs %d open files but the limit is %d: maxclients is now %d",
+                self.config.maxclients,
+                wanted,
+                soft,
+                possible,
+            )
+            self.config.maxclients = possible
 
     def _start_writer(self) -> bool:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -222,7 +256,8 @@ class Supervisor:
         generation = self.generations[slot]
         self.generations[slot] += 1
         control = self.writer_control
-        worker = Worker(self.config, slot, generation, worker_end, ready_w)
+        self.client_counts[slot * 8 : slot * 8 + 8] = bytes(8)  # a new worker starts with no clients
+        worker = Worker(self.config, slot, generation, worker_end, ready_w, self.client_counts)
 
         def child() -> int:
             control.close()
@@ -325,7 +360,7 @@ class Supervisor:
                 pass
 
     def _wait_children(self, pending: Callable[[], bool], deadline: float, hurry_on_signal: bool) -> None:
-        self.signals.clear()
+        # self.signals still holds any signal that came after the one that began the stop
         while pending() and time.monotonic() < deadline:
             self._reap()
             if not pending():

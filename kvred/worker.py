@@ -20,10 +20,15 @@ writer catches up.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
+import mmap
 import os
 import signal
 import socket
+import struct
+import time
 from collections import deque
 from typing import Any
 
@@ -44,6 +49,8 @@ MAX_PENDING_COMMANDS = 100_000  # queued for the writer; above it, stop reading 
 CLIENT_WRITE_HIGH_WATER = 4 * 1024 * 1024  # bytes of unsent replies before a client is paused
 TCP_BACKLOG = 511  # Redis's tcp-backlog
 
+_CLIENT_COUNT = struct.Struct("q")  # one slot of the shared client-count array
+
 _PAUSED_BY_OUTPUT = 1
 _PAUSED_BY_LINK = 2
 _PAUSED_BY_SHUTDOWN = 4
@@ -55,6 +62,27 @@ ERR_EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r
 ERR_NOT_IN_MULTI = b"-ERR Command not allowed inside a transaction\r\n"
 ERR_NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
 ERR_PROTO_NOT_INT = b"-ERR Protocol version is not an integer or out of range\r\n"
+ERR_NOAUTH = b"-NOAUTH Authentication required.\r\n"
+ERR_WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+ERR_HELLO_NOAUTH = (
+    b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
+    b"<user> <pass> option can be used to authenticate the client and select the RESP protocol version "
+    b"at the same time\r\n"
+)
+ERR_MAXCLIENTS = b"-ERR max number of clients reached\r\n"
+ERR_DENIED = (
+    b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set "
+    b"for the default user. In this mode connections are only accepted from the loopback interface. If you "
+    b"want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just "
+    b"disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by "
+    b"connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly "
+    b"accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively "
+    b"you can just disable the protected mode by editing the Redis configuration file, and setting the protected "
+    b"mode option to 'no', and then restarting the server. 3) If you started the server manually just for "
+    b"testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the "
+    b"default user. NOTE: You only need to do one of the above things in order for the server to start accepting "
+    b"connections from the outside.\r\n"
+)
 ERR_AUTH_NO_PASSWORD = (
     b"-ERR AUTH <password> called without any password configured for the default user. "
     b"Are you sure your configuration is correct?\r\n"
@@ -79,12 +107,18 @@ class Connection(asyncio.Protocol):
         "paused",
         "closing",
         "closed",
+        "authenticated",
+        "last_active",
     )
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.transport: asyncio.Transport | None = None
-        self.parser = resp.RequestParser()
+        config = worker.config
+        self.parser = resp.RequestParser(max_bulk_len=config.proto_max_bulk_len)
+        self.authenticated = config.requirepass is None
+        self.parser.unauthenticated = not self.authenticated
+        self.last_active = time.monotonic()  # for the idle --timeout
         self.client_id = worker.next_client_id()
         # protocol state
         self.resp3 = False
@@ -111,16 +145,26 @@ class Connection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.set_write_buffer_limits(high=CLIENT_WRITE_HIGH_WATER)  # type: ignore[attr-defined]
         worker = self.worker
+        refusal = worker.refusal_for(transport)
+        if refusal is not None:
+            self.closed = True  # never registered: connection_lost must not report it
+            transport.write(refusal)  # type: ignore[attr-defined]
+            transport.close()
+            return
         worker.clients[self.client_id] = self
+        worker.count_client(+1)
         worker.send_event(ipc.OP_CONNECT, self, [_address(transport, "peername"), _address(transport, "sockname")])
         if worker.reading_paused:
             self.pause(_PAUSED_BY_LINK)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
         self.closed = True
         self.outq.clear()
         worker = self.worker
         worker.clients.pop(self.client_id, None)
+        worker.count_client(-1)
         worker.send_event(ipc.OP_DISCONNECT, self, None)
 
     def pause_writing(self) -> None:
@@ -143,8 +187,13 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        self.last_active = time.monotonic()
         parser = self.parser
         commands = parser.feed(data)
+        if parser.buffered > self.worker.config.client_query_buffer_limit:
+            log.warning("closing client %d: query buffer over %d bytes", self.client_id, parser.buffered)
+            self.abort()
+            return
         ready: list[bytes] = []  # worker-made replies that can be written at once
         for argv in commands:
             reply = self.dispatch(argv)
@@ -177,6 +226,8 @@ class Connection(asyncio.Protocol):
             return unknown_command(argv)
         if not cmd.arity_ok(len(argv)):
             return self.reject_arity(cmd.name)
+        if not self.authenticated and "no-auth" not in cmd.flags:
+            return ERR_NOAUTH
         if cmd.handler is None:
             return self.connection_command(cmd.name, argv)
         if cmd.local:
@@ -237,17 +288,37 @@ class Connection(asyncio.Protocol):
             self.closing = True
             return resp.OK
         if name == "reset":
+            # as Redis: leave MULTI, back to RESP2, no name, and authenticated only if no password is set
             self.multi = None
             self.set_protocol(2)
+            self.worker.send_event(ipc.OP_UPDATE, self, {"name": b""})
+            self.authenticated = self.worker.config.requirepass is None
+            self.parser.unauthenticated = not self.authenticated
             return b"+RESET\r\n"
         if name == "hello":
             return self.hello(argv)
         if name == "auth":
-            return ERR_AUTH_NO_PASSWORD
+            if len(argv) > 3:
+                return resp.ERR_SYNTAX
+            return self.authenticate(argv[1] if len(argv) == 3 else b"default", argv[-1])
         return unknown_command(argv)
+
+    def authenticate(self, user: bytes, password: bytes) -> bytes:
+        """AUTH [user] password against --requirepass (the `default` user only)."""
+        required = self.worker.config.requirepass
+        if required is None:
+            return ERR_AUTH_NO_PASSWORD
+        # compare_digest: the time taken does not leak how much of the password matched
+        if user != b"default" or not hmac.compare_digest(password, required.encode()):
+            return ERR_WRONGPASS
+        self.authenticated = True
+        self.parser.unauthenticated = False
+        return resp.OK
 
     def hello(self, argv: list[bytes]) -> bytes:
         version = 3 if self.resp3 else 2
+        if not self.authenticated and not any(a.lower() == b"auth" for a in argv[2:]):
+            return ERR_HELLO_NOAUTH
         if len(argv) > 1:
             requested = resp.parse_strict_int(argv[1])
             if requested is None:
@@ -260,7 +331,11 @@ class Connection(asyncio.Protocol):
             while i < len(argv):
                 opt = argv[i].lower()
                 if opt == b"auth" and i + 2 < len(argv):
-                    return ERR_AUTH_NO_PASSWORD
+                    auth_reply = self.authenticate(argv[i + 1], argv[i + 2])
+                    if auth_reply is not resp.OK:
+                        return auth_reply
+                    i += 3
+                    continue
                 if opt == b"setname" and i + 1 < len(argv):
                     name = argv[i + 1]
                     i += 2
@@ -292,10 +367,15 @@ class Connection(asyncio.Protocol):
 
     # ---------------------------------------------------------------- replies
 
-    def deliver(self, reply: bytes) -> None:
+    def deliver(self, reply: bytes | int) -> None:
         """The writer's reply for the oldest owed slot; flush what is then ready."""
         if self.closed:
             return
+        if type(reply) is int:  # the writer stopped this client: its replies passed the output limit
+            log.warning("closing client %d: output buffer over %d bytes", self.client_id, reply)
+            self.abort()
+            return
+        assert type(reply) is bytes
         outq = self.outq
         outq.popleft()
         if outq and outq[0] is not None:
@@ -303,10 +383,24 @@ class Connection(asyncio.Protocol):
             while outq and outq[0] is not None:
                 parts.append(outq.popleft())  # type: ignore[arg-type]
             reply = b"".join(parts)
-        assert self.transport is not None
-        self.transport.write(reply)
+        transport = self.transport
+        assert transport is not None
+        transport.write(reply)
+        limit = self.worker.config.client_output_buffer_limit
+        if limit and transport.get_write_buffer_size() > limit:
+            log.warning(
+                "closing client %d: %d bytes of unread replies", self.client_id, transport.get_write_buffer_size()
+            )
+            self.abort()
+            return
         if self.closing and not outq:
             self.close_when_flushed()
+
+    def abort(self) -> None:
+        """Drop the client now, unsent replies included (a limit was passed)."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
 
     def close_when_flushed(self) -> None:
         if self.outq or self.transport is None:
@@ -340,9 +434,14 @@ class LinkProtocol(asyncio.Protocol):
 class Worker:
     """Build before fork (nothing happens until `run()`)."""
 
-    def __init__(self, config: Config, slot: int, generation: int, link: socket.socket, ready_fd: int) -> None:
+    def __init__(
+        self, config: Config, slot: int, generation: int, link: socket.socket, ready_fd: int, client_counts: mmap.mmap
+    ) -> None:
         self.config = config
         self.slot = slot
+        # one int64 per worker slot, shared by all workers: the server-wide client count
+        self.client_counts = client_counts
+        self.local_clients = 0
         self.link_sock = link
         self.ready_fd = ready_fd  # write one byte once listening
         self._client_seq = generation << 32  # replacement workers never reuse ids of the slot
@@ -383,6 +482,8 @@ class Worker:
         except OSError as exc:
             log.error("cannot listen on %s port %d: %s", " ".join(self.config.bind), self.config.port, exc.strerror)
             return WORKER_BOOT_ERROR
+        if self.config.timeout > 0:
+            loop.call_later(1.0, self.close_idle_clients)
         os.write(self.ready_fd, b"R")
         os.close(self.ready_fd)
         await self._stopped
@@ -418,6 +519,35 @@ class Worker:
                 conn.transport.abort()
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
+
+    def count_client(self, delta: int) -> None:
+        self.local_clients += delta
+        _CLIENT_COUNT.pack_into(self.client_counts, self.slot * _CLIENT_COUNT.size, self.local_clients)
+
+    def connected_clients(self) -> int:
+        return sum(count for (count,) in _CLIENT_COUNT.iter_unpack(self.client_counts))
+
+    def refusal_for(self, transport: Any) -> bytes | None:
+        """The error a new client gets instead of service (protected mode, maxclients), or None."""
+        config = self.config
+        if config.protected_mode and config.requirepass is None:
+            peer = transport.get_extra_info("peername")
+            if isinstance(peer, tuple) and not ipaddress.ip_address(peer[0].split("%")[0]).is_loopback:
+                return ERR_DENIED
+        if self.connected_clients() >= config.maxclients:
+            return ERR_MAXCLIENTS
+        return None
+
+    def close_idle_clients(self) -> None:
+        """--timeout: close clients that sent nothing for that many seconds (checked once a second)."""
+        assert self.loop is not None
+        timeout = self.config.timeout
+        deadline = time.monotonic() - timeout
+        for conn in list(self.clients.values()):
+            if conn.last_active < deadline and not conn.outq and conn.multi is None:
+                log.info("closing client %d: idle for over %d s", conn.client_id, timeout)
+                conn.abort()
+        self.loop.call_later(1.0, self.close_idle_clients)
 
     def next_client_id(self) -> int:
         self._client_seq += 1
@@ -465,6 +595,10 @@ class Worker:
         """Send the batch built during this loop pass, if the link has room."""
         self.flush_scheduled = False
         if not self.batch or len(self.inflight) >= MAX_INFLIGHT_BATCHES or self.link is None:
+            return
+        if self.link.is_closing():
+            self.batch.clear()  # stopping: the writer will not read it (disconnects of a dying worker)
+            self.batch_conns.clear()
             return
         frame = ipc.encode_frame(self.batch)
         self.inflight.append(self.batch_conns)

@@ -306,21 +306,40 @@ class Writer:
     def _run_batch(self, batch: list[Any], link: Link) -> None:
         """Run one request batch; its replies wait in the pass until the commit."""
         replies: list[Any] = []
-        call = self.call
         for op, client_id, resp3, payload in batch:
             if resp3 is not self.resp3:
                 self.resp3 = resp3
                 self.null = resp.NULL_RESP3 if resp3 else resp.NULL_BULK
             self.client_id = client_id
             if op == ipc.OP_RUN:
-                replies.append([call(argv) for argv in payload])
-                self.stat_commands += len(payload)
+                replies.append(self._run_commands(payload))
             elif op == ipc.OP_EXEC:
                 replies.append(self.exec_transaction(payload))
             else:
                 self._client_event(op, client_id, payload, link)
                 replies.append(None)
         self._pass_batches.append((link, batch, replies))
+
+    def _run_commands(self, payload: list[list[bytes]]) -> list[bytes] | int:
+        """One client's commands of a batch. If their replies pass the client output
+        buffer limit, stop (as Redis stops reading a client it closes) and return the
+        size reached: the worker then drops the client."""
+        call = self.call
+        limit = self.config.client_output_buffer_limit or 1 << 62
+        out = []
+        size = 0
+        for argv in payload:
+            reply = call(argv)
+            out.append(reply)
+            size += len(reply)
+            if size > limit:
+                log.warning(
+                    "client %d: replies over the output buffer limit (%d bytes): closing it", self.client_id, size
+                )
+                self.stat_commands += len(out)
+                return size
+        self.stat_commands += len(payload)
+        return out
 
     def _client_event(self, op: int, client_id: int, payload: Any, link: Link) -> None:
         if op == ipc.OP_CONNECT:
@@ -388,9 +407,15 @@ class Writer:
             "save": b"",
             "databases": b"1",
             "maxmemory": b"0",
-            "timeout": b"0",
+            "timeout": b"%d" % c.timeout,
             "loglevel": c.loglevel.encode(),
-            "proto-max-bulk-len": b"%d" % resp.PROTO_MAX_BULK_LEN,
+            "proto-max-bulk-len": b"%d" % c.proto_max_bulk_len,
+            "requirepass": (c.requirepass or "").encode(),
+            "protected-mode": b"yes" if c.protected_mode else b"no",
+            "maxclients": b"%d" % c.maxclients,
+            "client-query-buffer-limit": b"%d" % c.client_query_buffer_limit,
+            "client-output-buffer-limit": b"normal %d %d 0"
+            % (c.client_output_buffer_limit, c.client_output_buffer_limit),
         }
 
     def _maybe_auto_rewrite(self) -> None:
@@ -478,7 +503,7 @@ class Writer:
             },
             "clients": {
                 "connected_clients": len(self.clients),
-                "maxclients": 10000,
+                "maxclients": self.config.maxclients,
                 "blocked_clients": 0,
             },
             "memory": {

@@ -1,0 +1,936 @@
+"""Durability of the AOF: crashes, torn tails, corruption, rewrites, shutdown,
+interop with redis-server's AOF, disk errors.
+
+Real processes, real files, real signals; no mocks. Every wait polls a
+condition with a deadline (POLL_S between checks), every process is stopped by
+PID, all traffic goes to 127.0.0.1.
+
+A crash is simulated by `kill_all()`: every process of the kvred tree
+(supervisor, writer, workers, a rewrite child) is frozen with SIGSTOP, the tree
+is listed again (so a child forked just before the freeze is caught too), and
+then every one gets SIGKILL. The freeze makes the kill one instant for the
+whole tree, as a power cut would be, instead of a sequence in which a survivor
+could notice the others dying and start a graceful stop.
+
+Set KVRED_DURABILITY_SEED to replay the random choices of a failed run (the
+seed is printed in every failure message).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import redis
+from conftest import REPO_ROOT, ServerProcess, against_redis, answers_ping, free_port, require_tool
+from rawclient import RawClient, encode_command
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+pytestmark = pytest.mark.skipif(
+    against_redis(), reason="kvred durability flags and process tree; not applicable to redis-server")
+
+POLL_S = 0.005  # interval between two checks of a polled condition
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 15.0
+KILL_TIMEOUT_S = 10.0
+REWRITE_TIMEOUT_S = 60.0
+CHECK_AOF_TIMEOUT_S = 30.0
+CLIENT_TIMEOUT_S = 10.0
+EVERYSEC_WINDOW_S = 2.0  # under everysec an acknowledged write may be lost if acked this recently
+AOF_NAME = "kvred.aof"
+SEED = int(os.environ.get("KVRED_DURABILITY_SEED", "0")) or random.randrange(1, 2**31)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _kvred_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class Launcher:
+    """Starts kvred / redis-server processes; the fixture stops them all by PID.
+
+    Logs go to `run_dir` (one file per start), data to the `--dir` given, so a
+    data directory only ever holds what the server itself wrote there.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.run_dir = root / "run"
+        self.run_dir.mkdir()
+        self.started: list[ServerProcess] = []
+        self._count = 0
+
+    def data_dir(self, name: str = "data") -> Path:
+        path = self.root / name
+        path.mkdir(exist_ok=True)
+        return path
+
+    def _kvred(self, data_dir: Path, flags: dict[str, object]) -> ServerProcess:
+        self._count += 1
+        port = free_port()
+        options: dict[str, object] = {"port": port, "bind": "127.0.0.1", "workers": 2, "dir": str(data_dir),
+                                      "fsync": "always", "loglevel": "warning"}
+        options.update(flags)
+        argv = [sys.executable, "-m", "kvred"]
+        for key, value in options.items():
+            argv += ["--" + key.replace("_", "-"), str(value)]
+        server = ServerProcess(f"kvred-{self._count}", argv, port, self.run_dir, env=_kvred_env())
+        self.started.append(server)
+        return server
+
+    def kvred(self, data_dir: Path, **flags: object) -> ServerProcess:
+        """Start kvred on `data_dir` and wait until it answers PING."""
+        return self._kvred(data_dir, flags).start(START_TIMEOUT_S)
+
+    def kvred_must_fail(self, data_dir: Path, **flags: object) -> tuple[int, str]:
+        """Start kvred, expecting it to refuse to start: (exit code, log)."""
+        server = self._kvred(data_dir, flags)
+        with open(server.log_path, "ab") as log:
+            server.proc = subprocess.Popen(server.argv, cwd=server.dir, env=server.env, stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (code := server.proc.poll()) is None:
+            server.capture_tree()
+            if answers_ping(server.port, timeout=0.5):
+                pytest.fail(f"kvred started serving; expected it to refuse\n--- log ---\n{server.log_tail()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"kvred neither served nor exited within {START_TIMEOUT_S} s\n{server.log_tail()}")
+            time.sleep(POLL_S)
+        wait_gone(list(server.descendants.values()))
+        return code, server.log_path.read_text(errors="replace")
+
+    def redis(self, data_dir: Path, *options: str) -> ServerProcess:
+        exe = require_tool("redis-server")
+        self._count += 1
+        port = free_port()
+        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "", *options]
+        server = ServerProcess(f"redis-{self._count}", argv, port, self.run_dir)
+        self.started.append(server)
+        return server.start(START_TIMEOUT_S)
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop(STOP_TIMEOUT_S)
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    lau = Launcher(tmp_path)
+    try:
+        yield lau
+    finally:
+        lau.stop_all()
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(procs: list[psutil.Process], timeout: float = KILL_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while alive := [p for p in procs if _alive(p)]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"processes still running after {timeout} s: {[p.pid for p in alive]}")
+        time.sleep(POLL_S)
+
+
+def kill_all(server: ServerProcess) -> list[psutil.Process]:
+    """Crash: freeze the whole kvred tree, then SIGKILL every process of it."""
+    root = psutil.Process(server.pid)
+    tree: dict[int, psutil.Process] = {root.pid: root}
+    while True:
+        for p in list(tree.values()):
+            try:
+                p.suspend()  # SIGSTOP: a frozen process forks nothing more
+            except psutil.NoSuchProcess:
+                pass
+        try:
+            children = root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        new = [c for c in children if c.pid not in tree]
+        if not new:
+            break
+        tree.update((c.pid, c) for c in new)
+    for p in tree.values():
+        server.descendants.setdefault(p.pid, p)
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    assert server.proc is not None
+    server.proc.wait(KILL_TIMEOUT_S)
+    wait_gone(list(tree.values()))
+    return list(tree.values())
+
+
+def wait_exit(server: ServerProcess, timeout: float = STOP_TIMEOUT_S) -> int:
+    """Wait for the supervisor to exit on its own; then no process of the tree may be left."""
+    assert server.proc is not None
+    try:
+        code = server.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{server.name} did not exit within {timeout} s\n{server.log_tail()}")
+    wait_gone(list(server.descendants.values()), timeout)
+    return code
+
+
+# --------------------------------------------------------------------------- clients and data
+
+
+def client(server: ServerProcess) -> redis.Redis:
+    """redis-py without retries: a command is sent at most once, so an ack means what it says."""
+    return redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=CLIENT_TIMEOUT_S,
+                       socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0), protocol=2)
+
+
+def dump(server: ServerProcess) -> dict[bytes, bytes]:
+    """Every key and its value, via SCAN + MGET."""
+    with client(server) as r:
+        keys = list(dict.fromkeys(r.scan_iter(count=1000)))
+        out: dict[bytes, bytes] = {}
+        for i in range(0, len(keys), 2000):
+            chunk = keys[i : i + 2000]
+            out.update(zip(chunk, r.mget(chunk), strict=True))
+    missing = [k for k, v in out.items() if v is None]
+    assert not missing, f"SCAN returned keys that GET does not find: {missing[:10]}"
+    return out
+
+
+def info(server: ServerProcess, section: str = "persistence") -> dict[str, Any]:
+    with client(server) as r:
+        return r.info(section)
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float, details: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}; {details()}")
+        time.sleep(POLL_S)
+
+
+def aof_path(data_dir: Path) -> Path:
+    return data_dir / AOF_NAME
+
+
+def temp_files(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in data_dir.glob("temp-rewriteaof-*"))
+
+
+def check_aof(path: Path, fix: bool = False) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "kvred", "check-aof", *(["--fix"] if fix else []), str(path)]
+    return subprocess.run(argv, env=_kvred_env(), cwd=path.parent, capture_output=True, text=True,
+                          timeout=CHECK_AOF_TIMEOUT_S, check=False)
+
+
+def cmd(*args: str | bytes) -> bytes:
+    return encode_command(*args)
+
+
+def log_lines(text: str, level: str) -> list[str]:
+    return [line for line in text.splitlines() if level in line]
+
+
+def mentions_number(text: str, number: int) -> bool:
+    return re.search(rf"(?<![0-9]){number}(?![0-9])", text) is not None
+
+
+def bulk_load(server: ServerProcess, items: dict[bytes, bytes], per_mset: int = 100, per_pipe: int = 50) -> None:
+    """MSET `items` in pipelined batches; every reply must be OK."""
+    pairs = list(items.items())
+    with client(server) as r:
+        for i in range(0, len(pairs), per_mset * per_pipe):
+            pipe = r.pipeline(transaction=False)
+            chunk = pairs[i : i + per_mset * per_pipe]
+            for j in range(0, len(chunk), per_mset):
+                pipe.mset(dict(chunk[j : j + per_mset]))
+            assert all(reply is True for reply in pipe.execute())
+
+
+def assert_has(server: ServerProcess, items: dict[bytes, bytes]) -> None:
+    keys = list(items)
+    wrong = []
+    with client(server) as r:
+        for i in range(0, len(keys), 5000):
+            chunk = keys[i : i + 5000]
+            for k, v in zip(chunk, r.mget(chunk), strict=True):
+                if v != items[k]:
+                    wrong.append((k, items[k], v))
+    assert not wrong, f"{len(wrong)} keys lost or wrong (key, expected, actual), first ones: {wrong[:5]}"
+
+
+# --------------------------------------------------------------------------- concurrent writers
+
+
+@dataclass
+class Ledger:
+    """What one writer thread sent and what was acknowledged, with monotonic ack times."""
+
+    acked: dict[bytes, tuple[bytes, float]] = field(default_factory=dict)  # SET and MSET keys
+    unacked: dict[bytes, bytes] = field(default_factory=dict)  # sent, reply never received
+    mset_groups: list[tuple[tuple[bytes, ...], float | None]] = field(default_factory=list)  # None: unacked
+    counter: bytes = b""
+    counter_acks: list[tuple[int, float]] = field(default_factory=list)
+    counter_in_flight: bool = False
+    error: str = ""  # an unexpected reply or exception (not the connection dropping)
+
+    @property
+    def acks(self) -> int:
+        return len(self.acked) + len(self.counter_acks)
+
+    def all_keys(self) -> set[bytes]:
+        return set(self.acked) | set(self.unacked) | ({self.counter} if self.counter else set())
+
+
+class WriterThreads:
+    """N threads, each with its own redis-py client, writing unique keys (SET, INCR, MSET)."""
+
+    def __init__(self, server: ServerProcess, prefix: str, threads: int, seed: int) -> None:
+        self.stop = threading.Event()
+        self.crashing = threading.Event()  # set just before the test kills the server
+        self.ledgers = [Ledger(counter=f"{prefix}:t{i}:ctr".encode()) for i in range(threads)]
+        self.threads = [threading.Thread(target=self._run, args=(server.port, f"{prefix}:t{i}", self.ledgers[i],
+                                                                  random.Random(seed * 1000 + i)), daemon=True)
+                        for i in range(threads)]
+
+    def __enter__(self) -> WriterThreads:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def _run(self, port: int, prefix: str, led: Ledger, rng: random.Random) -> None:
+        r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=CLIENT_TIMEOUT_S,
+                        socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0), protocol=2)
+        n = 0
+        try:
+            while not self.stop.is_set():
+                n += 1
+                roll = rng.random()
+                if roll < 0.15:
+                    led.counter_in_flight = True
+                    count = int(r.incr(led.counter))
+                    led.counter_acks.append((count, time.monotonic()))
+                    led.counter_in_flight = False
+                    if count != len(led.counter_acks):
+                        led.error = f"INCR {led.counter!r} answered {count}, expected {len(led.counter_acks)}"
+                        return
+                elif roll < 0.30:
+                    group = {f"{prefix}:m{n}:{j}".encode(): _value(rng, n) for j in range(3)}
+                    led.unacked.update(group)
+                    led.mset_groups.append((tuple(group), None))
+                    ok = r.mset(group)
+                    now = time.monotonic()
+                    if ok is not True:
+                        led.error = f"MSET answered {ok!r}"
+                        return
+                    led.mset_groups[-1] = (tuple(group), now)
+                    for k, v in group.items():
+                        del led.unacked[k]
+                        led.acked[k] = (v, now)
+                else:
+                    key, value = f"{prefix}:s{n}".encode(), _value(rng, n)
+                    led.unacked[key] = value
+                    answer = r.set(key, value)
+                    now = time.monotonic()
+                    if answer is not True:
+                        led.error = f"SET answered {answer!r}"
+                        return
+                    del led.unacked[key]
+                    led.acked[key] = (value, now)
+        except (redis.ConnectionError, redis.TimeoutError, ConnectionError) as exc:
+            if self.crashing.is_set():
+                return  # the server died: the last command's outcome is unknown (it stays in `unacked`)
+            led.error = f"connection lost while the server was supposed to be up: {exc}"
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            led.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            r.close()
+
+    def acks(self) -> int:
+        return sum(led.acks for led in self.ledgers)
+
+    def wait_acks(self, count: int, timeout: float = 60.0) -> None:
+        wait_for(f"{count} acknowledged writes", lambda: self.acks() >= count or self.failed(), timeout,
+                 lambda: f"acks={self.acks()}")
+        self.assert_no_error()
+        assert self.acks() >= count, "a writer thread stopped early"
+
+    def crash(self, server: ServerProcess) -> list[psutil.Process]:
+        """kill_all(server) while the threads keep writing; returns the killed processes."""
+        self.crashing.set()
+        return kill_all(server)
+
+    def failed(self) -> bool:
+        return any(led.error for led in self.ledgers) or not all(t.is_alive() for t in self.threads)
+
+    def finish(self, timeout: float = 3 * CLIENT_TIMEOUT_S) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout)
+        assert not any(t.is_alive() for t in self.threads), "a writer thread did not stop"
+
+    def assert_no_error(self) -> None:
+        errors = [led.error for led in self.ledgers if led.error]
+        assert not errors, f"writer threads failed: {errors} (seed {SEED})"
+
+
+def _value(rng: random.Random, n: int) -> bytes:
+    """A value that is unique to its write, with some binary bytes and varying length."""
+    return b"%d:" % n + rng.randbytes(rng.randint(1, 40))
+
+
+def check_ledgers(state: dict[bytes, bytes], ledgers: list[Ledger], prefix: bytes,
+                  lose_after: float | None = None) -> list[str]:
+    """Compare the recovered state with what the writers were told.
+
+    `lose_after`: None means no acknowledged write may be lost; otherwise a
+    write acknowledged at or after that monotonic time may be lost.
+    """
+    problems: list[str] = []
+
+    def may_lose(ack_time: float) -> bool:
+        return lose_after is not None and ack_time >= lose_after
+
+    known: set[bytes] = set()
+    for led in ledgers:
+        known |= led.all_keys()
+        for key, (value, t) in led.acked.items():
+            got = state.get(key)
+            if got == value or (got is None and may_lose(t)):
+                continue
+            problems.append(f"acknowledged {key!r}={value!r} (acked {_ago(t, lose_after)}) recovered as {got!r}")
+        for key, value in led.unacked.items():
+            got = state.get(key)
+            if got is not None and got != value:
+                problems.append(f"unacknowledged {key!r}={value!r} recovered as {got!r}")
+        for keys, _acked_at in led.mset_groups:
+            present = [k in state for k in keys]
+            if any(present) and not all(present):
+                problems.append(f"MSET {keys} recovered partially: {present}")
+        got = state.get(led.counter)
+        found = int(got) if got is not None else 0
+        acked = led.counter_acks[-1][0] if led.counter_acks else 0
+        highest = acked + (1 if led.counter_in_flight else 0)
+        if found > highest:
+            problems.append(f"counter {led.counter!r} is {found}, but only {highest} INCRs were sent")
+        lost = [(v, t) for v, t in led.counter_acks if v > found]
+        if lost and not all(may_lose(t) for _v, t in lost):
+            problems.append(f"counter {led.counter!r} recovered as {found}, but INCR acknowledged {acked} "
+                            f"({len(lost)} acknowledged INCRs lost, oldest acked {_ago(lost[0][1], lose_after)})")
+    phantoms = [k for k in state if k.startswith(prefix) and k not in known]
+    if phantoms:
+        problems.append(f"{len(phantoms)} keys nobody wrote: {phantoms[:5]}")
+    return problems
+
+
+def _ago(t: float, ref: float | None) -> str:
+    return f"at t={t:.3f}" if ref is None else f"{ref + EVERYSEC_WINDOW_S - t:.3f} s before the kill"
+
+
+# --------------------------------------------------------------------------- 1, 2: crashes
+
+
+def _crash_rounds(launcher: Launcher, fsync: str, rounds: int) -> None:
+    rng = random.Random(SEED)
+    data = launcher.data_dir()
+    server = launcher.kvred(data, fsync=fsync)
+    history: list[tuple[list[Ledger], float | None]] = []  # per round: ledgers and the loss bound
+    previous: dict[bytes, bytes] = {}
+    for rnd in range(rounds):
+        target = rng.randint(300, 2500)
+        prefix = f"crash{rnd}"
+        with WriterThreads(server, prefix, threads=4, seed=SEED + rnd) as writers:
+            writers.wait_acks(target)
+            killed_at = time.monotonic()
+            writers.crash(server)
+            writers.finish()
+            writers.assert_no_error()
+        lose_after = None if fsync == "always" else killed_at - EVERYSEC_WINDOW_S
+        history.append((writers.ledgers, lose_after))
+        server = launcher.kvred(data, fsync=fsync)
+        state = dump(server)
+        context = f"round {rnd}, {writers.acks()} acks before the kill, seed {SEED}"
+        for past, (ledgers, bound) in enumerate(history):
+            problems = check_ledgers(state, ledgers, f"crash{past}:".encode(), bound)
+            assert not problems, f"{context}: writes of round {past}:\n" + "\n".join(problems[:20])
+        if fsync == "always":
+            # what a restart recovered is in the file: a later crash cannot take it away
+            changed = {k: (v, state.get(k)) for k, v in previous.items() if state.get(k) != v}
+            assert not changed, f"{context}: recovered earlier, now different: {list(changed.items())[:5]}"
+        previous = state
+        assert not temp_files(data)
+    server.stop(STOP_TIMEOUT_S)
+    assert check_aof(aof_path(data)).returncode == 0
+
+
+def test_crash_fsync_always_loses_no_acknowledged_write(launcher: Launcher) -> None:
+    _crash_rounds(launcher, "always", rounds=5)
+
+
+def test_crash_fsync_everysec_loses_only_the_last_seconds(launcher: Launcher) -> None:
+    _crash_rounds(launcher, "everysec", rounds=3)
+
+
+# --------------------------------------------------------------------------- 3: torn tail
+
+
+def _write_prefix(launcher: Launcher, data: Path) -> tuple[bytes, dict[bytes, bytes]]:
+    """An AOF written by kvred (plain commands and a MULTI/EXEC block); its bytes and keyspace."""
+    server = launcher.kvred(data, workers=1)
+    with client(server) as r:
+        r.set("p:a", "1")
+        r.mset({"p:b": b"two", "p:c": b"\x00\r\n3"})
+        r.incr("p:n")
+        with r.pipeline(transaction=True) as tx:
+            tx.set("p:tx1", "x").append("p:tx1", "y").incrbyfloat("p:f", "1.5")
+            tx.execute()
+        r.delete("p:b")
+    state = dump(server)
+    assert wait_exit_after(server, signal.SIGTERM) == 0
+    return aof_path(data).read_bytes(), state
+
+
+def wait_exit_after(server: ServerProcess, sig: int) -> int:
+    assert server.proc is not None
+    server.capture_tree()
+    os.kill(server.pid, sig)
+    return wait_exit(server)
+
+
+def _start_on_tail(launcher: Launcher, data: Path, content: bytes, valid: int,
+                   expected: dict[bytes, bytes], what: str) -> None:
+    aof = aof_path(data)
+    aof.write_bytes(content)
+    server = launcher.kvred(data, workers=1)
+    state = dump(server)
+    size = aof.stat().st_size
+    log = server.log_path.read_text(errors="replace")
+    assert wait_exit_after(server, signal.SIGTERM) == 0
+    assert state == expected, f"{what}: keyspace differs from the prefix's"
+    assert size == valid, f"{what}: file is {size} bytes after start, expected truncation to {valid}"
+    warnings = log_lines(log, "WARN")
+    assert any(mentions_number(line, valid) for line in warnings), (
+        f"{what}: no warning mentioning offset {valid}; log:\n{log}")
+    assert aof.read_bytes() == content[:valid], f"{what}: the file is not the valid prefix after the restart"
+
+
+def test_torn_tail_at_every_offset_is_truncated(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    prefix, expected = _write_prefix(launcher, data)
+    last = cmd("SET", "k", "vv")
+    for cut in range(1, len(last)):
+        _start_on_tail(launcher, data, prefix + last[:cut], len(prefix), expected,
+                       f"cut {cut} bytes into {last!r}")
+    # the whole record is a valid file: loaded, nothing truncated
+    aof_path(data).write_bytes(prefix + last)
+    server = launcher.kvred(data, workers=1)
+    assert dump(server) == {**expected, b"k": b"vv"}
+    assert aof_path(data).stat().st_size == len(prefix) + len(last)
+
+
+def test_torn_multi_block_is_dropped_entirely(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    prefix, expected = _write_prefix(launcher, data)
+    block = cmd("MULTI") + cmd("SET", "m1", "1") + cmd("SET", "m2", "2")
+    exec_ = cmd("EXEC")
+    cuts = {
+        "MULTI only": len(cmd("MULTI")),
+        "inside the second SET": len(cmd("MULTI") + cmd("SET", "m1", "1")) + 7,
+        "MULTI and both SETs, no EXEC": len(block),
+        "inside EXEC": len(block) + len(exec_) - 1,
+    }
+    for what, cut in cuts.items():
+        _start_on_tail(launcher, data, prefix + (block + exec_)[:cut], len(prefix), expected, what)
+    aof_path(data).write_bytes(prefix + block + exec_)
+    server = launcher.kvred(data, workers=1)
+    assert dump(server) == {**expected, b"m1": b"1", b"m2": b"2"}
+
+
+def test_check_aof_fixes_a_torn_tail(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    prefix, _expected = _write_prefix(launcher, data)
+    aof = aof_path(data)
+    aof.write_bytes(prefix + cmd("SET", "k", "vv")[:-3])
+    assert check_aof(aof).returncode == 1
+    fixed = check_aof(aof, fix=True)
+    assert fixed.returncode == 0, fixed
+    assert aof.read_bytes() == prefix
+    assert check_aof(aof).returncode == 0
+
+
+# --------------------------------------------------------------------------- 4: corruption in the middle
+
+
+CORRUPTIONS = {
+    "garbage": b"\x00\x17garbage, not RESP\r\n",
+    "unknown command": cmd("NOSUCHCMD", "k", "v"),
+    "bad arity": cmd("SET", "k"),
+    "bad bulk length": b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvv\r\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPTIONS))
+def test_corruption_in_the_middle_refuses_to_start(launcher: Launcher, kind: str) -> None:
+    data = launcher.data_dir()
+    prefix, expected = _write_prefix(launcher, data)
+    suffix = cmd("SET", "after1", "x") + cmd("SET", "after2", "y") + cmd("DEL", "p:a")
+    content = prefix + CORRUPTIONS[kind] + suffix
+    aof = aof_path(data)
+    aof.write_bytes(content)
+    before = sorted(p.name for p in data.iterdir())
+
+    code, log = launcher.kvred_must_fail(data)
+    assert code != 0, log
+    assert mentions_number(log, len(prefix)), f"the log does not mention offset {len(prefix)}:\n{log}"
+    assert "check-aof --fix" in log, log
+    assert aof.read_bytes() == content, "a refused start modified the AOF"
+    assert sorted(p.name for p in data.iterdir()) == before
+
+    checked = check_aof(aof)
+    assert checked.returncode == 1, checked
+    assert aof.read_bytes() == content, "check-aof without --fix modified the file"
+    fixed = check_aof(aof, fix=True)
+    assert fixed.returncode == 0, fixed
+    backups = list(data.glob(f"{AOF_NAME}.bak.*"))
+    assert len(backups) == 1, sorted(p.name for p in data.iterdir())
+    assert backups[0].read_bytes() == content
+    assert aof.read_bytes() == prefix, "--fix must truncate to the last valid command"
+    assert check_aof(aof).returncode == 0
+
+    server = launcher.kvred(data)
+    assert dump(server) == expected
+
+
+# --------------------------------------------------------------------------- 5: rewrite
+
+
+def test_bgrewriteaof_with_concurrent_writers(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    # many overwrites of few keys: a rewrite shrinks the file a lot
+    rng = random.Random(SEED)
+    final: dict[bytes, bytes] = {}
+    with client(server) as r:
+        for rnd in range(200):
+            pipe = r.pipeline(transaction=False)
+            for j in range(10):
+                batch = {b"ow:%d" % i: b"%d:" % rnd + rng.randbytes(80) for i in range(10 * j, 10 * j + 10)}
+                final.update(batch)
+                pipe.mset(batch)
+            assert all(reply is True for reply in pipe.execute())
+    with WriterThreads(server, "rw", threads=3, seed=SEED) as writers:
+        writers.wait_acks(200)
+        size_before = aof_path(data).stat().st_size
+        with client(server) as r:
+            assert r.bgrewriteaof() is True
+        acks_at_start = writers.acks()
+        wait_for("the rewrite to finish", lambda: (i := info(server))["aof_rewrite_in_progress"] == 0
+                 and i["aof_rewrites"] >= 1, REWRITE_TIMEOUT_S, lambda: str(info(server)))
+        acks_at_rewrite = writers.acks()
+        assert acks_at_rewrite > acks_at_start, "no write was acknowledged while the rewrite ran"
+        writers.wait_acks(acks_at_rewrite + 200)  # writes to the new file
+        writers.finish()
+        writers.assert_no_error()
+    persistence = info(server)
+    assert persistence["aof_last_bgrewrite_status"] == "ok"
+    size_after = aof_path(data).stat().st_size
+    assert size_after < size_before / 2, (size_before, size_after)
+    assert persistence["aof_current_size"] == size_after
+    assert not temp_files(data)
+    state = dump(server)
+
+    kill_all(server)
+    server = launcher.kvred(data)
+    recovered = dump(server)
+    assert recovered == state
+    assert_has(server, final)
+    problems = check_ledgers(recovered, writers.ledgers, b"rw:")
+    assert not problems, "\n".join(problems[:20])
+    server.stop(STOP_TIMEOUT_S)
+    assert check_aof(aof_path(data)).returncode == 0
+
+
+def test_crash_during_rewrite_loses_nothing(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    big = {b"big:%06d" % i: b"v%d" % i for i in range(200_000)}
+    bulk_load(server, big)
+    with WriterThreads(server, "kr", threads=2, seed=SEED) as writers:
+        writers.wait_acks(50)
+        with client(server) as r:
+            r.execute_command("BGREWRITEAOF")
+        wait_for("the rewrite to start", lambda: info(server)["aof_rewrite_in_progress"] == 1,
+                 REWRITE_TIMEOUT_S, lambda: str(info(server)))
+        wait_for("the rewrite's temp file", lambda: bool(temp_files(data)), REWRITE_TIMEOUT_S,
+                 lambda: str(info(server)))
+        writers.crash(server)
+        writers.finish()
+        writers.assert_no_error()
+    assert temp_files(data), "the rewrite was not interrupted: make the dataset larger"
+    server = launcher.kvred(data)
+    assert not temp_files(data), "a temp file of the interrupted rewrite survived the restart"
+    assert_has(server, big)
+    problems = check_ledgers(dump(server), writers.ledgers, b"kr:")
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_automatic_rewrite(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    server = launcher.kvred(data, auto_aof_rewrite_min_size="1mb", auto_aof_rewrite_percentage=100)
+    assert info(server)["aof_rewrites"] == 0
+    final: dict[bytes, bytes] = {}
+    for wanted in (1, 2):
+        # ~100 KB of overwrites of the same 200 keys per batch, until the rewrite starts
+        rnd = 0
+        while (now := info(server))["aof_rewrites"] < wanted and not now["aof_rewrite_in_progress"]:
+            rnd += 1
+            assert rnd < 100, f"no automatic rewrite #{wanted} after {rnd} batches: {now}"
+            batch = {b"auto:%d" % i: b"%d:%d:%s" % (wanted, rnd, b"x" * 500) for i in range(200)}
+            final.update(batch)
+            bulk_load(server, batch, per_mset=20)
+        def rewritten(count: int = wanted) -> bool:
+            now = info(server)
+            return bool(now["aof_rewrites"] >= count and not now["aof_rewrite_in_progress"])
+
+        wait_for(f"automatic rewrite #{wanted} to finish", rewritten, REWRITE_TIMEOUT_S, lambda: str(info(server)))
+        # the snapshot (200 keys) plus at most the one batch written while the rewrite ran
+        assert aof_path(data).stat().st_size < 512 * 1024, info(server)
+    assert info(server)["aof_last_bgrewrite_status"] == "ok"
+    kill_all(server)
+    server = launcher.kvred(data)
+    assert dump(server) == final
+
+
+# --------------------------------------------------------------------------- 6: shutdown
+
+
+def mixed_workload(r: redis.Redis, tag: str) -> None:
+    """Every kind of write kvred logs, with binary values."""
+    r.set(f"{tag}:s", "hello")
+    r.append(f"{tag}:s", " world")
+    r.setrange(f"{tag}:s", 0, "J")
+    r.setrange(f"{tag}:pad", 5, b"\x00x")
+    r.incr(f"{tag}:n")
+    r.incrby(f"{tag}:n", 41)
+    r.decrby(f"{tag}:n", 2)
+    r.incrbyfloat(f"{tag}:f", 10.5)
+    r.execute_command("INCRBYFLOAT", f"{tag}:f", "0.1")
+    r.execute_command("INCRBYFLOAT", f"{tag}:f", "5.0e3")
+    r.mset({f"{tag}:m1": b"\x00\xff\r\n", f"{tag}:m2": b"", f"{tag}:m3": "gone"})
+    r.delete(f"{tag}:m3", f"{tag}:nosuch")
+    r.setnx(f"{tag}:nx", "first")
+    r.setnx(f"{tag}:nx", "second")
+    r.getset(f"{tag}:gs", "new")
+    r.set(f"{tag}:ren", "moved")
+    r.rename(f"{tag}:ren", f"{tag}:ren2")
+    r.set(f"{tag}:gd", "x")
+    r.getdel(f"{tag}:gd")
+    with r.pipeline(transaction=True) as tx:
+        tx.set(f"{tag}:tx", "a")
+        tx.append(f"{tag}:tx", "b")
+        tx.incrbyfloat(f"{tag}:txf", 2.5)
+        tx.delete(f"{tag}:m1")
+        tx.setrange(f"{tag}:tx", 1, "BC")
+        tx.execute()
+    for i in range(50):
+        r.set(f"{tag}:k{i}", f"value {i} " * (i % 7))
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SHUTDOWN"])
+def test_shutdown_keeps_everything(launcher: Launcher, how: str) -> None:
+    data = launcher.data_dir()
+    server = launcher.kvred(data, fsync="no")
+    with client(server) as r:
+        mixed_workload(r, "sd")
+        pipe = r.pipeline(transaction=False)
+        for i in range(2000):
+            pipe.set(f"sd:p{i}", i)
+        pipe.execute()
+    before = dump(server)
+    assert stop_by(server, how) == 0, server.log_tail()
+    assert check_aof(aof_path(data)).returncode == 0
+    server = launcher.kvred(data, fsync="no")
+    assert dump(server) == before
+
+
+def stop_by(server: ServerProcess, how: str) -> int:
+    """Stop kvred by SIGTERM, SIGINT or the SHUTDOWN command; its exit code."""
+    server.capture_tree()
+    if how != "SHUTDOWN":
+        return wait_exit_after(server, getattr(signal, how))
+    with RawClient(server.port) as raw:
+        raw.send(cmd("SHUTDOWN"))
+        reply, closed = raw.read_until_close(timeout=STOP_TIMEOUT_S)
+    assert (reply, closed) == (b"", True), "SHUTDOWN must close the connection without a reply"
+    return wait_exit(server)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SHUTDOWN"])
+def test_graceful_stop_logs_no_errors(launcher: Launcher, how: str) -> None:
+    server = launcher.kvred(launcher.data_dir())
+    with client(server) as r:
+        for i in range(100):
+            r.set(f"g:{i}", i)
+    assert stop_by(server, how) == 0
+    log = server.log_path.read_text(errors="replace")
+    bad = [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
+    assert not bad, f"a graceful stop ({how}) logged errors:\n{log}"
+
+
+# --------------------------------------------------------------------------- 7: interop with redis-server
+
+
+def test_redis_server_loads_a_kvred_aof(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    with client(server) as r:
+        mixed_workload(r, "a")
+        r.execute_command("BGREWRITEAOF")
+        wait_for("the rewrite", lambda: (i := info(server))["aof_rewrites"] >= 1 and not i["aof_rewrite_in_progress"],
+                 REWRITE_TIMEOUT_S)
+        mixed_workload(r, "b")
+        r.delete("a:s")
+        r.append("a:pad", "more")
+    expected = dump(server)
+    assert wait_exit_after(server, signal.SIGTERM) == 0
+
+    redis_dir = launcher.data_dir("redis")
+    shutil.copy(aof_path(data), redis_dir / AOF_NAME)
+    real = launcher.redis(redis_dir, "--appendonly", "yes", "--appendfilename", AOF_NAME, "--databases", "1")
+    assert dump(real) == expected, real.log_tail()
+
+
+def test_kvred_loads_a_redis_server_aof(launcher: Launcher) -> None:
+    redis_dir = launcher.data_dir("redis")
+    real = launcher.redis(redis_dir, "--appendonly", "yes", "--aof-use-rdb-preamble", "no",
+                          "--appendfsync", "always", "--databases", "1")
+    with client(real) as r:
+        mixed_workload(r, "a")
+        r.bgrewriteaof()
+        wait_for("redis's rewrite", lambda: (i := info(real))["aof_rewrite_in_progress"] == 0
+                 and i["aof_rewrite_scheduled"] == 0 and i["aof_last_bgrewrite_status"] == "ok",
+                 REWRITE_TIMEOUT_S)
+        mixed_workload(r, "b")
+        r.delete("a:s")
+    expected = dump(real)
+    assert wait_exit_after(real, signal.SIGTERM) == 0
+
+    aof_dir = redis_dir / "appendonlydir"
+    manifest = (aof_dir / "appendonly.aof.manifest").read_text().splitlines()
+    entries = [dict(zip(line.split()[::2], line.split()[1::2], strict=True)) for line in manifest if line.strip()]
+    base = [e["file"] for e in entries if e["type"] == "b"]
+    incr = sorted((e for e in entries if e["type"] == "i"), key=lambda e: int(e["seq"]))
+    assert len(base) == 1 and incr, manifest
+    content = b"".join((aof_dir / name).read_bytes() for name in base + [e["file"] for e in incr])
+    assert content.startswith(b"*"), "expected a plain RESP AOF (no RDB preamble)"
+
+    data = launcher.data_dir()
+    aof_path(data).write_bytes(content)
+    server = launcher.kvred(data)
+    assert dump(server) == expected
+
+
+# --------------------------------------------------------------------------- 8: disk errors
+
+
+def test_disk_error_refuses_writes_and_recovers(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    acked: dict[bytes, bytes] = {}
+    with client(server) as r:
+        for i in range(100):
+            r.set(f"ok:{i}", f"v{i}")
+            acked[f"ok:{i}".encode()] = f"v{i}".encode()
+        writer = psutil.Process(r.info("server")["writer_process_id"])
+    size = aof_path(data).stat().st_size
+    # Room for a part of one command: the write is short, then fails with EFBIG. Only the soft
+    # limit is lowered: raising a hard limit again needs CAP_SYS_RESOURCE.
+    soft, hard = writer.rlimit(psutil.RLIMIT_FSIZE)
+    writer.rlimit(psutil.RLIMIT_FSIZE, (size + 10, hard))
+    try:
+        with RawClient(server.port) as raw:
+            first = raw.call("SET", "fail:1", "x" * 100)
+            assert first.startswith(b"-MISCONF"), first
+            for args in (("SET", "fail:2", "y"), ("INCR", "ok:ctr"), ("DEL", "ok:1"), ("APPEND", "ok:2", "z"),
+                         ("MSET", "fail:3", "a", "fail:4", "b")):
+                reply = raw.call(*args)
+                assert reply.startswith(b"-MISCONF"), (args, reply)
+            raw.send(cmd("MULTI") + cmd("SET", "fail:5", "t") + cmd("EXEC"))
+            replies = [raw.read_reply() for _ in range(3)]
+            assert replies[0] == b"+OK\r\n" and b"MISCONF" in replies[2], replies
+            assert raw.call("GET", "ok:7") == b"$2\r\nv7\r\n"
+            assert raw.call("MGET", "ok:0", "ok:99") == b"*2\r\n$2\r\nv0\r\n$3\r\nv99\r\n"
+            assert raw.call("PING") == b"+PONG\r\n"
+            persistence = info(server)
+            assert persistence["aof_last_write_status"] == "err", persistence
+            assert aof_path(data).stat().st_size == size, "the failed write was not undone"
+    finally:
+        writer.rlimit(psutil.RLIMIT_FSIZE, (soft, hard))
+
+    def write_accepted() -> bool:
+        with client(server) as r:
+            try:
+                return r.set("recovered", "yes") is True
+            except redis.ResponseError as exc:
+                assert str(exc).startswith("MISCONF"), exc
+                return False
+
+    wait_for("writes to be accepted again", write_accepted, 10.0, lambda: str(info(server)))
+    acked[b"recovered"] = b"yes"
+    assert info(server)["aof_last_write_status"] == "ok"
+    with client(server) as r:
+        for i in range(100, 200):
+            assert r.set(f"ok:{i}", f"v{i}") is True
+            acked[f"ok:{i}".encode()] = f"v{i}".encode()
+        assert r.get("ok:1") == b"v1", "a DEL refused with MISCONF was applied"
+    kill_all(server)
+    server = launcher.kvred(data)
+    assert_has(server, acked)
+    state = dump(server)
+    unexpected = set(state) - set(acked) - {b"fail:1"}  # fail:1's write may have been kept (no ack either way)
+    assert not unexpected, unexpected
+    assert state.get(b"fail:1", b"x" * 100) == b"x" * 100
+
+
+# --------------------------------------------------------------------------- 9: no AOF
+
+
+def test_appendonly_no_writes_no_file(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    server = launcher.kvred(data, appendonly="no")
+    with client(server) as r:
+        mixed_workload(r, "n")
+        assert r.get("n:s") == b"Jello world"
+        assert r.info("persistence")["aof_enabled"] == 0
+        with pytest.raises(redis.ResponseError):
+            r.execute_command("BGREWRITEAOF")
+    assert wait_exit_after(server, signal.SIGTERM) == 0
+    assert list(data.iterdir()) == []
+    server = launcher.kvred(data, appendonly="no")
+    assert dump(server) == {}
+    assert list(data.iterdir()) == []
