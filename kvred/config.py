@@ -1,6 +1,7 @@
-"""Command-line flags, environment overrides and the resulting `Config`.
+"""Command-line flags, config file, environment and the resulting `Config`.
 
-Precedence: built-in default < environment (KVRED_FSYNC) < flag.
+Precedence: built-in default < environment (KVRED_FSYNC, KVRED_PASSWORD) <
+config file (`kvred FILE`) < command-line flag.
 Bad values produce one line on stderr and exit code 2 (argparse's convention),
 never a traceback.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 
@@ -140,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_fsync = os.environ.get("KVRED_FSYNC")
     parser = _OneLineParser(
         prog="kvred",
+        usage="kvred [CONFIG_FILE] [--flag value ...]",
         description="kvred: a Redis-compatible key-value server (RESP2/RESP3) with an append-only file.",
         epilog="Subcommand: 'kvred check-aof [--fix] FILE' checks (and repairs) an append-only file.",
     )
@@ -224,8 +227,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_config_file(path: str) -> list[str]:
+    """A redis.conf-style file as flag tokens: `name value...` per line, `#` comments.
+
+    Names are the flags without `--` (`port 6380`, `fsync always`, `bind 127.0.0.1 ::1`);
+    a value may be double-quoted. The tokens go before the command-line flags, so flags win.
+    """
+    tokens: list[str] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                words = shlex.split(line)
+            except ValueError as exc:
+                raise ConfigFileError(f"{path}:{lineno}: {exc}") from None
+            name, values = words[0].lower().replace("_", "-"), words[1:]
+            if not values:
+                raise ConfigFileError(f"{path}:{lineno}: '{name}' needs a value")
+            # several values (bind) are one space-separated flag value
+            tokens += [f"--{name}", " ".join(values)]
+    return tokens
+
+
+class ConfigFileError(Exception):
+    pass
+
+
 def parse_args(argv: list[str]) -> Config:
     parser = build_parser()
+    if argv and not argv[0].startswith("-"):
+        # `kvred /etc/kvred.conf [flags]`, as `redis-server /etc/redis.conf`
+        path, argv = argv[0], argv[1:]
+        try:
+            argv = read_config_file(path) + argv
+        except OSError as exc:
+            parser.error(f"cannot read config file {path}: {exc.strerror}")
+        except ConfigFileError as exc:
+            parser.error(f"bad config file line {exc}")
     env_fsync = os.environ.get("KVRED_FSYNC")
     if env_fsync is not None and env_fsync.strip().lower() not in (*FSYNC_POLICIES, "none"):
         parser.error(f"invalid KVRED_FSYNC {env_fsync!r}: choose always, everysec, no or none")
