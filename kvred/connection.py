@@ -1,0 +1,400 @@
+"""One client connection of a worker: parsing, ordering of replies, connection state.
+
+A `Connection` turns bytes into commands (kvred/resp.py), answers what needs no
+shared state itself (PING, HELLO, AUTH, MULTI bookkeeping, protocol errors) and
+hands the rest to its worker, which batches them for the writer.
+
+Replies stay in command order with `outq`: a `None` stands for a reply the
+writer still owes, bytes for a reply made here. A reply made here is written at
+once only if nothing is owed before it.
+
+Limits (kvred/config.py): the query buffer, the output buffer and AUTH's
+unauthenticated request sizes close the connection when passed; nothing a
+client sends can affect another client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from . import ipc, resp
+from .commands import lookup, unknown_command, wrong_arity
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = ["Connection", "ERR_DENIED", "ERR_MAXCLIENTS", "PAUSED_BY_LINK", "PAUSED_BY_SHUTDOWN"]
+
+log = logging.getLogger("kvred.worker")
+
+CLIENT_WRITE_HIGH_WATER = 4 * 1024 * 1024  # bytes of unsent replies before a client is paused
+
+PAUSED_BY_OUTPUT = 1
+PAUSED_BY_LINK = 2
+PAUSED_BY_SHUTDOWN = 4
+
+ERR_EXEC_WITHOUT_MULTI = b"-ERR EXEC without MULTI\r\n"
+ERR_DISCARD_WITHOUT_MULTI = b"-ERR DISCARD without MULTI\r\n"
+ERR_NESTED_MULTI = b"-ERR MULTI calls can not be nested\r\n"
+ERR_EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+ERR_NOT_IN_MULTI = b"-ERR Command not allowed inside a transaction\r\n"
+ERR_NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
+ERR_PROTO_NOT_INT = b"-ERR Protocol version is not an integer or out of range\r\n"
+ERR_NOAUTH = b"-NOAUTH Authentication required.\r\n"
+ERR_WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+ERR_HELLO_NOAUTH = (
+    b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
+    b"<user> <pass> option can be used to authenticate the client and select the RESP protocol version "
+    b"at the same time\r\n"
+)
+ERR_MAXCLIENTS = b"-ERR max number of clients reached\r\n"
+ERR_DENIED = (
+    b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set "
+    b"for the default user. In this mode connections are only accepted from the loopback interface. If you "
+    b"want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just "
+    b"disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by "
+    b"connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly "
+    b"accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively "
+    b"you can just disable the protected mode by editing the Redis configuration file, and setting the protected "
+    b"mode option to 'no', and then restarting the server. 3) If you started the server manually just for "
+    b"testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the "
+    b"default user. NOTE: You only need to do one of the above things in order for the server to start accepting "
+    b"connections from the outside.\r\n"
+)
+ERR_AUTH_NO_PASSWORD = (
+    b"-ERR AUTH <password> called without any password configured for the default user. "
+    b"Are you sure your configuration is correct?\r\n"
+)
+
+
+class Connection(asyncio.Protocol):
+    """One client. Also the context for commands a worker answers itself."""
+
+    __slots__ = (
+        "worker",
+        "transport",
+        "parser",
+        "client_id",
+        "resp3",
+        "null",
+        "outq",
+        "open_run",
+        "open_run_batch",
+        "multi",
+        "multi_failed",
+        "paused",
+        "closing",
+        "closed",
+        "authenticated",
+        "last_active",
+    )
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.transport: asyncio.Transport | None = None
+        config = worker.config
+        self.parser = resp.RequestParser(max_bulk_len=config.proto_max_bulk_len)
+        self.authenticated = config.requirepass is None
+        self.parser.unauthenticated = not self.authenticated
+        self.last_active = time.monotonic()  # for the idle --timeout
+        self.client_id = worker.next_client_id()
+        # protocol state
+        self.resp3 = False
+        self.null = resp.NULL_BULK
+        # replies in order: None = owed by the writer, bytes = ready
+        self.outq: deque[bytes | None] = deque()
+        # the OP_RUN payload of the batch being built that new commands may join
+        self.open_run: list[list[bytes]] | None = None
+        self.open_run_batch = -1
+        # MULTI: queued argvs, or None outside a transaction
+        self.multi: list[list[bytes]] | None = None
+        self.multi_failed = False
+        self.paused = 0  # PAUSED_BY_* bits
+        self.closing = False  # close once every owed reply is written
+        self.closed = False
+
+    # ---------------------------------------------------------------- transport events
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, hence the ignore
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=CLIENT_WRITE_HIGH_WATER)  # type: ignore[attr-defined]
+        worker = self.worker
+        refusal = worker.refusal_for(transport)
+        if refusal is not None:
+            self.closed = True  # never registered: connection_lost must not report it
+            transport.write(refusal)  # type: ignore[attr-defined]
+            transport.close()
+            return
+        worker.clients[self.client_id] = self
+        worker.count_client(+1)
+        worker.send_event(ipc.OP_CONNECT, self, [_address(transport, "peername"), _address(transport, "sockname")])
+        if worker.reading_paused:
+            self.pause(PAUSED_BY_LINK)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.outq.clear()
+        worker = self.worker
+        worker.clients.pop(self.client_id, None)
+        worker.count_client(-1)
+        worker.send_event(ipc.OP_DISCONNECT, self, None)
+
+    def pause_writing(self) -> None:
+        self.pause(PAUSED_BY_OUTPUT)
+
+    def resume_writing(self) -> None:
+        self.resume(PAUSED_BY_OUTPUT)
+
+    def pause(self, reason: int) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume(self, reason: int) -> None:
+        was = self.paused
+        self.paused &= ~reason
+        if was and not self.paused and self.transport is not None and not self.closed and not self.closing:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_active = time.monotonic()
+        parser = self.parser
+        commands = parser.feed(data)
+        if parser.buffered > self.worker.config.client_query_buffer_limit:
+            log.warning("closing client %d: query buffer over %d bytes", self.client_id, parser.buffered)
+            self.abort()
+            return
+        ready: list[bytes] = []  # worker-made replies that can be written at once
+        for argv in commands:
+            reply = self.dispatch(argv)
+            if reply is not None:
+                if self.outq:
+                    self.outq.append(reply)
+                else:
+                    ready.append(reply)
+            if self.closing:
+                break
+        if parser.error is not None and not self.closing:
+            if self.outq:
+                self.outq.append(parser.error)
+            else:
+                ready.append(parser.error)
+            self.closing = True
+        if ready and self.transport is not None:
+            self.transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
+        if self.closing:
+            self.close_when_flushed()
+
+    # ---------------------------------------------------------------- commands
+
+    def dispatch(self, argv: list[bytes]) -> bytes | None:
+        """Handle one command: return a reply made here, or None if forwarded."""
+        cmd = lookup(argv[0])
+        if self.multi is not None:
+            return self.queue_in_multi(argv, cmd)
+        if cmd is None:
+            return unknown_command(argv)
+        if not cmd.arity_ok(len(argv)):
+            return self.reject_arity(cmd.name)
+        if not self.authenticated and "no-auth" not in cmd.flags:
+            return ERR_NOAUTH
+        if cmd.handler is None:
+            return self.connection_command(cmd.name, argv)
+        if cmd.local:
+            return cmd.handler(self, argv)
+        self.worker.forward(self, argv)
+        return None
+
+    def queue_in_multi(self, argv: list[bytes], cmd: Any) -> bytes | None:
+        name = cmd.name if cmd is not None else ""
+        if name in ("exec", "discard", "multi", "quit", "reset"):
+            if not cmd.arity_ok(len(argv)):
+                return self.reject_arity(cmd.name)
+            return self.connection_command(name, argv)
+        if cmd is None:
+            self.multi_failed = True
+            return unknown_command(argv)
+        if not cmd.arity_ok(len(argv)):
+            self.multi_failed = True
+            return wrong_arity(cmd.name)
+        if "no-multi" in cmd.flags:
+            self.multi_failed = True
+            return ERR_NOT_IN_MULTI
+        assert self.multi is not None
+        self.multi.append(argv)
+        return resp.QUEUED
+
+    def reject_arity(self, name: str) -> bytes:
+        """Redis's rejectCommand: a rejected EXEC also discards the transaction."""
+        if name != "exec":
+            if self.multi is not None:
+                self.multi_failed = True
+            return wrong_arity(name)
+        self.multi = None
+        return b"-EXECABORT Transaction discarded because of: " + wrong_arity(name)[5:]
+
+    def connection_command(self, name: str, argv: list[bytes]) -> bytes | None:
+        if name == "multi":
+            if self.multi is not None:
+                return ERR_NESTED_MULTI
+            self.multi = []
+            self.multi_failed = False
+            return resp.OK
+        if name == "exec":
+            if self.multi is None:
+                return ERR_EXEC_WITHOUT_MULTI
+            queued, failed = self.multi, self.multi_failed
+            self.multi = None
+            if failed:
+                return ERR_EXECABORT
+            self.worker.forward_exec(self, queued)
+            return None
+        if name == "discard":
+            if self.multi is None:
+                return ERR_DISCARD_WITHOUT_MULTI
+            self.multi = None
+            return resp.OK
+        if name == "quit":
+            self.closing = True
+            return resp.OK
+        if name == "reset":
+            # as Redis: leave MULTI, back to RESP2, no name, and authenticated only if no password is set
+            self.multi = None
+            self.set_protocol(2)
+            self.worker.send_event(ipc.OP_UPDATE, self, {"name": b""})
+            self.authenticated = self.worker.config.requirepass is None
+            self.parser.unauthenticated = not self.authenticated
+            return b"+RESET\r\n"
+        if name == "hello":
+            return self.hello(argv)
+        if name == "auth":
+            if len(argv) > 3:
+                return resp.ERR_SYNTAX
+            return self.authenticate(argv[1] if len(argv) == 3 else b"default", argv[-1])
+        return unknown_command(argv)
+
+    def authenticate(self, user: bytes, password: bytes) -> bytes:
+        """AUTH [user] password against --requirepass (the `default` user only)."""
+        required = self.worker.config.requirepass
+        if required is None:
+            return ERR_AUTH_NO_PASSWORD
+        # compare_digest: the time taken does not leak how much of the password matched
+        if user != b"default" or not hmac.compare_digest(password, required.encode()):
+            return ERR_WRONGPASS
+        self.authenticated = True
+        self.parser.unauthenticated = False
+        return resp.OK
+
+    def hello(self, argv: list[bytes]) -> bytes:
+        version = 3 if self.resp3 else 2
+        if not self.authenticated and not any(a.lower() == b"auth" for a in argv[2:]):
+            return ERR_HELLO_NOAUTH
+        if len(argv) > 1:
+            requested = resp.parse_strict_int(argv[1])
+            if requested is None:
+                return ERR_PROTO_NOT_INT
+            if requested not in (2, 3):
+                return ERR_NOPROTO
+            version = requested
+            name = None
+            i = 2
+            while i < len(argv):
+                opt = argv[i].lower()
+                if opt == b"auth" and i + 2 < len(argv):
+                    auth_reply = self.authenticate(argv[i + 1], argv[i + 2])
+                    if auth_reply is not resp.OK:
+                        return auth_reply
+                    i += 3
+                    continue
+                if opt == b"setname" and i + 1 < len(argv):
+                    name = argv[i + 1]
+                    i += 2
+                    continue
+                return b"-ERR Syntax error in HELLO option '" + argv[i] + b"'\r\n"
+            if name is not None:
+                if not all(0x21 <= c <= 0x7E for c in name):
+                    return b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+                self.worker.send_event(ipc.OP_UPDATE, self, {"name": name})
+            self.set_protocol(version)
+        fields = {
+            b"server": b"redis",
+            b"version": b"7.0.15",
+            b"proto": version,
+            b"id": self.client_id,
+            b"mode": b"standalone",
+            b"role": b"master",
+            b"modules": [],
+        }
+        return resp.encode_value(fields, self.resp3)
+
+    def set_protocol(self, version: int) -> None:
+        resp3 = version == 3
+        if resp3 != self.resp3:
+            self.resp3 = resp3
+            self.null = resp.NULL_RESP3 if resp3 else resp.NULL_BULK
+            self.open_run = None  # later commands need an entry with the new protocol
+            self.worker.send_event(ipc.OP_UPDATE, self, {"resp": version})
+
+    # ---------------------------------------------------------------- replies
+
+    def deliver(self, reply: bytes | int) -> None:
+        """The writer's reply for the oldest owed slot; flush what is then ready."""
+        if self.closed:
+            return
+        if type(reply) is int:  # the writer stopped this client: its replies passed the output limit
+            log.warning("closing client %d: output buffer over %d bytes", self.client_id, reply)
+            self.abort()
+            return
+        assert type(reply) is bytes
+        outq = self.outq
+        outq.popleft()
+        if outq and outq[0] is not None:
+            parts = [reply]
+            while outq and outq[0] is not None:
+                parts.append(outq.popleft())  # type: ignore[arg-type]
+            reply = b"".join(parts)
+        transport = self.transport
+        assert transport is not None
+        transport.write(reply)
+        limit = self.worker.config.client_output_buffer_limit
+        if limit and transport.get_write_buffer_size() > limit:
+            log.warning(
+                "closing client %d: %d bytes of unread replies", self.client_id, transport.get_write_buffer_size()
+            )
+            self.abort()
+            return
+        if self.closing and not outq:
+            self.close_when_flushed()
+
+    def abort(self) -> None:
+        """Drop the client now, unsent replies included (a limit was passed)."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_when_flushed(self) -> None:
+        if self.outq or self.transport is None:
+            return  # deliver() closes once the owed replies are written
+        self.transport.close()  # asyncio flushes the write buffer before closing
+
+
+def _address(transport: asyncio.BaseTransport, what: str) -> str:
+    addr = transport.get_extra_info(what)
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr or "")
