@@ -15,8 +15,6 @@ import os
 import threading
 import time
 
-from .resp import encode_command
-
 __all__ = ["AppendOnlyFile", "AofWriteError", "SLOW_FSYNC_S"]
 
 log = logging.getLogger("kvred.aof")
@@ -35,7 +33,9 @@ class AppendOnlyFile:
     def __init__(self, path: str, fsync: str) -> None:
         self.path = path
         self.fsync_policy = fsync
-        self.aof_buf: list[bytes] = []  # encoded commands of the current pass
+        # encoded commands of the current pass; the list object never changes, so the
+        # writer can bind its append once (see Writer.aof_feed)
+        self.aof_buf: list[bytes] = []
         self.fd = -1
         self.current_size = 0
         self.base_size = 0  # size after the last rewrite (or at start-up)
@@ -72,9 +72,6 @@ class AppendOnlyFile:
 
     # ---------------------------------------------------------------- appends
 
-    def feed(self, argv: list[bytes]) -> None:
-        self.aof_buf.append(encode_command(argv))
-
     def flush(self) -> None:
         """Write the pass's buffer, then fsync under `always`. Raises AofWriteError.
 
@@ -91,11 +88,11 @@ class AppendOnlyFile:
                     written += os.write(self.fd, view[written:])
             except OSError as exc:
                 self._undo_partial_write()
-                self.aof_buf = [data]
+                self.aof_buf[:] = [data]
                 self._write_failed(exc)
                 raise AofWriteError(str(exc)) from exc
             self.current_size += len(data)
-            self.aof_buf = []
+            self.aof_buf.clear()
             self._dirty = True
             if self.rewrite_buf is not None:
                 self.rewrite_buf.append(data)

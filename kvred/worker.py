@@ -187,18 +187,17 @@ class Worker:
 
     # ---------------------------------------------------------------- batching
 
-    def forward(self, conn: Connection, argv: list[bytes]) -> None:
-        """Queue a command for the writer; it joins the connection's open entry if any."""
+    def forward_run(self, conn: Connection, run: list[list[bytes]]) -> None:
+        """Queue commands for the writer; they join the connection's open entry if any."""
         if conn.open_run_batch == self.batch_id and conn.open_run is not None and conn.outq and conn.outq[-1] is None:
-            conn.open_run.append(argv)
+            conn.open_run.extend(run)
         else:
-            payload = [argv]
-            self.batch.append([ipc.OP_RUN, conn.client_id, conn.resp3, payload])
+            self.batch.append([ipc.OP_RUN, conn.client_id, conn.resp3, run])
             self.batch_conns.append(conn)
             conn.outq.append(None)
-            conn.open_run = payload
+            conn.open_run = run
             conn.open_run_batch = self.batch_id
-        self._queued(1)
+        self._queued(len(run))
 
     def forward_exec(self, conn: Connection, queued: list[list[bytes]]) -> None:
         self.batch.append([ipc.OP_EXEC, conn.client_id, conn.resp3, queued])

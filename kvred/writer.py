@@ -26,6 +26,7 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -36,6 +37,7 @@ from .commands import COMMANDS, lookup, unknown_command, wrong_arity
 from .commands.keys import ScanCursors
 from .config import Config, setup_logging
 from .replay import scan_aof
+from .resp import encode_command
 from .rewrite import AofRewriter, remove_stale_temp_files
 
 __all__ = ["Writer", "ClientInfo"]
@@ -96,7 +98,9 @@ class Writer:
         self.client_id = 0
         self.resp3 = False
         self.null = resp.NULL_BULK
-        self._mutated = False  # set by aof_feed: the current command changed the keyspace
+        # log a mutation for replay; replaced by the AOF's appender once the AOF is open
+        # (during replay and with --appendonly no, nothing is logged)
+        self.aof_feed: Callable[[list[bytes]], None] = _log_nothing
         # statistics for INFO
         self.stat_commands = 0
         self.stat_connections = 0
@@ -123,6 +127,13 @@ class Writer:
                 return 1
             self.aof = AppendOnlyFile(self.config.aof_path, self.config.fsync)
             self.aof.open()
+            append = self.aof.aof_buf.append
+
+            def aof_feed(argv: list[bytes]) -> None:
+                append(encode_command(argv))
+
+            # handlers call ctx.aof_feed(argv) for every mutation: bound once, one call deep
+            self.aof_feed = aof_feed
             self.rewriter = AofRewriter(self.aof)
         self.control.sendall(b"R")  # loaded: the supervisor may start the workers
         self._serve()
@@ -388,10 +399,6 @@ class Writer:
 
     # ---------------------------------------------------------------- handler context
 
-    def aof_feed(self, argv: list[bytes]) -> None:
-        if self.aof is not None:
-            self.aof.feed(argv)
-
     def config_params(self) -> dict[str, bytes]:
         c = self.config
         return {
@@ -541,6 +548,10 @@ class Writer:
         if now > then:
             self.instantaneous_ops = int((self.stat_commands - count) / (now - then))
         self._ops_sample = (now, self.stat_commands)
+
+
+def _log_nothing(argv: list[bytes]) -> None:
+    pass
 
 
 def _refuse_writes(batch: list[Any], replies: list[Any]) -> None:

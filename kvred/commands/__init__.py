@@ -8,4 +8,7 @@ Families register their handlers with `@command` when imported:
 from . import keys, server, strings  # noqa: F401  (importing registers the commands)
 from .base import COMMANDS, Command, lookup, unknown_command, wrong_arity
 
-__all__ = ["COMMANDS", "Command", "lookup", "unknown_command", "wrong_arity"]
+# Names (as stored: lowercase and uppercase) of the commands only the writer runs.
+FORWARDED_NAMES = frozenset(name for name, cmd in COMMANDS.items() if cmd.handler is not None and not cmd.local)
+
+__all__ = ["COMMANDS", "FORWARDED_NAMES", "Command", "lookup", "unknown_command", "wrong_arity"]
