@@ -24,6 +24,7 @@ Process model (gunicorn's arbiter, adapted):
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import mmap
@@ -49,14 +50,25 @@ WORKER_BOOT_TIMEOUT_S = 10.0
 RESPAWN_BACKOFF_MIN_S = 0.05
 RESPAWN_BACKOFF_MAX_S = 5.0
 LINK_BUFFER_BYTES = 4 * 1024 * 1024
+PR_SET_NAME = 15  # prctl option (linux/prctl.h)
 RESERVED_FDS = 32  # descriptors a worker needs besides its clients (listeners, link, logs), as Redis  # socket buffer of each worker<->writer link
 
 
-def _fork(target: Callable[[], int]) -> int:
+def set_process_name(name: str) -> None:
+    """Name this process for `ps -e`, `top` and `pgrep kvred-writer` (Linux comm, 15 bytes)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _fork(target: Callable[[], int], name: str) -> int:
     """Fork a child that runs `target` and exits with its status, never returning."""
     pid = os.fork()
     if pid:
         return pid
+    set_process_name(name)
     status = 1
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
@@ -92,6 +104,7 @@ class Supervisor:
 
     def run(self) -> int:
         setup_logging(self.config.loglevel, "S")
+        set_process_name("kvred-super")
         self._check_port_free()
         self._raise_open_files_limit()
         for fd in (self._wakeup_r, self._wakeup_w):
@@ -216,7 +229,7 @@ class Supervisor:
             self._close_wakeup()
             return writer.run()
 
-        self.writer_pid = _fork(child)
+        self.writer_pid = _fork(child, "kvred-writer")
         child_end.close()
         self.writer_control = parent_end
         parent_end.settimeout(WRITER_BOOT_TIMEOUT_S)
@@ -265,7 +278,7 @@ class Supervisor:
             self._close_wakeup()
             return worker.run()
 
-        pid = _fork(child)
+        pid = _fork(child, f"kvred-worker{slot}")
         worker_end.close()
         os.close(ready_w)
         self.workers[pid] = slot
