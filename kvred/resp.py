@@ -172,9 +172,11 @@ class RequestParser:
         "max_bulk_len",
         "strict",
         "unauthenticated",
+        "_base",
+        "command_end",
     )
 
-    def __init__(self, max_bulk_len: int = PROTO_MAX_BULK_LEN, strict: bool = False) -> None:
+    def __init__(self, max_bulk_len: int = PROTO_MAX_BULK_LEN, strict: bool = False, base_offset: int = 0) -> None:
         self._tail = b""  # unparsed bytes kept from the previous feed
         self._parts: list[bytes] = []  # pieces of a large bulk still arriving
         self._parts_len = 0
@@ -188,6 +190,8 @@ class RequestParser:
         self.strict = strict
         # before AUTH, Redis allows only small requests (10 arguments, 16 KB each)
         self.unauthenticated = False
+        self._base = base_offset  # stream offset of the first byte of the next buffer
+        self.command_end = base_offset  # stream offset just after the last (multibulk) command
 
     @property
     def buffered(self) -> int:
@@ -217,6 +221,8 @@ class RequestParser:
         commands: list[list[bytes]] = []
         pos = 0
         end = len(buf)
+        last_end = -1  # where the last command completed in this buffer
+        parts_start = -1  # where a large argument's gathered tail starts
         args_left = self._args_left
         bulk_len = self._bulk_len
         argv = self._argv
@@ -290,6 +296,7 @@ class RequestParser:
                         self._parts = [buf[pos:]]
                         self._parts_len = end - pos
                         self._need = bulk_len + 2
+                        parts_start = pos
                         pos = end
                     break
                 if self.strict and buf[stop : stop + 2] != b"\r\n":
@@ -304,11 +311,16 @@ class RequestParser:
             else:
                 commands.append(argv)
                 argv = []
+                last_end = pos
                 continue
             break
         self._args_left = args_left
         self._bulk_len = bulk_len
         self._argv = argv
+        base = self._base
+        if last_end >= 0:
+            self.command_end = base + last_end
+        self._base = base + (parts_start if parts_start >= 0 else pos)
         if self.error is not None:
             self._tail = b""
             self._parts = []

@@ -146,7 +146,9 @@ class Writer:
         if not os.path.exists(path):
             return True
         started = time.monotonic()
-        scan = scan_aof(path, self.call)  # self.aof is None here: replay logs nothing
+        # replay runs each handler directly (scan_aof looked it up and checked its arity);
+        # self.aof is still None here, so replay logs nothing
+        scan = scan_aof(path, lambda handler, argv: handler(self, argv))
         if scan.error is not None:
             log.error(
                 "Bad file format reading the append only file %s: %s at offset %d. "
