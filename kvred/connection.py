@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import ipc, resp
 from .commands import FORWARDED_NAMES, lookup, unknown_command, wrong_arity
+from .fastparse import FastRequestParser
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -99,7 +100,7 @@ class Connection(asyncio.Protocol):
         self.worker = worker
         self.transport: asyncio.Transport | None = None
         config = worker.config
-        self.parser = resp.RequestParser(max_bulk_len=config.proto_max_bulk_len)
+        self.parser = FastRequestParser(max_bulk_len=config.proto_max_bulk_len)
         self.authenticated = config.requirepass is None
         self.parser.unauthenticated = not self.authenticated
         self.last_active = time.monotonic()  # for the idle --timeout

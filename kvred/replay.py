@@ -24,6 +24,7 @@ from typing import Any
 
 from .commands import COMMANDS, lookup
 from .commands.base import Handler
+from .fastparse import LARGE_COUNT
 from .resp import RequestParser, encode_command
 
 try:
@@ -99,7 +100,12 @@ class AofCommandReader:
         # hiredis moves its unread buffer after every reply: small feeds keep that cheap
         # (one 4 MB feed made replay 3x slower than the pure-Python parser)
         for piece in range(0, len(chunk), HIREDIS_FEED_BYTES):
-            reader.feed(chunk[piece : piece + HIREDIS_FEED_BYTES])
+            piece_bytes = chunk[piece : piece + HIREDIS_FEED_BYTES]
+            if LARGE_COUNT.search(piece_bytes) is not None:
+                # hiredis would allocate a huge declared array: the strict parser takes over
+                # from the next unread command (it reads lengths before allocating)
+                return self._fall_back(commands, raw, pos)
+            reader.feed(piece_bytes)
             while True:
                 try:
                     item = reader.gets()
@@ -110,15 +116,19 @@ class AofCommandReader:
                 encoded = _canonical(item)
                 if encoded is None or not raw.startswith(encoded, pos):
                     # not canonical from here on: the strict parser takes over, from this command
-                    self._parser = RequestParser(strict=True, base_offset=self.command_end + pos)
-                    commands += self._parser.feed(raw[pos:])
-                    self.command_end = self._parser.command_end
-                    self._raw = b""
-                    return commands
+                    return self._fall_back(commands, raw, pos)
                 commands.append(item)
                 pos += len(encoded)
         self._raw = raw[pos:]
         self.command_end += pos
+        return commands
+
+    def _fall_back(self, commands: list[list[bytes]], raw: bytes, pos: int) -> list[list[bytes]]:
+        """Hand everything from raw[pos] (a command start) on to the strict parser."""
+        self._parser = RequestParser(strict=True, base_offset=self.command_end + pos)
+        commands += self._parser.feed(raw[pos:])
+        self.command_end = self._parser.command_end
+        self._raw = b""
         return commands
 
 

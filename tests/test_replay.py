@@ -34,6 +34,7 @@ FILES = {
     "exec-without-multi": SET_A + EXEC + SET_B,
     "nested-multi": SET_A + MULTI + MULTI + EXEC,
     "inline": SET_A + b"SET c 3\r\n",
+    "huge-count": SET_A + b"*2147483647\r\n$3\r\nSET\r\n",
 }
 
 

@@ -11,13 +11,14 @@ real server lives in another test file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from kvred.fastparse import FastRequestParser
 from kvred.resp import (
     PROTO_INLINE_MAX_SIZE,
     RequestParser,
@@ -212,15 +213,29 @@ def _tail_params() -> list[object]:
     return params
 
 
-def feed_all(chunks: Iterable[bytes]) -> tuple[list[Argv], RequestParser]:
-    parser = RequestParser()
+# Every parser test runs on the reference parser and on the workers' hiredis-backed
+# parser: both must give the same commands, errors and query-buffer sizes.
+PARSERS = {"reference": RequestParser, "hiredis": FastRequestParser}
+make_parser: Callable[[], RequestParser | FastRequestParser] = RequestParser
+
+
+@pytest.fixture(autouse=True, params=sorted(PARSERS))
+def parser_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    global make_parser
+    make_parser = PARSERS[request.param]
+    yield request.param
+    make_parser = RequestParser
+
+
+def feed_all(chunks: Iterable[bytes]) -> tuple[list[Argv], RequestParser | FastRequestParser]:
+    parser = make_parser()
     commands: list[Argv] = []
     for chunk in chunks:
         commands += parser.feed(chunk)
     return commands, parser
 
 
-def check_final(parser: RequestParser, err: bytes | None, waiting: bool) -> None:
+def check_final(parser: RequestParser | FastRequestParser, err: bytes | None, waiting: bool) -> None:
     """The state after a case: closed after an error, an empty query buffer after
     complete commands. (A waiting parser may hold nothing either: the arguments
     already read are no longer part of the query buffer, as in Redis.)"""
@@ -266,10 +281,10 @@ def test_split_at_every_offset(data: bytes, commands: list[Argv], err: bytes | N
 @pytest.mark.parametrize(("data", "commands", "err"), _tail_params())
 def test_with_partial_next_command(data: bytes, commands: list[Argv], err: bytes | None) -> None:
     tail = INLINE_TAIL if data.endswith(INLINE_TAIL) else MBULK_TAIL
-    parser = RequestParser()
+    parser = make_parser()
     assert (parser.feed(data), parser.error) == (commands, err)
     if err is None:  # the tail waits, whole, in the query buffer...
-        tail_only = RequestParser()
+        tail_only = make_parser()
         assert tail_only.feed(tail) == []
         assert parser.buffered == tail_only.buffered
         assert parser.feed(TAIL_REST) == [TAIL_COMMAND]  # ...until its remainder arrives
