@@ -1,7 +1,9 @@
 """Command-line flags, config file, environment and the resulting `Config`.
 
-Precedence: built-in default < environment (KVRED_FSYNC, KVRED_PASSWORD) <
-config file (`kvred FILE`) < command-line flag.
+Precedence: built-in default < environment < config file (`kvred FILE`) <
+command-line flag. Every flag `--some-name` can come from the environment as
+`KVRED_SOME_NAME` (KVRED_FSYNC, KVRED_WORKERS, ...; KVRED_PASSWORD for
+--requirepass).
 Bad values produce one line on stderr and exit code 2 (argparse's convention),
 never a traceback.
 """
@@ -37,7 +39,8 @@ def default_workers() -> int:
     two at pipeline depth 1 (a second worker gained <=10% at P16 and lost up
     to 30% at P1, issue #6 measurements).
     """
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
+    # the CPUs this process may use (a container's cpuset), not all of the host's
+    return max(1, min(8, len(os.sched_getaffinity(0)) // 2))
 
 
 @dataclass
@@ -137,12 +140,13 @@ def _directory(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    env_fsync = os.environ.get("KVRED_FSYNC")
     parser = _OneLineParser(
         prog="kvred",
         usage="kvred [CONFIG_FILE] [--flag value ...]",
         description="kvred: a Redis-compatible key-value server (RESP2/RESP3) with an append-only file.",
-        epilog="Subcommand: 'kvred check-aof [--fix] FILE' checks (and repairs) an append-only file.",
+        epilog="Every --some-flag can also be set as the environment variable KVRED_SOME_FLAG "
+        "(KVRED_PASSWORD for --requirepass); a config file overrides the environment and flags "
+        "override both. Subcommand: 'kvred check-aof [--fix] FILE' checks (and repairs) an append-only file.",
     )
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port (default %(default)s)")
     parser.add_argument(
@@ -160,10 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fsync",
         type=_fsync,
-        default=_fsync(env_fsync)
-        if env_fsync and env_fsync.strip().lower() in (*FSYNC_POLICIES, "none")
-        else "everysec",
-        help="AOF fsync policy: always, everysec or no/none (env KVRED_FSYNC; default everysec)",
+        default="everysec",
+        help="AOF fsync policy: always, everysec or no/none (default everysec)",
     )
     parser.add_argument(
         "--appendonly", type=_yes_no, default=True, help="keep an append-only file: yes or no (default yes)"
@@ -185,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--requirepass",
-        default=os.environ.get("KVRED_PASSWORD") or None,
-        help="password clients must send with AUTH (env KVRED_PASSWORD; default: none)",
+        default=None,
+        help="password clients must send with AUTH (env KVRED_PASSWORD keeps it out of ps; default: none)",
     )
     parser.add_argument(
         "--protected-mode",
@@ -253,6 +255,26 @@ class ConfigFileError(Exception):
     pass
 
 
+ENV_PREFIX = "KVRED_"
+ENV_ALIASES = {"KVRED_PASSWORD": "--requirepass"}  # the name Docker users look for
+
+
+def environment_tokens(parser: argparse.ArgumentParser) -> list[str]:
+    """Every flag --some-name can also come from KVRED_SOME_NAME (empty = unset)."""
+    tokens: list[str] = []
+    for action in parser._actions:
+        for option in action.option_strings:
+            if not option.startswith("--") or option == "--help":
+                continue
+            value = os.environ.get(ENV_PREFIX + option[2:].upper().replace("-", "_"), "")
+            if value:
+                tokens += [option, value]
+    for name, option in ENV_ALIASES.items():
+        if os.environ.get(name):
+            tokens += [option, os.environ[name]]
+    return tokens
+
+
 def parse_args(argv: list[str]) -> Config:
     parser = build_parser()
     if argv and not argv[0].startswith("-"):
@@ -264,10 +286,7 @@ def parse_args(argv: list[str]) -> Config:
             parser.error(f"cannot read config file {path}: {exc.strerror}")
         except ConfigFileError as exc:
             parser.error(f"bad config file line {exc}")
-    env_fsync = os.environ.get("KVRED_FSYNC")
-    if env_fsync is not None and env_fsync.strip().lower() not in (*FSYNC_POLICIES, "none"):
-        parser.error(f"invalid KVRED_FSYNC {env_fsync!r}: choose always, everysec, no or none")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(environment_tokens(parser) + argv)
     return Config(
         port=args.port,
         bind=args.bind.split(),
@@ -279,7 +298,7 @@ def parse_args(argv: list[str]) -> Config:
         appendfilename=args.appendfilename,
         auto_aof_rewrite_percentage=args.auto_aof_rewrite_percentage,
         auto_aof_rewrite_min_size=args.auto_aof_rewrite_min_size,
-        requirepass=args.requirepass,
+        requirepass=args.requirepass or None,  # an empty password means none, as in Redis
         protected_mode=args.protected_mode,
         maxclients=args.maxclients,
         timeout=args.timeout,

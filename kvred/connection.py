@@ -21,14 +21,17 @@ import logging
 import socket
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import ipc, resp
-from .commands import FORWARDED_NAMES, lookup, unknown_command, wrong_arity
+from .commands import FORWARDED_NAMES, Command, lookup, unknown_command, wrong_arity
 from .fastparse import FastRequestParser
 
 if TYPE_CHECKING:
     from .worker import Worker
+
+# Not queued inside MULTI: they act on the transaction itself (Redis's list).
+_NOT_QUEUED = frozenset({"exec", "discard", "multi", "quit", "reset"})
 
 __all__ = ["Connection", "ERR_DENIED", "ERR_MAXCLIENTS", "PAUSED_BY_LINK", "PAUSED_BY_SHUTDOWN"]
 
@@ -44,7 +47,6 @@ ERR_EXEC_WITHOUT_MULTI = b"-ERR EXEC without MULTI\r\n"
 ERR_DISCARD_WITHOUT_MULTI = b"-ERR DISCARD without MULTI\r\n"
 ERR_NESTED_MULTI = b"-ERR MULTI calls can not be nested\r\n"
 ERR_EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
-ERR_NOT_IN_MULTI = b"-ERR Command not allowed inside a transaction\r\n"
 ERR_NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
 ERR_PROTO_NOT_INT = b"-ERR Protocol version is not an integer or out of range\r\n"
 ERR_NOAUTH = b"-NOAUTH Authentication required.\r\n"
@@ -175,12 +177,34 @@ class Connection(asyncio.Protocol):
         if self.worker.config.timeout:
             self.last_active = time.monotonic()
         parser = self.parser
+        one_at_a_time = parser.unauthenticated
         commands = parser.feed(data)
         if parser.buffered > self.worker.config.client_query_buffer_limit:
             log.warning("closing client %d: query buffer over %d bytes", self.client_id, parser.buffered)
             self.abort()
             return
         ready: list[bytes] = []  # worker-made replies that can be written at once
+        self.handle_commands(commands, ready)
+        # Before AUTH the parser stops after each command, because AUTH lifts the
+        # request limits for the commands after it (twemproxy pipelines AUTH + command).
+        while one_at_a_time and commands and parser.buffered and parser.error is None and not self.closing:
+            one_at_a_time = parser.unauthenticated
+            commands = parser.feed(b"")
+            self.handle_commands(commands, ready)
+        if parser.error is not None and not self.closing:
+            if self.outq:
+                self.outq.append(parser.error)
+            else:
+                ready.append(parser.error)
+            self.closing = True
+        if ready and self.transport is not None:
+            self.transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
+        if self.closing:
+            self.close_when_flushed()
+
+    def handle_commands(self, commands: list[list[bytes]], ready: list[bytes]) -> None:
+        """Forward or answer each command in order; replies made here that nothing
+        owed precedes go to `ready`, to be written in one call."""
         # Fast path: an authenticated client outside MULTI sending keyspace commands
         # (named exactly as in the table) forwards them as one run, checks left to the
         # writer. Measured: ~1.6x fewer worker CPU-seconds per pipelined SET.
@@ -200,34 +224,28 @@ class Connection(asyncio.Protocol):
                 else:
                     ready.append(reply)
             if self.closing:
-                break
+                return
             fast = self.authenticated and self.multi is None
         if run:
             self.worker.forward_run(self, run)
-        if parser.error is not None and not self.closing:
-            if self.outq:
-                self.outq.append(parser.error)
-            else:
-                ready.append(parser.error)
-            self.closing = True
-        if ready and self.transport is not None:
-            self.transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
-        if self.closing:
-            self.close_when_flushed()
 
     # ---------------------------------------------------------------- commands
 
     def dispatch(self, argv: list[bytes]) -> bytes | None:
-        """Handle one command: return a reply made here, or None if forwarded."""
+        """Handle one command: return a reply made here, or None if forwarded.
+
+        The checks run in Redis's processCommand order: unknown command, arity,
+        authentication; a rejected command also fails an open transaction."""
         cmd = lookup(argv[0])
-        if self.multi is not None:
-            return self.queue_in_multi(argv, cmd)
         if cmd is None:
-            return unknown_command(argv)
+            return self.reject(None, unknown_command(argv))
         if not cmd.arity_ok(len(argv)):
-            return self.reject_arity(cmd.name)
+            return self.reject(cmd, wrong_arity(cmd.name))
         if not self.authenticated and "no-auth" not in cmd.flags:
-            return ERR_NOAUTH
+            return self.reject(cmd, ERR_NOAUTH)
+        if self.multi is not None and cmd.name not in _NOT_QUEUED:
+            self.multi.append(argv)
+            return resp.QUEUED
         if cmd.handler is None:
             return self.connection_command(cmd.name, argv)
         if cmd.local:
@@ -235,33 +253,17 @@ class Connection(asyncio.Protocol):
         self.worker.forward_run(self, [argv])
         return None
 
-    def queue_in_multi(self, argv: list[bytes], cmd: Any) -> bytes | None:
-        name = cmd.name if cmd is not None else ""
-        if name in ("exec", "discard", "multi", "quit", "reset"):
-            if not cmd.arity_ok(len(argv)):
-                return self.reject_arity(cmd.name)
-            return self.connection_command(name, argv)
-        if cmd is None:
+    def reject(self, cmd: Command | None, error: bytes) -> bytes:
+        """Redis's rejectCommand: flag an open transaction; a rejected EXEC aborts it."""
+        if cmd is not None and cmd.name == "exec":
+            self.multi = None
+            message = error[1:-2]
+            if message.startswith(b"ERR "):
+                message = message[4:]
+            return b"-EXECABORT Transaction discarded because of: " + message + b"\r\n"
+        if self.multi is not None:
             self.multi_failed = True
-            return unknown_command(argv)
-        if not cmd.arity_ok(len(argv)):
-            self.multi_failed = True
-            return wrong_arity(cmd.name)
-        if "no-multi" in cmd.flags:
-            self.multi_failed = True
-            return ERR_NOT_IN_MULTI
-        assert self.multi is not None
-        self.multi.append(argv)
-        return resp.QUEUED
-
-    def reject_arity(self, name: str) -> bytes:
-        """Redis's rejectCommand: a rejected EXEC also discards the transaction."""
-        if name != "exec":
-            if self.multi is not None:
-                self.multi_failed = True
-            return wrong_arity(name)
-        self.multi = None
-        return b"-EXECABORT Transaction discarded because of: " + wrong_arity(name)[5:]
+        return error
 
     def connection_command(self, name: str, argv: list[bytes]) -> bytes | None:
         if name == "multi":
@@ -277,7 +279,8 @@ class Connection(asyncio.Protocol):
             self.multi = None
             if failed:
                 return ERR_EXECABORT
-            self.worker.forward_exec(self, queued)
+            transaction: list[list[bytes] | bytes] = [self.run_queued_connection_command(argv) for argv in queued]
+            self.worker.forward_exec(self, transaction)
             return None
         if name == "discard":
             if self.multi is None:
@@ -300,25 +303,38 @@ class Connection(asyncio.Protocol):
         if name == "auth":
             if len(argv) > 3:
                 return resp.ERR_SYNTAX
-            return self.authenticate(argv[1] if len(argv) == 3 else b"default", argv[-1])
+            return self.authenticate(argv[1] if len(argv) == 3 else None, argv[-1])
         return unknown_command(argv)
 
-    def authenticate(self, user: bytes, password: bytes) -> bytes:
-        """AUTH [user] password against --requirepass (the `default` user only)."""
+    def run_queued_connection_command(self, argv: list[bytes]) -> list[bytes] | bytes:
+        """At EXEC: a queued AUTH or HELLO runs here, in order, and its reply (bytes) takes
+        its place in the transaction; keyspace commands stay argv for the writer."""
+        cmd = lookup(argv[0])
+        if cmd is not None and cmd.handler is None:
+            return self.connection_command(cmd.name, argv) or b""
+        return argv
+
+    def authenticate(self, user: bytes | None, password: bytes) -> bytes:
+        """AUTH [user] password against --requirepass (only the `default` user exists)."""
         required = self.worker.config.requirepass
         if required is None:
-            return ERR_AUTH_NO_PASSWORD
+            # Redis's default user has no password: any password is right for it
+            if user is None:
+                return ERR_AUTH_NO_PASSWORD
+            return resp.OK if user == b"default" else ERR_WRONGPASS
         # compare_digest: the time taken does not leak how much of the password matched
-        if user != b"default" or not hmac.compare_digest(password, required.encode()):
+        if (user or b"default") != b"default" or not hmac.compare_digest(password, required.encode()):
             return ERR_WRONGPASS
         self.authenticated = True
         self.parser.unauthenticated = False
         return resp.OK
 
     def hello(self, argv: list[bytes]) -> bytes:
+        """HELLO [protover [AUTH user pass] [SETNAME name]], checked in Redis's order:
+        version, then options in order (an AUTH option authenticates at once, as in
+        Redis 7.0), then the NOAUTH check, and only then any change."""
         version = 3 if self.resp3 else 2
-        if not self.authenticated and not any(a.lower() == b"auth" for a in argv[2:]):
-            return ERR_HELLO_NOAUTH
+        name = None
         if len(argv) > 1:
             requested = resp.parse_strict_int(argv[1])
             if requested is None:
@@ -326,7 +342,6 @@ class Connection(asyncio.Protocol):
             if requested not in (2, 3):
                 return ERR_NOPROTO
             version = requested
-            name = None
             i = 2
             while i < len(argv):
                 opt = argv[i].lower()
@@ -335,17 +350,18 @@ class Connection(asyncio.Protocol):
                     if auth_reply is not resp.OK:
                         return auth_reply
                     i += 3
-                    continue
-                if opt == b"setname" and i + 1 < len(argv):
+                elif opt == b"setname" and i + 1 < len(argv):
                     name = argv[i + 1]
+                    if not all(0x21 <= c <= 0x7E for c in name):
+                        return b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
                     i += 2
-                    continue
-                return b"-ERR Syntax error in HELLO option '" + argv[i] + b"'\r\n"
-            if name is not None:
-                if not all(0x21 <= c <= 0x7E for c in name):
-                    return b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
-                self.worker.send_event(ipc.OP_UPDATE, self, {"name": name})
-            self.set_protocol(version)
+                else:
+                    return b"-ERR Syntax error in HELLO option '" + argv[i] + b"'\r\n"
+        if not self.authenticated:
+            return ERR_HELLO_NOAUTH
+        if name is not None:
+            self.worker.send_event(ipc.OP_UPDATE, self, {"name": name})
+        self.set_protocol(version)
         fields = {
             b"server": b"redis",
             b"version": b"7.0.15",
@@ -372,7 +388,8 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         if type(reply) is int:  # the writer stopped this client: its replies passed the output limit
-            log.warning("closing client %d: output buffer over %d bytes", self.client_id, reply)
+            if not self.closing:
+                log.warning("closing client %d: output buffer over the limit", self.client_id)
             self.abort()
             return
         assert type(reply) is bytes

@@ -29,8 +29,11 @@ except ImportError:  # kvred works without it, with the reference parser only
 
 __all__ = ["FastRequestParser", "LARGE_COUNT"]
 
-# A multibulk count of a million or more (hiredis would allocate 8 bytes per element at once).
-LARGE_COUNT = re.compile(rb"\*[0-9]{7}")
+# An aggregate header (array, set, push, map, attribute) of 10,000 elements or more:
+# hiredis allocates the declared size at once (`>536870913` took 4 GB and 10 s), so input
+# holding one, real or only look-alike bytes inside a value, goes to the reference parser.
+# With hiredis's nesting limit of 7 this bounds its allocation to about 1 MB.
+LARGE_COUNT = re.compile(rb"[*>~%|][0-9]{5}")
 
 
 class FastRequestParser:
@@ -98,7 +101,7 @@ class FastRequestParser:
         while pos < end:
             try:
                 item = reader.gets()
-            except hiredis.ProtocolError:
+            except Exception:  # ProtocolError, or a RESP3 map with a list as key (TypeError)
                 break
             if item is False or type(item) is not list or not item:
                 break

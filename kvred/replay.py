@@ -109,7 +109,7 @@ class AofCommandReader:
             while True:
                 try:
                     item = reader.gets()
-                except hiredis.ProtocolError:
+                except Exception:  # ProtocolError, or a RESP3 map with a list as key (TypeError)
                     item = None
                 if item is False:
                     break

@@ -239,6 +239,8 @@ class RequestParser:
                     if nxt < 0:
                         break
                     pos = nxt
+                    if self.unauthenticated and commands:
+                        break  # one command at a time before AUTH
                     continue
                 nl = buf.find(b"\r", pos)
                 if nl < 0:
@@ -312,6 +314,8 @@ class RequestParser:
                 commands.append(argv)
                 argv = []
                 last_end = pos
+                if self.unauthenticated:
+                    break  # one command at a time before AUTH: its limits may change after it
                 continue
             break
         self._args_left = args_left

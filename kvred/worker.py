@@ -176,7 +176,7 @@ class Worker:
         timeout = self.config.timeout
         deadline = time.monotonic() - timeout
         for conn in list(self.clients.values()):
-            if conn.last_active < deadline and not conn.outq and conn.multi is None:
+            if conn.last_active < deadline and not conn.outq:
                 log.info("closing client %d: idle for over %d s", conn.client_id, timeout)
                 conn.abort()
         self.loop.call_later(1.0, self.close_idle_clients)
@@ -199,7 +199,7 @@ class Worker:
             conn.open_run_batch = self.batch_id
         self._queued(len(run))
 
-    def forward_exec(self, conn: Connection, queued: list[list[bytes]]) -> None:
+    def forward_exec(self, conn: Connection, queued: list[list[bytes] | bytes]) -> None:
         self.batch.append([ipc.OP_EXEC, conn.client_id, conn.resp3, queued])
         self.batch_conns.append(conn)
         conn.outq.append(None)

@@ -110,6 +110,7 @@ class Writer:
         self._selector: selectors.BaseSelector | None = None
         self._pass_batches: list[tuple[Link, list[Any], list[Any]]] = []  # run, not yet committed
         self.rewriter: AofRewriter | None = None
+        self.output_limited: set[int] = set()  # clients dropped for their output, until they disconnect
         self._rewrite_requested = False
         self._shutdown_requested = False
 
@@ -337,6 +338,8 @@ class Writer:
         """One client's commands of a batch. If their replies pass the client output
         buffer limit, stop (as Redis stops reading a client it closes) and return the
         size reached: the worker then drops the client."""
+        if self.output_limited and self.client_id in self.output_limited:
+            return 0  # already over its limit: the worker is dropping it, run nothing more
         call = self.call
         limit = self.config.client_output_buffer_limit or 1 << 62
         out = []
@@ -349,6 +352,7 @@ class Writer:
                 log.warning(
                     "client %d: replies over the output buffer limit (%d bytes): closing it", self.client_id, size
                 )
+                self.output_limited.add(self.client_id)
                 self.stat_commands += len(out)
                 return size
         self.stat_commands += len(payload)
@@ -360,6 +364,7 @@ class Writer:
             self.stat_connections += 1
         elif op == ipc.OP_DISCONNECT:
             self.clients.pop(client_id, None)
+            self.output_limited.discard(client_id)
         elif op == ipc.OP_UPDATE:
             info = self.clients.get(client_id)
             if info is not None:
@@ -387,11 +392,12 @@ class Writer:
             log.exception("internal error running %r", argv[0][:64])
             return ERR_INTERNAL
 
-    def exec_transaction(self, commands: list[list[bytes]]) -> bytes:
+    def exec_transaction(self, commands: list[list[bytes] | bytes]) -> bytes:
         """EXEC: run the queued commands back to back; log them as one MULTI/EXEC block."""
         aof = self.aof
         start = len(aof.aof_buf) if aof is not None else 0
-        replies = [self.call(argv) for argv in commands]
+        # an item that is bytes is the reply of a connection command the worker ran (AUTH...)
+        replies = [item if isinstance(item, bytes) else self.call(item) for item in commands]
         self.stat_commands += len(commands) + 1
         if aof is not None and len(aof.aof_buf) - start > 1:
             # Replay applies all of it or none of it (a torn block is cut at MULTI).
@@ -569,7 +575,9 @@ def _refuse_writes(batch: list[Any], replies: list[Any]) -> None:
                 cmd = lookup(argv[0])
                 if cmd is not None and cmd.write:
                     run_replies[j] = ERR_MISCONF
-        elif op == ipc.OP_EXEC and any((c := lookup(argv[0])) is not None and c.write for argv in payload):
+        elif op == ipc.OP_EXEC and any(
+            type(argv) is list and (c := lookup(argv[0])) is not None and c.write for argv in payload
+        ):
             replies[i] = ERR_MISCONF
 
 

@@ -43,8 +43,8 @@ def select(ctx: Any, argv: list[bytes]) -> bytes:
 
 # Connection commands, implemented by the worker's connection.
 for _name, _arity, _flags in (
-    ("hello", -1, "fast no-auth no-multi"),
-    ("auth", -2, "fast no-auth no-multi"),
+    ("hello", -1, "fast no-auth"),
+    ("auth", -2, "fast no-auth"),
     ("quit", -1, "fast no-auth"),
     ("reset", 1, "fast no-auth"),
     ("multi", 1, "fast"),
@@ -63,7 +63,7 @@ def _subcommand_arity_ok(argv: list[bytes], container: str, sub: str, arity: int
 
 # ---------------------------------------------------------------- COMMAND
 
-_HIDDEN_FLAGS = {"local", "no-multi"}
+_HIDDEN_FLAGS = {"local"}
 
 
 def _command_info(cmd: Command) -> bytes:
