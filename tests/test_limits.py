@@ -26,7 +26,7 @@ import secrets
 import selectors
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ from oracle import RssSampler, Servers, SteadyClient
 from rawclient import RawClient, encode_command
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from test_process import listening_pids, owner_of
+from test_process import listening_pids, owner_of, wait_for
 
 CLOSE_TIMEOUT_S = 5.0
 MAXCLIENTS = 20
@@ -124,18 +124,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         yield started
     finally:
         started.stop_all()
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str,
-             details: Callable[[], str] = lambda: "") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}\n{details()}")
-        time.sleep(POLL_S)
 
 
 def send_and_read_until_close(port: int, payload: bytes, chunk: int = 65536) -> tuple[bytes, bool]:
