@@ -109,10 +109,6 @@ class AppendOnlyFile:
             self.last_write_ok = True
             self.last_write_error = ""
 
-    def flush_for_rewrite(self) -> None:
-        """Write what is buffered (the rewrite must not miss it)."""
-        self.flush()
-
     def reopen(self) -> None:
         """Switch to the file now at `path` (after a rewrite renamed a new one there)."""
         new_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -129,7 +129,7 @@ class AofRewriter:
 
     def _install(self) -> None:
         aof = self.aof
-        aof.flush_for_rewrite()  # whatever the policy, nothing written before this point is left behind
+        aof.flush()  # write what is buffered: the new file must not miss it
         tail = b"".join(aof.rewrite_buf or [])
         with open(self.temp_path, "ab", buffering=0) as f:
             view = memoryview(tail)

@@ -46,7 +46,7 @@ __all__ = [
 Handler = Callable[[Any, list[bytes]], bytes]
 H = TypeVar("H", bound=Handler)
 
-ERR_SYNTAX = b"-ERR syntax error\r\n"
+ERR_SYNTAX = resp.ERR_SYNTAX
 ERR_NOT_INT = b"-ERR value is not an integer or out of range\r\n"
 ERR_NOT_FLOAT = b"-ERR value is not a valid float\r\n"
 ERR_WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
