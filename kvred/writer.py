@@ -5,10 +5,10 @@ every entry in arrival order, which is the global order of the keyspace and
 of the AOF, and answers each batch with one reply batch.
 
 One loop pass:
-    1. read every link that has data; run each complete batch, keeping the
-       encoded reply batch in that link's output buffer;
+    1. read every link that has data and run each complete batch; its replies
+       wait in the pass (`_pass_batches`);
     2. group commit: write the pass's AOF buffer (and fsync under `always`);
-    3. only then release the replies of the pass to the workers.
+    3. only then encode the pass's reply batches and release them to the workers.
 So no client sees the reply to a mutation before the mutation is in the AOF
 as the fsync policy requires: log, sync per policy, then reply.
 
@@ -52,6 +52,8 @@ ERR_MISCONF = (
     b"write commands are refused until the disk accepts data again\r\n"
 )
 ERR_INTERNAL = b"-ERR internal error (see the server log)\r\n"
+# Connection commands (HELLO, AUTH, MULTI...) belong to the worker, which runs them even
+# inside EXEC; one reaching the writer gets this instead of being half-run.
 ERR_CONNECTION_COMMAND = b"-ERR Command not allowed inside a transaction\r\n"
 
 
@@ -382,7 +384,7 @@ class Writer:
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return wrong_arity(cmd.name)
         handler = cmd.handler
-        if handler is None:  # a connection command inside EXEC; the worker rejects these
+        if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
             return ERR_CONNECTION_COMMAND
         if cmd.write and self.aof is not None and not self.aof.last_write_ok:
             return ERR_MISCONF
