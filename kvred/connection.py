@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from . import ipc, resp
 from .commands import FORWARDED_NAMES, Command, lookup, unknown_command, wrong_arity
+from .commands.base import error_quoting
 from .fastparse import FastRequestParser
 
 if TYPE_CHECKING:
@@ -356,7 +357,7 @@ class Connection(asyncio.Protocol):
                         return b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
                     i += 2
                 else:
-                    return b"-ERR Syntax error in HELLO option '" + argv[i] + b"'\r\n"
+                    return error_quoting("Syntax error in HELLO option '", argv[i])
         if not self.authenticated:
             return ERR_HELLO_NOAUTH
         if name is not None:

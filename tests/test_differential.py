@@ -503,6 +503,9 @@ case("config-get-glob", C("CONFIG", "GET", "app*", norm=config_keys))
 case("config-get-several", C("CONFIG", "GET", "save", "appendonly", norm=config_keys))
 case("config-get-nosuch", C("CONFIG", "GET", "nosuchparam"))
 case("config-errors", C("CONFIG"), C("CONFIG", "GET"), C("CONFIG", "FOO"))
+# client bytes echoed inside an error stay on one line (CR/LF become spaces), as Redis does
+case("errors-quote-crlf-on-one-line", C("CONFIG", "SET", "a\r\nb", "x"), C("HELLO", "3", "x\r\n:1"),
+     C("FOO\r\nBAR", "a\nb"), C("CLIENT", "NO\r\nSUCH"))
 case("config-redis-benchmark-startup",
      Raw(encode_command("CONFIG", "GET", "save") + encode_command("CONFIG", "GET", "appendonly"),
          replies=2, norm=config_keys))

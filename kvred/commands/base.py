@@ -34,6 +34,7 @@ __all__ = [
     "wrong_arity",
     "unknown_command",
     "unknown_subcommand",
+    "error_quoting",
     "int_arg",
     "ERR_SYNTAX",
     "ERR_NOT_INT",
@@ -117,6 +118,12 @@ def wrong_arity(name: str) -> bytes:
 def _printable(arg: bytes) -> bytes:
     # Redis replaces CR and LF by spaces so that an error stays on one line.
     return arg.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def error_quoting(prefix: str, arg: bytes, suffix: str = "'") -> bytes:
+    """`-ERR <prefix><arg><suffix>`: a client's bytes inside an error, kept on one line
+    as Redis's addReplyErrorFormat does (a raw CR/LF would break the client's framing)."""
+    return b"-ERR " + prefix.encode() + _printable(arg) + suffix.encode() + b"\r\n"
 
 
 def unknown_command(argv: list[bytes]) -> bytes:

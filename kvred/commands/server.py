@@ -12,7 +12,17 @@ import time
 from typing import Any
 
 from .. import resp
-from .base import COMMANDS, ERR_NOT_INT, Command, command, int_arg, register, unknown_subcommand, wrong_arity
+from .base import (
+    COMMANDS,
+    ERR_NOT_INT,
+    Command,
+    command,
+    error_quoting,
+    int_arg,
+    register,
+    unknown_subcommand,
+    wrong_arity,
+)
 from .keys import glob_to_regex
 
 __all__ = ["format_info", "INFO_DEFAULT_SECTIONS"]
@@ -163,7 +173,7 @@ def config(ctx: Any, argv: list[bytes]) -> bytes:
         err = _subcommand_arity_ok(argv, "config", "set", -4)
         if err:
             return err
-        return b"-ERR Unknown option or number of arguments for CONFIG SET - '" + argv[2] + b"'\r\n"
+        return error_quoting("Unknown option or number of arguments for CONFIG SET - '", argv[2])
     if sub == b"resetstat":
         return _subcommand_arity_ok(argv, "config", "resetstat", 2) or ctx.reset_stats()
     if sub == b"rewrite":
