@@ -140,13 +140,17 @@ class ServerProcess:
             if code is not None:
                 pytest.fail(f"{self.name} exited with {code} before answering PING; "
                             f"argv={self.argv}\n--- log tail ---\n{self.log_tail()}")
-            if answers_ping(self.port, timeout=1.0):
+            if self.is_ready():
                 self.capture_tree()
                 return
             if time.monotonic() > deadline:
                 pytest.fail(f"{self.name} did not answer PING on port {self.port} "
                             f"within {timeout} s\n--- log tail ---\n{self.log_tail()}")
             time.sleep(READY_POLL_S)
+
+    def is_ready(self) -> bool:
+        """The readiness probe wait_ready polls; subclasses may accept other replies."""
+        return answers_ping(self.port, timeout=1.0)
 
     def capture_tree(self) -> list[psutil.Process]:
         """Record (and return) the current descendants of the main process."""

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 from conftest import (
     START_TIMEOUT_S,
     ServerProcess,
@@ -79,21 +78,8 @@ def _answers(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
 class FlexServer(ServerProcess):
     """A ServerProcess that is ready when PING gets +PONG or -NOAUTH."""
 
-    def wait_ready(self, timeout: float) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                pytest.fail(f"{self.name} exited with {code} before answering PING; "
-                            f"argv={self.argv}\n--- log tail ---\n{self.log_tail()}")
-            if _answers(self.port):
-                self.capture_tree()
-                return
-            if time.monotonic() > deadline:
-                pytest.fail(f"{self.name} did not answer PING on port {self.port} "
-                            f"within {timeout} s\n--- log tail ---\n{self.log_tail()}")
-            time.sleep(READY_POLL_S)
+    def is_ready(self) -> bool:
+        return _answers(self.port)
 
 
 def _flag(name: str) -> str:

@@ -43,6 +43,7 @@ from conftest import REPO_ROOT, ServerProcess, against_redis, free_port, require
 from rawclient import RawClient, encode_command
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from test_process import wait_for
 
 from kvred.config import DEFAULT_MAXCLIENTS, GRACEFUL_TIMEOUT_S, build_parser, parse_args
 
@@ -67,18 +68,6 @@ def _fail_or_skip(message: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Call `condition` until it returns a true value (returned) or `timeout` passes (fail)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def proxy_client(port: int, **kwargs: Any) -> redis.Redis:
@@ -161,7 +150,7 @@ class PasswordKvred(ServerProcess):
                     return raw.call("AUTH", self.password) == b"+OK\r\n" and raw.call("PING") == b"+PONG\r\n"
             except Exception:
                 return False
-        poll(ready, timeout, "kvred with a password to answer", interval=0.05)
+        wait_for(ready, timeout, "kvred with a password to answer")
         self.capture_tree()
 
 
@@ -324,7 +313,7 @@ def wait_answering(env: dict[str, str], name: str, probe: Callable[[], bool]) ->
         if not container_state(env, name).get("Running"):
             pytest.fail(f"container {name} exited: {container_state(env, name)}\n{container_logs(env, name)}")
         return probe()
-    poll(ready, READY_TIMEOUT_S, f"container {name} to answer")
+    wait_for(ready, READY_TIMEOUT_S, f"container {name} to answer")
 
 
 def authed_ping(port: int) -> bool:
@@ -516,7 +505,7 @@ class Nutcracker:
                     return s.recv(16) == b"+PONG\r\n"
             except OSError:
                 return False
-        poll(answers, 15, "nutcracker to answer PING")
+        wait_for(answers, 15, "nutcracker to answer PING")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -666,7 +655,7 @@ def test_twemproxy_with_a_shard_down(sharded: tuple[Nutcracker, list[ServerProce
     finally:
         shards[1].start()  # same port and data directory: the AOF is replayed
     # nutcracker reconnects on the next request: no proxy restart needed
-    assert poll(lambda: _get_or_none(client, on_down[3]) == on_down[3], 15, "the restarted shard to serve")
+    assert wait_for(lambda: _get_or_none(client, on_down[3]) == on_down[3], 15, "the restarted shard to serve")
     assert client.mget(on_down[4:]) == on_down[4:]
 
 
