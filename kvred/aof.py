@@ -1,7 +1,7 @@
 """The append-only file: buffered appends, group commit, and the fsync policies.
 
 Durability invariant (Redis's beforeSleep order): every mutation executed in
-a writer loop pass is appended to `aof_buf`; at the end of the pass the buffer
+a writer loop pass is appended to `aof_buf` (as its argv); at the end of the pass the buffer
 is written (and, under `always`, fsynced) *before* any reply of that pass is
 released. Under `everysec` a background thread fsyncs about once a second;
 under `no` the kernel decides, but shutdown and rewrite still fsync.
@@ -14,6 +14,8 @@ import logging
 import os
 import threading
 import time
+
+from .resp import encode_command
 
 __all__ = ["AppendOnlyFile", "AofWriteError", "SLOW_FSYNC_S"]
 
@@ -33,9 +35,11 @@ class AppendOnlyFile:
     def __init__(self, path: str, fsync: str) -> None:
         self.path = path
         self.fsync_policy = fsync
-        # encoded commands of the current pass; the list object never changes, so the
-        # writer can bind its append once (see Writer.aof_feed)
-        self.aof_buf: list[bytes] = []
+        # the commands (argv) logged in the current pass, encoded all at once by flush().
+        # The list object never changes, so the writer binds its append once as the
+        # handlers' aof_feed: a C call per mutation (saved ~100 ns per SET).
+        self.aof_buf: list[list[bytes]] = []
+        self._unwritten = b""  # encoded bytes of a failed write, written first on the retry
         self.fd = -1
         self.current_size = 0
         self.base_size = 0  # size after the last rewrite (or at start-up)
@@ -79,8 +83,9 @@ class AppendOnlyFile:
         size and the buffer is kept to be retried on the next pass; a failed
         fsync is retried on the next pass too.
         """
-        if self.aof_buf:
-            data = b"".join(self.aof_buf)
+        if self.aof_buf or self._unwritten:
+            data = self._unwritten + b"".join(map(encode_command, self.aof_buf))
+            self.aof_buf.clear()
             try:
                 written = 0
                 view = memoryview(data)
@@ -88,11 +93,11 @@ class AppendOnlyFile:
                     written += os.write(self.fd, view[written:])
             except OSError as exc:
                 self._undo_partial_write()
-                self.aof_buf[:] = [data]
+                self._unwritten = data
                 self._write_failed(exc)
                 raise AofWriteError(str(exc)) from exc
+            self._unwritten = b""
             self.current_size += len(data)
-            self.aof_buf.clear()
             self._dirty = True
             if self.rewrite_buf is not None:
                 self.rewrite_buf.append(data)

@@ -175,15 +175,25 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        if self.worker.config.timeout:
+        worker = self.worker
+        if worker.idle_timeout:
             self.last_active = time.monotonic()
         parser = self.parser
-        one_at_a_time = parser.unauthenticated
         commands = parser.feed(data)
-        if parser.buffered > self.worker.config.client_query_buffer_limit:
+        # The common case, checked first: whole keyspace commands from an authenticated
+        # client outside MULTI go to the writer as one run, nothing else to do here.
+        if parser.reference is None and self.authenticated and self.multi is None and commands:
+            for argv in commands:
+                if argv[0] not in FORWARDED_NAMES:
+                    break
+            else:
+                worker.forward_run(self, commands)
+                return
+        if parser.buffered > worker.config.client_query_buffer_limit:
             log.warning("closing client %d: query buffer over %d bytes", self.client_id, parser.buffered)
             self.abort()
             return
+        one_at_a_time = parser.unauthenticated
         ready: list[bytes] = []  # worker-made replies that can be written at once
         self.handle_commands(commands, ready)
         # Before AUTH the parser stops after each command, because AUTH lifts the
@@ -404,8 +414,10 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         transport.write(reply)
-        limit = self.worker.config.client_output_buffer_limit
-        if limit and transport.get_write_buffer_size() > limit:
+        # The output limit can only be passed with unsent replies, and those show as a
+        # paused client first unless the limit is below the pause threshold.
+        limit = self.worker.output_limit
+        if limit and (self.paused or limit <= CLIENT_WRITE_HIGH_WATER) and transport.get_write_buffer_size() > limit:
             log.warning(
                 "closing client %d: %d bytes of unread replies", self.client_id, transport.get_write_buffer_size()
             )

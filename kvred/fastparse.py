@@ -37,14 +37,15 @@ LARGE_COUNT = re.compile(rb"[*>~%|][0-9]{5}")
 
 
 class FastRequestParser:
-    __slots__ = ("_reader", "_reference", "max_bulk_len", "_unauthenticated")
+    __slots__ = ("_reader", "reference", "max_bulk_len", "_unauthenticated")
 
     def __init__(self, max_bulk_len: int = PROTO_MAX_BULK_LEN) -> None:
         self.max_bulk_len = max_bulk_len
         self._unauthenticated = False
         self._reader: Any = hiredis.Reader() if hiredis is not None else None
-        # the reference parser while it is in charge (None: hiredis is)
-        self._reference: RequestParser | None = None if self._reader is not None else self._new_reference()
+        # the reference parser while it is in charge. None after a feed: hiredis is, so
+        # nothing is buffered, there is no error and the client is not before AUTH
+        self.reference: RequestParser | None = None if self._reader is not None else self._new_reference()
 
     def _new_reference(self) -> RequestParser:
         parser = RequestParser(max_bulk_len=self.max_bulk_len)
@@ -59,63 +60,74 @@ class FastRequestParser:
     def unauthenticated(self, value: bool) -> None:
         # before AUTH, Redis's small request limits apply: only the reference parser checks them
         self._unauthenticated = value
-        if self._reference is not None:
-            self._reference.unauthenticated = value
+        if self.reference is not None:
+            self.reference.unauthenticated = value
 
     @property
     def error(self) -> bytes | None:
-        return self._reference.error if self._reference is not None else None
+        return self.reference.error if self.reference is not None else None
 
     @property
     def buffered(self) -> int:
-        return self._reference.buffered if self._reference is not None else 0
+        return self.reference.buffered if self.reference is not None else 0
 
     @property
     def in_command(self) -> bool:
-        return self._reference is not None and self._reference.in_command
+        return self.reference is not None and self.reference.in_command
 
     def feed(self, data: bytes) -> list[list[bytes]]:
-        reference = self._reference
+        reference = self.reference
         if reference is None and self._unauthenticated:
-            reference = self._reference = self._new_reference()
+            reference = self.reference = self._new_reference()
         if reference is not None:
-            commands = reference.feed(data)
+            parsed = reference.feed(data)
             if (
                 reference.error is None
                 and not reference.in_command
                 and not self._unauthenticated
                 and self._reader is not None
             ):
-                self._reference = None  # at a command boundary again: back to hiredis
-            return commands
+                self.reference = None  # at a command boundary again: back to hiredis
+            return parsed
         if LARGE_COUNT.search(data) is not None:
             # hiredis allocates a declared array up front (*2147483647 = 16 GB): large
             # counts, real or only look-alike bytes inside values, go to the reference parser
-            self._reference = self._new_reference()
+            self.reference = self._new_reference()
             return self.feed(data)
         reader = self._reader
         reader.feed(data)
-        commands = []
+        gets = reader.gets
+        commands: list[list[bytes]] = []
+        try:
+            while True:
+                item = gets()
+                if type(item) is not list or not item:
+                    break  # False: no complete reply left; anything else is not a command
+                commands.append(item)
+        except Exception:  # ProtocolError, or a RESP3 map with a list as key (TypeError)
+            pass
+        # The common case, a read of whole canonical commands: one join and one compare
+        # for the read (P16 GETs: 340 instead of 550 ns per command).
+        try:
+            if b"".join(map(encode_command, commands)) == data:
+                return commands
+        except TypeError:  # a non-bytes argument
+            pass
+        # Otherwise keep the commands up to the first one that is not canonical, and the
+        # reference parser takes the rest from its first byte.
         pos = 0
-        end = len(data)
-        while pos < end:
+        good = 0
+        for item in commands:
             try:
-                item = reader.gets()
-            except Exception:  # ProtocolError, or a RESP3 map with a list as key (TypeError)
-                break
-            if item is False or type(item) is not list or not item:
-                break
-            try:
-                encoded = encode_command(item)  # any non-bytes argument raises TypeError
+                encoded = encode_command(item)
             except TypeError:
                 break
             if not data.startswith(encoded, pos):
                 break
-            commands.append(item)
             pos += len(encoded)
-        if pos < end:
-            # a partial or unusual command: the reference parser takes it from its first byte
-            self._reader = hiredis.Reader()
-            self._reference = self._new_reference()
-            commands += self.feed(data[pos:])
+            good += 1
+        del commands[good:]
+        self._reader = hiredis.Reader()
+        self.reference = self._new_reference()
+        commands += self.feed(data[pos:])
         return commands

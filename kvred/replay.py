@@ -165,7 +165,7 @@ def scan_aof(path: str, execute: Callable[[Handler, list[bytes]], object] | None
             batch = parser.feed(chunk)
             for i, argv in enumerate(batch):
                 cmd = commands_get(argv[0]) or lookup(argv[0])
-                if cmd is None or not (len(argv) == cmd.arity if cmd.arity > 0 else len(argv) >= -cmd.arity):
+                if cmd is None or not cmd.min_argc <= len(argv) <= cmd.max_argc:
                     what = "unknown command" if cmd is None else "wrong number of arguments for"
                     scan.error = f"{what} '{argv[0].decode(errors='replace')}'"
                     scan.error_offset = _offset_in(batch, i, batch_start)

@@ -429,18 +429,29 @@ def encode_value(value: object, resp3: bool) -> bytes:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+# `$<n>\r\n` for the argument lengths most commands carry: a lookup, not a format
+_BULK_HEADS = [b"$%d\r\n" % n for n in range(1024)]
+
+
 def encode_command(argv: list[bytes]) -> bytes:
-    """A command as canonical RESP multibulk (what the AOF and clients write)."""
-    # GET/SET and most commands: one format call instead of a loop (~2x faster; the
-    # workers' canonical check encodes every command, so this is on the hot path)
+    """A command as canonical RESP multibulk (what the AOF and clients write).
+
+    A non-bytes argument raises TypeError (the workers' canonical check relies on it)."""
+    # Two and three arguments (GET, SET and most commands) as one join of looked-up
+    # headers: 190 ns instead of 300 ns for the %-format (the workers encode every
+    # command they parse, the writer every mutation it logs).
     n = len(argv)
-    if n == 3:
-        a, b, c = argv
-        return b"*3\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(a), a, len(b), b, len(c), c)
-    if n == 2:
-        a, b = argv
-        return b"*2\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(a), a, len(b), b)
-    parts = [b"*%d\r\n" % len(argv)]
+    heads = _BULK_HEADS
+    try:
+        if n == 3:
+            a, b, c = argv
+            return b"".join((b"*3\r\n", heads[len(a)], a, b"\r\n", heads[len(b)], b, b"\r\n", heads[len(c)], c, b"\r\n"))
+        if n == 2:
+            a, b = argv
+            return b"".join((b"*2\r\n", heads[len(a)], a, b"\r\n", heads[len(b)], b, b"\r\n"))
+    except IndexError:
+        pass  # an argument of 1 KB or more
+    parts = [b"*%d\r\n" % n]
     for arg in argv:
         parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
     return b"".join(parts)

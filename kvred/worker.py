@@ -73,6 +73,9 @@ class Worker:
         self, config: Config, slot: int, generation: int, link: socket.socket, ready_fd: int, client_counts: mmap.mmap
     ) -> None:
         self.config = config
+        # read on the hot path: plain attributes, not config lookups
+        self.idle_timeout = config.timeout
+        self.output_limit = config.client_output_buffer_limit
         self.slot = slot
         # one int64 per worker slot, shared by all workers: the server-wide client count
         self.client_counts = client_counts
@@ -192,12 +195,13 @@ class Worker:
 
     def forward_run(self, conn: Connection, run: list[list[bytes]]) -> None:
         """Queue commands for the writer; they join the connection's open entry if any."""
-        if conn.open_run_batch == self.batch_id and conn.open_run is not None and conn.outq and conn.outq[-1] is None:
+        outq = conn.outq
+        if conn.open_run_batch == self.batch_id and outq and outq[-1] is None and conn.open_run is not None:
             conn.open_run.extend(run)
         else:
             self.batch.append([ipc.OP_RUN, conn.client_id, conn.resp3, run])
             self.batch_conns.append(conn)
-            conn.outq.append(None)
+            outq.append(None)
             conn.open_run = run
             conn.open_run_batch = self.batch_id
         self._queued(len(run))

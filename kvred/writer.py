@@ -37,7 +37,6 @@ from .commands import COMMANDS, lookup, unknown_command, wrong_arity
 from .commands.keys import ScanCursors
 from .config import Config, setup_logging
 from .replay import scan_aof
-from .resp import encode_command
 from .rewrite import AofRewriter, remove_stale_temp_files
 
 __all__ = ["Writer", "ClientInfo"]
@@ -103,6 +102,7 @@ class Writer:
         # log a mutation for replay; replaced by the AOF's appender once the AOF is open
         # (during replay and with --appendonly no, nothing is logged)
         self.aof_feed: Callable[[list[bytes]], None] = _log_nothing
+        self.refusing_writes = False  # the last AOF write failed: write commands get MISCONF
         # statistics for INFO
         self.stat_commands = 0
         self.stat_connections = 0
@@ -130,13 +130,8 @@ class Writer:
                 return 1
             self.aof = AppendOnlyFile(self.config.aof_path, self.config.fsync)
             self.aof.open()
-            append = self.aof.aof_buf.append
-
-            def aof_feed(argv: list[bytes]) -> None:
-                append(encode_command(argv))
-
-            # handlers call ctx.aof_feed(argv) for every mutation: bound once, one call deep
-            self.aof_feed = aof_feed
+            # handlers call ctx.aof_feed(argv) for every mutation: the buffer's own append
+            self.aof_feed = self.aof.aof_buf.append
             self.rewriter = AofRewriter(self.aof)
         self.control.sendall(b"R")  # loaded: the supervisor may start the workers
         self._serve()
@@ -251,6 +246,8 @@ class Writer:
 
     def _read_link(self, link: Link) -> bool:
         """Run every complete batch waiting on `link`; False if nothing was run."""
+        # MISCONF until the AOF takes writes again (the everysec thread may also fail)
+        self.refusing_writes = self.aof is not None and not self.aof.last_write_ok
         try:
             data = link.sock.recv(LINK_RECV_BYTES)
         except (BlockingIOError, InterruptedError):
@@ -380,13 +377,12 @@ class Writer:
             cmd = COMMANDS.get(argv[0].lower())
             if cmd is None:
                 return unknown_command(argv)
-        arity = cmd.arity
-        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        if not cmd.min_argc <= len(argv) <= cmd.max_argc:
             return wrong_arity(cmd.name)
         handler = cmd.handler
         if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
             return ERR_CONNECTION_COMMAND
-        if cmd.write and self.aof is not None and not self.aof.last_write_ok:
+        if cmd.write and self.refusing_writes:
             return ERR_MISCONF
         try:
             return handler(self, argv)
@@ -403,8 +399,8 @@ class Writer:
         self.stat_commands += len(commands) + 1
         if aof is not None and len(aof.aof_buf) - start > 1:
             # Replay applies all of it or none of it (a torn block is cut at MULTI).
-            aof.aof_buf.insert(start, b"*1\r\n$5\r\nMULTI\r\n")
-            aof.aof_buf.append(b"*1\r\n$4\r\nEXEC\r\n")
+            aof.aof_buf.insert(start, [b"MULTI"])
+            aof.aof_buf.append([b"EXEC"])
         return b"*%d\r\n" % len(replies) + b"".join(replies)
 
     # ---------------------------------------------------------------- handler context

@@ -57,7 +57,19 @@ ERR_OVERFLOW = b"-ERR increment or decrement would overflow\r\n"
 class Command:
     """One row of the command table (Redis's `redisCommand`)."""
 
-    __slots__ = ("name", "handler", "arity", "flags", "first_key", "last_key", "key_step", "local", "write")
+    __slots__ = (
+        "name",
+        "handler",
+        "arity",
+        "min_argc",
+        "max_argc",
+        "flags",
+        "first_key",
+        "last_key",
+        "key_step",
+        "local",
+        "write",
+    )
 
     def __init__(
         self,
@@ -70,14 +82,16 @@ class Command:
         self.name = name  # lowercase, as Redis names it in errors
         self.handler = handler  # None: the worker's connection handles it (HELLO, MULTI, ...)
         self.arity = arity  # Redis convention: N exact, -N at least N; argv[0] counts
+        # the same as a range, one chained comparison on the hot paths
+        self.min_argc = abs(arity)
+        self.max_argc = arity if arity > 0 else 1 << 62
         self.flags = flags  # Redis's COMMAND INFO flags
         self.first_key, self.last_key, self.key_step = keys
         self.local = "local" in flags  # a worker may answer it without the writer
         self.write = "write" in flags
 
     def arity_ok(self, argc: int) -> bool:
-        arity = self.arity
-        return argc == arity if arity > 0 else argc >= -arity
+        return self.min_argc <= argc <= self.max_argc
 
 
 # name -> Command, under both the lowercase and the uppercase name so that the
