@@ -74,13 +74,14 @@ class ClientInfo:
 class Link:
     """The writer's end of one worker link."""
 
-    __slots__ = ("sock", "reader", "out", "slot")
+    __slots__ = ("sock", "reader", "out", "slot", "wants_write")
 
     def __init__(self, sock: socket.socket, slot: int) -> None:
         self.sock = sock
         self.reader = ipc.FrameReader()
         self.out: list[bytes] = []  # encoded reply frames waiting for the group commit
         self.slot = slot
+        self.wants_write = False  # registered for writability: `out` holds what the worker has not taken
 
 
 class Writer:
@@ -282,7 +283,7 @@ class Writer:
     def _send(self, link: Link, blocking: bool = False) -> None:
         if not link.out or link.sock.fileno() < 0:
             return
-        data = b"".join(link.out)
+        data = link.out[0] if len(link.out) == 1 else b"".join(link.out)
         link.out.clear()
         if blocking:
             link.sock.setblocking(True)
@@ -302,8 +303,11 @@ class Writer:
         if sent < len(data):
             # The worker is slow to read: keep the rest and wait for writability.
             link.out.append(data[sent:])
-            self._selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
-        else:
+            if not link.wants_write:
+                link.wants_write = True
+                self._selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
+        elif link.wants_write:
+            link.wants_write = False
             self._selector.modify(link.sock, selectors.EVENT_READ, link)
 
     # ---------------------------------------------------------------- execution
