@@ -182,6 +182,12 @@ CASES: list[Case] = [
     ("error-after-inline", b"PING\r\nPING\r\n*abc\r\n" + PING, [[b"PING"], [b"PING"]], INVALID_MBULK),
     ("error-after-mbulk", PING + b'ECHO "x\r\n' + PING, [[b"PING"]], UNBALANCED),
     ("error-in-second-mbulk", PING + b"*2\r\n$4\r\nECHO\r\n$-1\r\n" + PING, [[b"PING"]], INVALID_BULK),
+    # -- a whole canonical command, then one hiredis accepts that is not canonical: the
+    #    workers' parser must hand the second to the reference parser from its first byte
+    ("canonical-then-unchecked-crlf", PING + b"*1\r\n$4\r\nPINGxx", [[b"PING"], [b"PING"]], None),
+    ("canonical-then-simple-string-arg", PING + b"*1\r\n+PING\r\n", [[b"PING"]], expected_dollar(b"+")),
+    ("canonical-then-integer-arg", PING + b"*2\r\n$4\r\nECHO\r\n:5\r\n", [[b"PING"]], expected_dollar(b":")),
+    ("canonical-then-resp3-set-header", PING + b"~1\r\n" + PING, [[b"PING"], [b"~1"], [b"PING"]], None),
     # -- many commands in one buffer, inline and multibulk mixed
     ("many-commands", MANY_INPUT, MANY, None),
     ("many-pings-then-error", PING * 100 + b"*01\r\n" + PING, [[b"PING"]] * 100, INVALID_MBULK),
@@ -455,6 +461,22 @@ def test_encode_command_round_trips(argvs: list[Argv], cuts: list[int]) -> None:
     for chunks in ([wire], cut(wire, cuts)):
         commands, parser = feed_all(chunks)
         assert (commands, parser.error, parser.buffered) == (expected, None, 0)
+
+
+# encode_command looks up the `$<n>` header of arguments below 1 KB and formats the others
+@given(st.lists(st.one_of(st.binary(max_size=8), st.binary(min_size=1020, max_size=1030)), max_size=4))
+@HYPOTHESIS
+def test_encode_command_short_and_long_arguments(argv: Argv) -> None:
+    assert encode_command(argv) == mbulk(*argv)
+
+
+@pytest.mark.parametrize("argv", [[b"GET", 5], [b"GET", None], [b"GET", [b"x"]], [b"SET", b"k", 1.5],
+                                  [b"SET", b"k", "text"], [b"MSET", b"a", b"b", b"c", 7]])
+def test_encode_command_rejects_what_is_not_bytes(argv: list[object]) -> None:
+    # the workers' canonical check relies on it: hiredis returns ints, None or lists for
+    # RESP types a client must not send inside a request
+    with pytest.raises(TypeError):
+        encode_command(argv)  # type: ignore[arg-type]
 
 
 @given(st.lists(st.one_of(
