@@ -35,9 +35,9 @@ _LOG_LEVEL_MAP = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": log
 def default_workers() -> int:
     """Half the cores, at least 1, at most 8.
 
-    The writer and the load itself need CPU too: on 2 cores one worker beat
-    two at pipeline depth 1 (a second worker gained <=10% at P16 and lost up
-    to 30% at P1, issue #6 measurements).
+    The writer and the load itself need CPU too. On 2 cores a second worker
+    gained 5-12% at redis-benchmark -c 50 -P 1 and lost 10-20% at -P 16
+    (bench/README.md), so one worker per two CPUs.
     """
     # the CPUs this process may use (a container's cpuset), not all of the host's
     return max(1, min(8, len(os.sched_getaffinity(0)) // 2))

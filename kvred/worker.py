@@ -43,7 +43,8 @@ WORKER_BOOT_ERROR = 3  # exit code: failed before serving; the supervisor must n
 MAX_WORKERS = 64  # client ids interleave the worker slot: id = seq * MAX_WORKERS + slot + 1
 # Batches sent and not yet answered. More than one lets the writer read the next batch
 # while the previous one's fsync runs. Measured (c50, fsync always, P1/P16): 1 -> 45k/355k,
-# 2 -> 57k/360k, 4 -> 67k/453k, 8 -> 62k/410k SET/s; everysec gained ~5% from 1 to 4.
+# 2 -> 57k/360k, 4 -> 67k/453k, 8 -> 62k/410k SET/s; everysec gained ~5% from 1 to 4,
+# and 2 or 8 were within noise of 4 for everysec GET -P 16.
 MAX_INFLIGHT_BATCHES = 4
 MAX_PENDING_COMMANDS = 100_000  # queued for the writer; above it, stop reading clients
 TCP_BACKLOG = 511  # Redis's tcp-backlog
