@@ -75,6 +75,12 @@ class FrameReader:
 
     def feed(self, data: bytes | memoryview) -> list[Any]:
         buf = self._buf
+        if not buf and len(data) >= HEADER_BYTES:
+            # The usual read: exactly one whole frame (a batch, or its replies).
+            # Decode it in place instead of copying it through the buffer.
+            size = int.from_bytes(data[:HEADER_BYTES], "little")
+            if len(data) == HEADER_BYTES + size:
+                return [_decoder.decode(data[HEADER_BYTES:])]
         buf += data
         messages = []
         pos = 0
