@@ -17,7 +17,6 @@ Measured on pipelined SETs (16 per read): 0.7 us per command instead of
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .resp import PROTO_MAX_BULK_LEN, RequestParser, encode_command
@@ -27,13 +26,23 @@ try:
 except ImportError:  # kvred works without it, with the reference parser only
     hiredis = None  # type: ignore[assignment]
 
-__all__ = ["FastRequestParser", "LARGE_COUNT"]
+__all__ = ["FastRequestParser", "has_large_count"]
 
 # An aggregate header (array, set, push, map, attribute) of 10,000 elements or more:
 # hiredis allocates the declared size at once (`>536870913` took 4 GB and 10 s), so input
 # holding one, real or only look-alike bytes inside a value, goes to the reference parser.
 # With hiredis's nesting limit of 7 this bounds its allocation to about 1 MB.
-LARGE_COUNT = re.compile(rb"[*>~%|][0-9]{5}")
+# The search runs on a copy of the input with three byte classes (aggregate type bytes
+# -> `*`, digits -> `0`, anything else -> `.`): the regex [*>~%|][0-9]{5} took 9% of a
+# worker's time at -P 16 (perf), this takes half as long on a 16-command read.
+_COUNT_CLASSES = bytes(
+    ord("*") if c in b"*>~%|" else ord("0") if c in b"0123456789" else ord(".") for c in range(256)
+)
+
+
+def has_large_count(data: bytes) -> bool:
+    """True if `data` holds an aggregate type byte followed by five digits or more."""
+    return b"*00000" in data.translate(_COUNT_CLASSES)
 
 
 class FastRequestParser:
@@ -89,7 +98,7 @@ class FastRequestParser:
             ):
                 self.reference = None  # at a command boundary again: back to hiredis
             return parsed
-        if LARGE_COUNT.search(data) is not None:
+        if has_large_count(data):
             # hiredis allocates a declared array up front (*2147483647 = 16 GB): large
             # counts, real or only look-alike bytes inside values, go to the reference parser
             self.reference = self._new_reference()

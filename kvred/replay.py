@@ -24,7 +24,7 @@ from typing import Any
 
 from .commands import COMMANDS, lookup
 from .commands.base import Handler
-from .fastparse import LARGE_COUNT
+from .fastparse import has_large_count
 from .resp import RequestParser, encode_command
 
 try:
@@ -39,6 +39,7 @@ log = logging.getLogger("kvred.replay")
 READ_CHUNK_BYTES = 4 * 1024 * 1024
 PROGRESS_EVERY_S = 2.0
 HIREDIS_FEED_BYTES = 64 * 1024
+_COUNT_PATTERN_TAIL = 5  # has_large_count looks for 6 bytes: 5 of them may end the previous feed
 
 
 @dataclass
@@ -77,6 +78,7 @@ class AofCommandReader:
     def __init__(self) -> None:
         self._hiredis: Any = hiredis.Reader() if hiredis is not None else None
         self._raw = b""  # bytes fed to hiredis and not yet matched to a command
+        self._fed_tail = b""  # the last bytes fed to hiredis (see has_large_count)
         self.command_end = 0  # stream offset just after the last complete command
         self._parser: RequestParser | None = None if self._hiredis is not None else RequestParser(strict=True)
 
@@ -101,11 +103,13 @@ class AofCommandReader:
         # (one 4 MB feed made replay 3x slower than the pure-Python parser)
         for piece in range(0, len(chunk), HIREDIS_FEED_BYTES):
             piece_bytes = chunk[piece : piece + HIREDIS_FEED_BYTES]
-            if LARGE_COUNT.search(piece_bytes) is not None:
+            # with the end of the previous feed: a header cut by the feed boundary counts too
+            if has_large_count(self._fed_tail + piece_bytes):
                 # hiredis would allocate a huge declared array: the strict parser takes over
                 # from the next unread command (it reads lengths before allocating)
                 return self._fall_back(commands, raw, pos)
             reader.feed(piece_bytes)
+            self._fed_tail = piece_bytes[-_COUNT_PATTERN_TAIL:]
             while True:
                 try:
                     item = reader.gets()

@@ -4,6 +4,7 @@ strict pure-Python parser does (the same cases run through both readers)."""
 from __future__ import annotations
 
 import random
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,21 @@ MULTI = encode_command([b"MULTI"])
 EXEC = encode_command([b"EXEC"])
 INCR = encode_command([b"INCR", b"n"])
 BIG = encode_command([b"SET", b"big", bytes(range(256)) * 600])  # crosses the 64 KB feed size
+
+
+
+def _header_across_feeds(header: bytes, before_boundary: int) -> bytes:
+    """SET_A, a padding SET, then `header` starting `before_boundary` bytes before the
+    reader's first 64 KB feed boundary: only the two feeds together show the header."""
+    start = replay.HIREDIS_FEED_BYTES - before_boundary
+    size = start - len(SET_A) - len(encode_command([b"SET", b"pad", b""]))
+    pad = encode_command([b"SET", b"pad", b"x" * size])
+    while len(SET_A) + len(pad) > start:  # the length's digits count too
+        size -= 1
+        pad = encode_command([b"SET", b"pad", b"x" * size])
+    assert len(SET_A) + len(pad) == start
+    return SET_A + pad + header + b"$3\r\nSET\r\n"
+
 
 FILES = {
     "empty": b"",
@@ -35,6 +51,8 @@ FILES = {
     "nested-multi": SET_A + MULTI + MULTI + EXEC,
     "inline": SET_A + b"SET c 3\r\n",
     "huge-count": SET_A + b"*2147483647\r\n$3\r\nSET\r\n",
+    # hiredis would allocate the declared 536,870,913 elements (4 GB) if it got the header
+    "huge-count-across-feeds": _header_across_feeds(b"*536870913\r\n", 4),
 }
 
 
@@ -92,3 +110,18 @@ def test_random_cuts_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     for cut in cuts:
         path.write_bytes(content[:cut])
         assert scan(path) == reference(path, monkeypatch), cut
+
+
+def test_huge_count_cut_by_a_feed_boundary_is_never_allocated(tmp_path: Path) -> None:
+    # hiredis allocates a declared array before reading its elements (and a 4 GB list
+    # of NULLs takes 10 s to free): the check must see the header across the two feeds
+    path = tmp_path / "kvred.aof"
+    path.write_bytes(FILES["huge-count-across-feeds"])
+    tracemalloc.start()
+    try:
+        result, applied = scan(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024
+    assert (result.torn_tail, len(applied)) == (True, 2)
