@@ -121,7 +121,7 @@ class Worker:
         except OSError as exc:
             log.error("cannot listen on %s port %d: %s", " ".join(self.config.bind), self.config.port, exc.strerror)
             return WORKER_BOOT_ERROR
-        if self.config.timeout > 0:
+        if self.idle_timeout > 0:
             loop.call_later(1.0, self.close_idle_clients)
         os.write(self.ready_fd, b"R")
         os.close(self.ready_fd)
@@ -180,7 +180,7 @@ class Worker:
     def close_idle_clients(self) -> None:
         """--timeout: close clients that sent nothing for that many seconds (checked once a second)."""
         assert self.loop is not None
-        timeout = self.config.timeout
+        timeout = self.idle_timeout
         deadline = time.monotonic() - timeout
         for conn in list(self.clients.values()):
             if conn.last_active < deadline and not conn.outq:
