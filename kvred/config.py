@@ -5,20 +5,38 @@ command-line flag. Every flag `--some-name` can come from the environment as
 `KVRED_SOME_NAME` (KVRED_FSYNC, KVRED_WORKERS, ...; KVRED_PASSWORD for
 --requirepass).
 Bad values produce one line on stderr and exit code 2 (argparse's convention),
-never a traceback.
+never a traceback: deploy/kvred.service has RestartPreventExitStatus=2, because
+restarting would only fail again. A config-file error names the file, the line
+number and the line, as redis-server's "FATAL CONFIG FILE ERROR" does.
+check_startup() holds the checks that need the filesystem; the supervisor runs
+it before it forks anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
-import shlex
+import re
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
-__all__ = ["Config", "parse_args", "setup_logging", "default_workers", "FSYNC_POLICIES"]
+from .resp import split_inline_args
+
+__all__ = [
+    "Config",
+    "parse_args",
+    "build_parser",
+    "read_config_file",
+    "check_startup",
+    "setup_logging",
+    "default_workers",
+    "FSYNC_POLICIES",
+]
 
 DEFAULT_PORT = 6380
 DEFAULT_BIND = "127.0.0.1"
@@ -29,6 +47,13 @@ DEFAULT_MAXCLIENTS = 10000
 # replies pass this, so a client that never reads cannot exhaust memory.
 DEFAULT_OUTPUT_BUFFER_LIMIT = 256 * 1024 * 1024
 LOG_LEVELS = ("debug", "verbose", "notice", "warning")
+# Redis's bounds for its integer settings (config.c)
+INT_MAX = 2**31 - 1
+UINT_MAX = 2**32 - 1
+LLONG_MAX = 2**63 - 1
+ULLONG_MAX = 2**64 - 1
+PROTO_MAX_BULK_LEN_MIN = 1024 * 1024  # Redis refuses a smaller proto-max-bulk-len...
+CLIENT_QUERY_BUFFER_LIMIT_MIN = 1024 * 1024  # ...and client-query-buffer-limit
 _LOG_LEVEL_MAP = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
 
 
@@ -70,37 +95,47 @@ class Config:
         return os.path.join(self.dir, self.appendfilename)
 
 
+def fail(message: str) -> NoReturn:
+    """A bad setting: one line on stderr, exit code 2 (the unit's RestartPreventExitStatus)."""
+    sys.stderr.write(f"kvred: error: {message}\n")
+    sys.exit(2)
+
+
 class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        sys.exit(2)
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see --help)")
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"port {value} out of range 1-65535")
-    return value
+class BadValue(argparse.ArgumentTypeError):
+    """A value a setting refuses; `reason` is Redis's wording where Redis has the rule."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(f"{value!r}: {reason}")
+        self.value = value
+        self.reason = reason
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
+# string2ll's grammar (no '+', no '_', no spaces inside); Python's int() is laxer
+_INT_TEXT = re.compile(r"-?[0-9]+", re.ASCII)
+
+
+def _int_between(minimum: int, maximum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        if _INT_TEXT.fullmatch(text.strip()) is None:
+            raise BadValue(text, "argument couldn't be parsed into an integer")
+        value = int(text)
+        if not minimum <= value <= maximum:
+            raise BadValue(text, f"argument must be between {minimum} and {maximum} inclusive")
         return value
 
     return parse
 
 
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
+_port = _int_between(1, 65535)  # Redis's port 0 means "no TCP listener"; kvred has nothing else
+# One worker per slot of shared memory and per process: a typo like 99999999999 must not
+# be a MemoryError or a fork storm. 128 is Redis's own cap on its I/O threads (io-threads).
+WORKERS_MAX = 128
+_workers = _int_between(1, WORKERS_MAX)
 
 
 def _fsync(text: str) -> str:
@@ -108,35 +143,125 @@ def _fsync(text: str) -> str:
     if value == "none":
         value = "no"
     if value not in FSYNC_POLICIES:
-        raise argparse.ArgumentTypeError(f"invalid fsync policy {text!r}: choose always, everysec or no")
+        raise BadValue(text, "argument(s) must be one of the following: always, everysec, no")
+    return value
+
+
+def _loglevel(text: str) -> str:
+    value = text.strip().lower()
+    if value not in LOG_LEVELS:
+        raise BadValue(text, "argument(s) must be one of the following: " + ", ".join(LOG_LEVELS))
     return value
 
 
 def _yes_no(text: str) -> bool:
     value = text.strip().lower()
     if value not in ("yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+        raise BadValue(text, "argument must be 'yes' or 'no'")
     return value == "yes"
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+_SIZE_TEXT = re.compile(r"([0-9]+)([a-z]*)", re.ASCII)
 
 
-def _size(text: str) -> int:
-    """Redis's memory units: 64mb, 1gb, 100k, plain bytes."""
-    value = text.strip().lower()
-    digits = value.rstrip("kmgb")
-    unit = value[len(digits) :]
-    if not digits.isdigit() or unit not in _SIZE_UNITS:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 64mb)")
-    return int(digits) * _SIZE_UNITS[unit]
+def _parse_size(text: str) -> int | None:
+    """Redis's memtoull: 64mb, 1gb, 100k, plain bytes (units are case-insensitive)."""
+    m = _SIZE_TEXT.fullmatch(text.strip().lower())
+    if m is None or m.group(2) not in _SIZE_UNITS:
+        return None
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
+def _size_between(minimum: int, maximum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _parse_size(text)
+        if value is None:
+            raise BadValue(text, "argument must be a memory value (e.g. 64mb)")
+        if not minimum <= value <= maximum:
+            raise BadValue(text, f"argument must be between {minimum} and {maximum} inclusive")
+        return value
+
+    return parse
+
+
+_any_size = _size_between(0, LLONG_MAX)
+
+
+_OUTPUT_BUFFER_CLASSES = ("normal", "replica", "slave", "pubsub")
+
+
+def _output_buffer_limit(text: str) -> int | None:
+    """kvred's form, one size; or Redis's `normal <hard> <soft> <seconds> [<class> ...]`.
+
+    kvred has one limit, for normal clients: the normal class's hard limit. The
+    other classes (replicas, pub/sub) do not exist in kvred; they are checked as
+    Redis checks them and ignored. None: the value names no normal class.
+    """
+    words = text.split()
+    if len(words) == 1:
+        value = _parse_size(words[0])
+        if value is None or value > ULLONG_MAX:
+            raise BadValue(text, "argument must be a memory value (e.g. 256mb) or 'normal <hard> <soft> <seconds>'")
+        return value
+    if not words or len(words) % 4:
+        raise BadValue(text, "Wrong number of arguments in buffer limit configuration.")
+    normal_hard = None
+    for i in range(0, len(words), 4):
+        klass, seconds = words[i].lower(), words[i + 3]
+        hard, soft = _parse_size(words[i + 1]), _parse_size(words[i + 2])
+        if klass not in _OUTPUT_BUFFER_CLASSES:
+            raise BadValue(text, "Invalid client class specified in buffer limit configuration.")
+        sizes_ok = hard is not None and soft is not None and max(hard, soft) <= ULLONG_MAX
+        if not sizes_ok or _INT_TEXT.fullmatch(seconds) is None or not 0 <= int(seconds) <= INT_MAX:
+            raise BadValue(text, "Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+        if klass == "normal":
+            normal_hard = hard
+    return normal_hard
+
+
+class _SetUnlessNone(argparse.Action):
+    """A client-output-buffer-limit line for other classes only leaves the normal limit as it was
+    (Redis merges class by class)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        if values is not None:
+            setattr(namespace, self.dest, values)
+
+
+def _bind(text: str) -> list[str]:
+    """IPv4 and IPv6 literals, space-separated; no names (nothing to resolve them with at boot)."""
+    addresses = text.split()
+    if not addresses:
+        raise BadValue(text, "no address to listen on")
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise BadValue(address, "not an IPv4 or IPv6 address") from None
+    return addresses
 
 
 def _directory(text: str) -> str:
+    """An existing directory. Whether kvred can write there is check_startup()'s question."""
+    if not text:
+        raise BadValue(text, "data directory can't be empty")
     path = os.path.abspath(text)
+    if not os.path.exists(path):
+        raise BadValue(text, "data directory does not exist")
     if not os.path.isdir(path):
-        raise argparse.ArgumentTypeError(f"data directory {text!r} does not exist")
+        raise BadValue(text, "Not a directory")
     return path
+
+
+def _appendfilename(text: str) -> str:
+    # Redis: a file name inside `dir`, never a path
+    if not text:
+        raise BadValue(text, "appendfilename can't be empty")
+    if "/" in text or "\\" in text or text in (".", "..") or "\0" in text:
+        raise BadValue(text, "appendfilename can't be a path, just a filename")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,22 +272,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every --some-flag can also be set as the environment variable KVRED_SOME_FLAG "
         "(KVRED_PASSWORD for --requirepass); a config file overrides the environment and flags "
         "override both. Subcommand: 'kvred check-aof [--fix] FILE' checks (and repairs) an append-only file.",
+        allow_abbrev=False,  # a mistyped flag is an error, not some other flag
     )
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port (default %(default)s)")
     parser.add_argument(
         "--bind",
+        type=_bind,
         default=DEFAULT_BIND,
-        help="addresses to listen on, space-separated (default %(default)s)",
+        help="IPv4/IPv6 addresses to listen on, space-separated (default %(default)s)",
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_workers,
         default=default_workers(),
         help="acceptor processes (default: half the CPU cores, 1 to 8; here %(default)s)",
     )
     parser.add_argument("--dir", type=_directory, default=".", help="data directory (default: current)")
     parser.add_argument(
+        "--appendfsync",
         "--fsync",
+        dest="fsync",
         type=_fsync,
         default="everysec",
         help="AOF fsync policy: always, everysec or no/none (default everysec)",
@@ -171,17 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--appendonly", type=_yes_no, default=True, help="keep an append-only file: yes or no (default yes)"
     )
     parser.add_argument(
-        "--appendfilename", default="kvred.aof", help="AOF file name inside --dir (default %(default)s)"
+        "--appendfilename",
+        type=_appendfilename,
+        default="kvred.aof",
+        help="AOF file name inside --dir (default %(default)s)",
     )
     parser.add_argument(
         "--auto-aof-rewrite-percentage",
-        type=int,
+        type=_int_between(0, INT_MAX),
         default=100,
         help="rewrite the AOF when it grew by this %% since the last rewrite; 0 disables (default %(default)s)",
     )
     parser.add_argument(
         "--auto-aof-rewrite-min-size",
-        type=_size,
+        type=_any_size,
         default=64 * 1024 * 1024,
         help="...and is at least this big (default 64mb)",
     )
@@ -198,98 +330,168 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--maxclients",
-        type=_positive_int,
+        type=_int_between(1, UINT_MAX),
         default=DEFAULT_MAXCLIENTS,
         help="most clients at once (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",
-        type=_non_negative_int,
+        type=_int_between(0, INT_MAX),
         default=0,
         help="close clients idle this many seconds; 0 = never (default 0)",
     )
     parser.add_argument(
-        "--proto-max-bulk-len", type=_size, default=512 * 1024 * 1024, help="largest argument accepted (default 512mb)"
+        "--proto-max-bulk-len",
+        type=_size_between(PROTO_MAX_BULK_LEN_MIN, LLONG_MAX),
+        default=512 * 1024 * 1024,
+        help="largest argument accepted, at least 1mb (default 512mb)",
     )
     parser.add_argument(
         "--client-query-buffer-limit",
-        type=_size,
+        type=_size_between(CLIENT_QUERY_BUFFER_LIMIT_MIN, LLONG_MAX),
         default=1024 * 1024 * 1024,
-        help="a client whose unparsed input passes this is closed (default 1gb)",
+        help="a client whose unparsed input passes this is closed, at least 1mb (default 1gb)",
     )
     parser.add_argument(
         "--client-output-buffer-limit",
-        type=_size,
+        type=_output_buffer_limit,
+        action=_SetUnlessNone,
         default=DEFAULT_OUTPUT_BUFFER_LIMIT,
+        metavar="SIZE|'normal HARD SOFT SECONDS'",
         help="a client whose unread replies pass this is closed; 0 = no limit (default 256mb)",
     )
-    parser.add_argument("--loglevel", choices=LOG_LEVELS, default="notice", help="log verbosity (default %(default)s)")
+    parser.add_argument(
+        "--loglevel",
+        type=_loglevel,
+        default="notice",
+        metavar="{" + ",".join(LOG_LEVELS) + "}",
+        help="log verbosity (default %(default)s)",
+    )
     return parser
 
 
-def read_config_file(path: str) -> list[str]:
-    """A redis.conf-style file as flag tokens: `name value...` per line, `#` comments.
+def _settings(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """Setting name (the flag without `--`) -> its argparse action."""
+    return {
+        option[2:]: action
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
 
-    Names are the flags without `--` (`port 6380`, `fsync always`, `bind 127.0.0.1 ::1`);
-    a value may be double-quoted. The tokens go before the command-line flags, so flags win.
+
+def _check_value(action: argparse.Action, value: str) -> None:
+    """Convert `value` as argparse will, now, so that an error can say where the value came from."""
+    if callable(action.type):
+        action.type(value)
+
+
+# Settings that take several words on one line, as Redis's MULTI_ARG configs
+MULTI_ARG_SETTINGS = ("bind", "client-output-buffer-limit")
+
+
+class ConfigError(Exception):
+    """A bad config file or environment variable; the message is the whole error line."""
+
+
+def _printable(line: bytes) -> str:
+    text = line.decode(errors="backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _config_line_token(settings: dict[str, argparse.Action], line: bytes) -> str | None:
+    """One redis.conf line as one `--name=value` token (None: nothing on it); ValueError(reason)."""
+    words = split_inline_args(line)
+    if words is None:
+        raise ValueError("Unbalanced quotes in configuration line")
+    if not words:
+        return None  # only white space that strip() keeps (\v, \f): Redis skips the line too
+    try:
+        name, *values = (word.decode() for word in words)
+    except UnicodeDecodeError:
+        raise ValueError("not valid UTF-8") from None
+    name = name.lower().replace("_", "-")
+    action = settings.get(name)
+    if action is None:
+        raise ValueError("Bad directive or wrong number of arguments")
+    if len(values) != 1 and not (values and name in MULTI_ARG_SETTINGS):
+        raise ValueError("wrong number of arguments")
+    value = " ".join(values)
+    try:
+        _check_value(action, value)
+    except BadValue as exc:
+        raise ValueError(exc.reason) from None
+    # `--name=value`: a value that starts with '-' is still a value
+    return f"--{name}={value}"
+
+
+def read_config_file(path: str, parser: argparse.ArgumentParser) -> list[str]:
+    """A redis.conf-style file as flag tokens, read as redis-server reads its file.
+
+    One `name value...` per line, the names being the flags without `--` (`port 6380`,
+    `bind 127.0.0.1 ::1`, `appendfsync always`); words split as Redis splits them
+    (sdssplitargs: double or single quotes, \\n and \\xHH escapes). A `#` starts a
+    comment only at the start of a line: `appendfsync always # fast` has three
+    arguments too many, and is an error, as in Redis. The tokens go before the
+    command-line flags, so flags win. ConfigError names the file, line number and line.
     """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    settings = _settings(parser)
     tokens: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            try:
-                words = shlex.split(line)
-            except ValueError as exc:
-                raise ConfigFileError(f"{path}:{lineno}: {exc}") from None
-            name, values = words[0].lower().replace("_", "-"), words[1:]
-            if not values:
-                raise ConfigFileError(f"{path}:{lineno}: '{name}' needs a value")
-            # several values (bind) are one space-separated flag value
-            tokens += [f"--{name}", " ".join(values)]
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        line = raw.strip(b" \t\r\n")
+        if not line or line.startswith(b"#"):
+            continue
+        try:
+            token = _config_line_token(settings, line)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{lineno}: '{_printable(line)}': {exc}") from None
+        if token is not None:
+            tokens.append(token)
     return tokens
 
 
-class ConfigFileError(Exception):
-    pass
-
-
 ENV_PREFIX = "KVRED_"
-ENV_ALIASES = {"KVRED_PASSWORD": "--requirepass"}  # the name Docker users look for
+ENV_ALIASES = {"KVRED_PASSWORD": "requirepass"}  # the name Docker users look for
 
 
 def environment_tokens(parser: argparse.ArgumentParser) -> list[str]:
-    """Every flag --some-name can also come from KVRED_SOME_NAME (empty = unset)."""
+    """Every flag --some-name can also come from KVRED_SOME_NAME (empty = unset).
+
+    ConfigError names the variable whose value is bad."""
+    settings = _settings(parser)
+    variables = [(ENV_PREFIX + name.upper().replace("-", "_"), name) for name in settings]
     tokens: list[str] = []
-    for action in parser._actions:
-        for option in action.option_strings:
-            if not option.startswith("--") or option == "--help":
-                continue
-            value = os.environ.get(ENV_PREFIX + option[2:].upper().replace("-", "_"), "")
-            if value:
-                tokens += [option, value]
-    for name, option in ENV_ALIASES.items():
-        if os.environ.get(name):
-            tokens += [option, os.environ[name]]
+    for variable, name in variables + list(ENV_ALIASES.items()):
+        value = os.environ.get(variable, "")
+        if not value:
+            continue
+        try:
+            _check_value(settings[name], value)
+        except BadValue as exc:
+            raise ConfigError(f"environment variable {variable}={value!r}: {exc.reason}") from None
+        tokens.append(f"--{name}={value}")
     return tokens
 
 
 def parse_args(argv: list[str]) -> Config:
     parser = build_parser()
-    if argv and not argv[0].startswith("-"):
-        # `kvred /etc/kvred.conf [flags]`, as `redis-server /etc/redis.conf`
-        path, argv = argv[0], argv[1:]
-        try:
-            argv = read_config_file(path) + argv
-        except OSError as exc:
-            parser.error(f"cannot read config file {path}: {exc.strerror}")
-        except ConfigFileError as exc:
-            parser.error(f"bad config file line {exc}")
-    args = parser.parse_args(environment_tokens(parser) + argv)
+    try:
+        tokens = environment_tokens(parser)
+        if argv and not argv[0].startswith("-"):
+            # `kvred /etc/kvred.conf [flags]`, as `redis-server /etc/redis.conf`
+            path, argv = argv[0], argv[1:]
+            tokens += read_config_file(path, parser)
+    except ConfigError as exc:
+        fail(str(exc))
+    args = parser.parse_args(tokens + argv)
     return Config(
         port=args.port,
-        bind=args.bind.split(),
+        bind=args.bind,
         workers=args.workers,
         dir=args.dir,
         fsync=args.fsync,
@@ -306,6 +508,31 @@ def parse_args(argv: list[str]) -> Config:
         client_query_buffer_limit=args.client_query_buffer_limit,
         client_output_buffer_limit=args.client_output_buffer_limit,
     )
+
+
+def check_startup(config: Config) -> None:
+    """The start-up checks that need the filesystem, run by the supervisor before it forks.
+
+    With --appendonly yes the AOF must open for reading and appending (created if it is
+    missing, as Redis creates its AOF): this is the writer's own open, so it also catches
+    a directory kvred may not write to (a root-owned bind mount in a container, /proc),
+    which os.access() would not for root. With --appendonly no nothing is written, so
+    nothing is required. A failure is one line on stderr and exit code 2, as a bad flag.
+    (A busy or missing address stays exit 1 at listen time: it can be transient.)
+    """
+    if not config.appendonly:
+        return
+    path = config.aof_path
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        fail(f"can't open the append-only file {path} for appending as uid {os.geteuid()}: {exc.strerror or exc}")
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+    if not regular:
+        fail(f"the append-only file {path} is not a regular file")
 
 
 def setup_logging(level: str, role: str) -> None:

@@ -37,7 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .config import Config, setup_logging
+from .config import Config, check_startup, setup_logging
 from .worker import WORKER_BOOT_ERROR, Worker
 from .writer import Writer
 
@@ -103,6 +103,7 @@ class Supervisor:
     # ---------------------------------------------------------------- main loop
 
     def run(self) -> int:
+        check_startup(self.config)  # a bad --dir is exit 2 here, not a writer that dies after fork
         setup_logging(self.config.loglevel, "S")
         set_process_name("kvred-super")
         self._check_port_free()
