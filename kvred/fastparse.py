@@ -98,9 +98,12 @@ class FastRequestParser:
             ):
                 self.reference = None  # at a command boundary again: back to hiredis
             return parsed
-        if has_large_count(data):
+        if has_large_count(data) or len(data) > self.max_bulk_len:
             # hiredis allocates a declared array up front (*2147483647 = 16 GB): large
-            # counts, real or only look-alike bytes inside values, go to the reference parser
+            # counts, real or only look-alike bytes inside values, go to the reference parser.
+            # So does a read longer than proto-max-bulk-len: an argument in it could be,
+            # and hiredis does not check lengths (an argument longer than the limit that
+            # spans reads reaches the reference parser anyway, as a partial command).
             self.reference = self._new_reference()
             return self.feed(data)
         reader = self._reader

@@ -302,6 +302,32 @@ def test_with_partial_next_command(data: bytes, commands: list[Argv], err: bytes
 
 # ---------------------------------------------------------------- split_inline_args
 
+# proto-max-bulk-len on both parsers. Issue: the hiredis path took a whole command from
+# one read without checking its arguments' lengths (a 2,000-byte SET under a 1 KB limit).
+SMALL_BULK_LIMIT = 16
+BULK_LIMIT_CASES: list[Case] = [
+    ("at-the-limit", mbulk(b"SET", b"k", b"v" * 16), [[b"SET", b"k", b"v" * 16]], None),
+    ("over-the-limit", mbulk(b"SET", b"k", b"v" * 17), [], INVALID_BULK),
+    ("over-after-good-commands", mbulk(b"PING") + mbulk(b"SET", b"k", b"v" * 17) + mbulk(b"PING"),
+     [[b"PING"]], INVALID_BULK),
+    ("over-in-the-command-name", mbulk(b"x" * 17), [], INVALID_BULK),
+    ("inline-is-not-bulk", b"SET k " + b"v" * 40 + b"\r\n", [[b"SET", b"k", b"v" * 40]], None),
+]
+
+
+@pytest.mark.parametrize(("data", "commands", "err"), [pytest.param(d, c, e, id=i) for i, d, c, e in BULK_LIMIT_CASES])
+def test_proto_max_bulk_len_on_every_path(data: bytes, commands: list[Argv], err: bytes | None) -> None:
+    for chunks in ([data], [data[i : i + 1] for i in range(len(data))]):
+        parser = make_parser()
+        parser.max_bulk_len = SMALL_BULK_LIMIT
+        if isinstance(parser, FastRequestParser):
+            parser = FastRequestParser(max_bulk_len=SMALL_BULK_LIMIT)
+        got: list[Argv] = []
+        for chunk in chunks:
+            got += parser.feed(chunk)
+        assert (got, parser.error) == (commands, err)
+
+
 @pytest.mark.parametrize(("line", "args"), [
     (b"", []),
     (b"   \t ", []),
