@@ -26,7 +26,8 @@ EVERYSEC_INTERVAL_S = 1.0
 
 
 class AofWriteError(OSError):
-    """write() or fsync() of the AOF failed; the data stays buffered for a retry."""
+    """The data is not on disk: write() or fsync() failed, now or before (it stays
+    pending for `sync_all()`)."""
 
 
 class AppendOnlyFile:
@@ -48,6 +49,7 @@ class AppendOnlyFile:
         self.delayed_fsync = 0
         self._dirty = False  # written since the last fsync (everysec thread reads it)
         self.rewrite_buf: list[bytes] | None = None  # writes made while a rewrite child runs
+        self._rewrite_skip = 0  # leading bytes of _unwritten the rewrite's snapshot already holds
         self._fsync_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,8 +70,10 @@ class AppendOnlyFile:
             self._thread.join(timeout=5)
         if self.fd >= 0:
             try:
-                self.flush()
-                self.fsync_now()
+                if not self.sync_all():
+                    log.warning(
+                        "AOF: %d bytes could not be written on shutdown (%s)", self.pending_bytes, self.last_write_error
+                    )
             finally:
                 os.close(self.fd)
                 self.fd = -1
@@ -77,42 +81,90 @@ class AppendOnlyFile:
     # ---------------------------------------------------------------- appends
 
     def flush(self) -> None:
-        """Write the pass's buffer, then fsync under `always`. Raises AofWriteError.
+        """Write the pass's buffer, then fsync under `always`. Raises AofWriteError
+        when the pass's data is not on disk as the policy requires.
 
-        On a short or failed write the file is truncated back to its last good
-        size and the buffer is kept to be retried on the next pass; a failed
-        fsync is retried on the next pass too.
+        After a failed write or fsync the AOF is *failing*: a pass only encodes its
+        buffer behind the bytes already pending (they stay in order) and raises;
+        `sync_all()`, called by the writer's cron, is what tries the disk again. That
+        keeps a full disk from costing a write attempt of every pending byte per pass.
         """
-        if self.aof_buf or self._unwritten:
-            data = self._unwritten + b"".join(map(encode_command, self.aof_buf))
-            self.aof_buf.clear()
-            try:
-                written = 0
-                view = memoryview(data)
-                while written < len(data):
-                    written += os.write(self.fd, view[written:])
-            except OSError as exc:
-                self._undo_partial_write()
-                self._unwritten = data
-                self._write_failed(exc)
-                raise AofWriteError(str(exc)) from exc
-            self._unwritten = b""
-            self.current_size += len(data)
-            self._dirty = True
-            if self.rewrite_buf is not None:
-                self.rewrite_buf.append(data)
-        elif self.last_write_ok:
+        if self.aof_buf:
+            self._seal()
+        if not self.last_write_ok:
+            raise AofWriteError(self.last_write_error)
+        if not self._unwritten:
             return
+        self._write_pending()
         if self.fsync_policy == "always":
-            try:
-                self.fsync_now()
-            except OSError as exc:
-                self._write_failed(exc)
-                raise AofWriteError(str(exc)) from exc
+            self._fsync_or_fail()
+
+    def sync_all(self) -> bool:
+        """Write everything pending and fsync it, whatever the policy (the retry after
+        an error, SHUTDOWN, close). True once all of it is on disk; a failing AOF is
+        healthy again from then on."""
+        if self.aof_buf:
+            self._seal()
+        try:
+            if self._unwritten:
+                self._write_pending()
+            self._fsync_or_fail()
+        except AofWriteError:
+            return False
         if not self.last_write_ok:
             log.warning("AOF write error is solved, the AOF is being written again")
             self.last_write_ok = True
             self.last_write_error = ""
+        return True
+
+    @property
+    def pending_bytes(self) -> int:
+        """Encoded bytes not yet in the file (a failed write keeps them here)."""
+        return len(self._unwritten)
+
+    def start_rewrite_buffer(self) -> None:
+        """A rewrite child is about to snapshot the keyspace. Everything logged so far
+        is in that snapshot: encode it now and remember how much of it is still to be
+        written, so that it reaches the old file but not also the rewrite's tail
+        (which would apply it twice after the switch)."""
+        if self.aof_buf:
+            self._seal()
+        self.rewrite_buf = []
+        self._rewrite_skip = len(self._unwritten)
+
+    def stop_rewrite_buffer(self) -> None:
+        self.rewrite_buf = None
+        self._rewrite_skip = 0
+
+    def _seal(self) -> None:
+        encoded = b"".join(map(encode_command, self.aof_buf))
+        self.aof_buf.clear()
+        self._unwritten = self._unwritten + encoded if self._unwritten else encoded
+
+    def _write_pending(self) -> None:
+        data = self._unwritten
+        try:
+            written = 0
+            view = memoryview(data)
+            while written < len(data):
+                written += os.write(self.fd, view[written:])
+        except OSError as exc:
+            self._undo_partial_write()
+            self._write_failed(exc)
+            raise AofWriteError(str(exc)) from exc
+        self._unwritten = b""
+        self.current_size += len(data)
+        self._dirty = True
+        if self.rewrite_buf is not None:
+            skip, self._rewrite_skip = self._rewrite_skip, 0
+            self.rewrite_buf.append(data[skip:] if skip else data)
+
+    def _fsync_or_fail(self) -> None:
+        try:
+            self.fsync_now()
+        except OSError as exc:
+            self._write_failed(exc)
+            raise AofWriteError(str(exc)) from exc
 
     def reopen(self) -> None:
         """Switch to the file now at `path` (after a rewrite renamed a new one there)."""
@@ -139,7 +191,8 @@ class AppendOnlyFile:
         if self.last_write_ok:
             log.warning("error writing to the AOF file (%s): %s", reason, exc.strerror)
         self.last_write_ok = False
-        self.last_write_error = f"{reason} {exc.strerror}"
+        # strerror's text, as Redis quotes it in MISCONF replies ("No space left on device")
+        self.last_write_error = exc.strerror or reason
 
     def _everysec_loop(self) -> None:
         while not self._stop.wait(EVERYSEC_INTERVAL_S):

@@ -133,8 +133,9 @@ def _int_between(minimum: int, maximum: int) -> Callable[[str], int]:
 
 _port = _int_between(1, 65535)  # Redis's port 0 means "no TCP listener"; kvred has nothing else
 # One worker per slot of shared memory and per process: a typo like 99999999999 must not
-# be a MemoryError or a fork storm. 128 is Redis's own cap on its I/O threads (io-threads).
-WORKERS_MAX = 128
+# be a MemoryError or a fork storm. Client ids interleave the worker's slot (worker.py:
+# id = seq * WORKERS_MAX + slot + 1), so this is also what keeps ids unique.
+WORKERS_MAX = 64
 _workers = _int_between(1, WORKERS_MAX)
 
 

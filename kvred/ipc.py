@@ -18,7 +18,23 @@ Request batch: a list of entries `[op, client_id, resp3, payload]`:
 
 Reply batch: a list with one item per request entry, in the same order.
 The writer executes entries in the order it receives them; that order is the
-global order of the keyspace and of the AOF.
+global order of the keyspace and of the AOF. A reply item is:
+
+    bytes           the entry's replies
+    None            no reply (client events)
+    int             DROPPED: the client's replies passed its output limit; close it
+    REPLY_DEFERRED  the replies come later, in a `resume` message (below)
+
+Besides reply batches the writer sends *messages*, msgpack maps (a batch is
+always a list, so one type check tells them apart):
+
+    {"resume": [[client_id, [reply item, ...]], ...]}
+        the replies owed to clients whose entries were answered REPLY_DEFERRED,
+        in the order of those entries. A worker keeps a client's later replies
+        behind them (the client's reply order is its command order).
+
+Every frame the writer sends obeys the durability rule: it leaves only after
+the AOF write (and sync, per policy) of the pass that produced it.
 """
 
 from __future__ import annotations
@@ -34,6 +50,8 @@ __all__ = [
     "OP_DISCONNECT",
     "OP_UPDATE",
     "OP_CONTROL",
+    "REPLY_DEFERRED",
+    "MSG_RESUME",
     "MAX_FRAME_BYTES",
     "FrameTooLarge",
     "encode_frame",
@@ -41,6 +59,8 @@ __all__ = [
 ]
 
 OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL = range(6)
+REPLY_DEFERRED = False  # a reply item: "owed, comes in a resume message"
+MSG_RESUME = "resume"
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 2**32 - 1  # the length prefix is a uint32; workers keep batches far below
@@ -53,8 +73,9 @@ class FrameTooLarge(Exception):
     """A peer announced a frame over MAX_FRAME_BYTES: the link is corrupt."""
 
 
-def encode_frame(message: Any) -> bytes:
-    """Length-prefixed msgpack frame of `message`."""
+def encode_frame(message: Any) -> bytearray:
+    """Length-prefixed msgpack frame of `message` (not copied into a `bytes`: a frame
+    can hold hundreds of MB of replies, and sockets and transports take a bytearray)."""
     buf = bytearray(HEADER_BYTES)
     # encode_into appends after the header without an intermediate copy.
     _encoder.encode_into(message, buf, HEADER_BYTES)
@@ -62,7 +83,7 @@ def encode_frame(message: Any) -> bytes:
     if size > MAX_FRAME_BYTES:
         raise FrameTooLarge(size)
     buf[:HEADER_BYTES] = size.to_bytes(HEADER_BYTES, "little")
-    return bytes(buf)
+    return buf
 
 
 class FrameReader:

@@ -1,10 +1,12 @@
 """AOF rewrite (compaction) without stopping service: BGREWRITEAOF.
 
-1. Between two loop passes (the AOF buffer is empty, so the keyspace equals
-   the file), the writer forks. The child owns a copy-on-write snapshot and
-   writes one SET per key to `temp-rewriteaof-<pid>.aof`, fsyncs it, exits 0.
+1. The writer forks (from BGREWRITEAOF itself, or between passes). The child
+   owns a copy-on-write snapshot and writes the keyspace to
+   `temp-rewriteaof-<pid>.aof`, fsyncs it, exits 0.
 2. The parent keeps serving; every AOF write it makes meanwhile is also kept
-   in `AppendOnlyFile.rewrite_buf`.
+   in `AppendOnlyFile.rewrite_buf`. What was logged before the fork and not yet
+   written (the pass so far, or bytes a failed write left pending) is in the
+   snapshot, so it goes to the old file only (`start_rewrite_buffer`).
 3. When the child is done, the parent appends that buffer to the temp file,
    fsyncs it, renames it over the AOF (atomic), fsyncs the directory and
    switches its descriptor to the new file, all within one loop pass so no
@@ -12,6 +14,13 @@
 
 A crash before the rename leaves the old AOF, complete; after it, the new one,
 complete. A stale temp file is removed at the next start.
+
+A failed fork (process limit, ENOMEM, a container's pids limit) or a failed
+child is logged and reported, never fatal. After a failure the automatic
+rewrite waits before it tries again: 1 s, then twice as long after each
+further failure in a row, up to an hour (Redis 7 retries at once three times,
+then waits 1 minute doubling to an hour; at kvred's cron rate those three
+tries would take 0.3 s). BGREWRITEAOF always tries at once.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ log = logging.getLogger("kvred.rewrite")
 TEMP_PATTERN = "temp-rewriteaof-*.aof"
 WRITE_BUFFER_BYTES = 1 << 20
 KEYS_PER_MSET = 64  # the snapshot is written as MSETs: fewer, larger commands load faster
+AUTO_RETRY_FIRST_DELAY_S = 1.0  # after a failed rewrite, before the next automatic one
+AUTO_RETRY_MAX_DELAY_S = 3600.0
 
 
 def remove_stale_temp_files(directory: str) -> None:
@@ -73,17 +84,26 @@ class AofRewriter:
         self.started_at = 0.0
         self.rewrites = 0  # completed rewrites (INFO aof_rewrites)
         self.last_status = "ok"  # INFO aof_last_bgrewrite_status
+        self.consecutive_failures = 0
+        self._next_auto_at = 0.0  # monotonic time before which automatic rewrites wait
 
     @property
     def in_progress(self) -> bool:
         return self.child_pid != 0
 
     def start(self, db: dict[bytes, Any]) -> bool:
-        """Fork the snapshot writer. Call only between passes (empty AOF buffer)."""
+        """Fork the snapshot writer; False if it could not start (logged)."""
         if self.child_pid:
             return False
         directory = os.path.dirname(os.path.abspath(self.aof.path))
-        pid = os.fork()
+        self.aof.start_rewrite_buffer()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self.aof.stop_rewrite_buffer()
+            log.warning("Can't rewrite append only file in background: fork: %s", exc.strerror)
+            self._count_failure()
+            return False
         if pid == 0:  # child: no logging (a lock may be held by a thread that did not survive fork)
             status = 1
             try:
@@ -95,9 +115,23 @@ class AofRewriter:
         self.child_pid = pid
         self.temp_path = os.path.join(directory, f"temp-rewriteaof-{pid}.aof")
         self.started_at = time.monotonic()
-        self.aof.rewrite_buf = []
         log.info("background AOF rewrite started by pid %d", pid)
         return True
+
+    def auto_allowed(self, now: float) -> bool:
+        """May an automatic rewrite start now (not too soon after failed ones)?"""
+        return now >= self._next_auto_at
+
+    def _count_failure(self) -> None:
+        self.last_status = "err"
+        self.consecutive_failures += 1
+        delay = min(AUTO_RETRY_FIRST_DELAY_S * 2 ** min(self.consecutive_failures - 1, 32), AUTO_RETRY_MAX_DELAY_S)
+        self._next_auto_at = time.monotonic() + delay
+        log.warning(
+            "background AOF rewrite failed (%d in a row): the next automatic one waits %.0f s",
+            self.consecutive_failures,
+            delay,
+        )
 
     def poll(self) -> None:
         """Finish the rewrite if the child has exited (called from the writer's cron)."""
@@ -121,6 +155,8 @@ class AofRewriter:
             return
         self.rewrites += 1
         self.last_status = "ok"
+        self.consecutive_failures = 0
+        self._next_auto_at = 0.0
         log.info(
             "background AOF rewrite finished in %.2f s: %d bytes",
             time.monotonic() - self.started_at,
@@ -129,7 +165,8 @@ class AofRewriter:
 
     def _install(self) -> None:
         aof = self.aof
-        aof.flush()  # write what is buffered: the new file must not miss it
+        if not aof.sync_all():  # what is pending goes to the old file and the tail first
+            raise OSError(f"the AOF cannot be written: {aof.last_write_error}")
         tail = b"".join(aof.rewrite_buf or [])
         with open(self.temp_path, "ab", buffering=0) as f:
             view = memoryview(tail)
@@ -139,13 +176,13 @@ class AofRewriter:
             os.fsync(f.fileno())
         os.rename(self.temp_path, aof.path)
         fsync_directory(os.path.dirname(os.path.abspath(aof.path)))
-        aof.rewrite_buf = None
+        aof.stop_rewrite_buffer()
         aof.reopen()
 
     def _fail(self, reason: str) -> None:
         log.warning("background AOF rewrite failed: %s", reason)
-        self.last_status = "err"
-        self.aof.rewrite_buf = None
+        self._count_failure()
+        self.aof.stop_rewrite_buffer()
         if self.temp_path and os.path.exists(self.temp_path):
             os.unlink(self.temp_path)
 

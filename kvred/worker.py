@@ -9,10 +9,19 @@ Replies come back in order and are written to each client once per batch.
 Each client is a `Connection` (kvred/connection.py), which keeps its replies
 in order and answers connection commands itself.
 
-Back-pressure: a client whose unsent replies pass the transport's high-water
-mark stops being read until it drains; when the batch waiting for the link
-grows past MAX_PENDING_COMMANDS every client stops being read until the
-writer catches up.
+Back-pressure, so that what a worker holds stays bounded in bytes:
+- a client whose unsent replies pass the transport's high-water mark stops
+  being read until it drains;
+- a client whose replies the writer deferred (REPLY_DEFERRED) stops being read
+  until they come (its later commands would only queue in the writer);
+- every client stops being read while the bytes forwarded to the writer and not
+  yet answered (the batch being built and the batches in flight) pass
+  MAX_PENDING_BYTES, or the commands of the batch being built pass
+  MAX_PENDING_COMMANDS, or the link's own write buffer is full; reading resumes
+  below half of each.
+One connection sending `SET k <1 MB>` as fast as it could took a worker to
+2.5 GB when only commands were counted; counted in bytes it stays near
+MAX_PENDING_BYTES times the copies a command makes on its way (parsed, framed).
 """
 
 from __future__ import annotations
@@ -32,22 +41,25 @@ from typing import Any
 import uvloop
 
 from . import ipc
-from .config import Config, setup_logging
+from .config import WORKERS_MAX, Config, setup_logging
 from .connection import ERR_DENIED, ERR_MAXCLIENTS, PAUSED_BY_LINK, PAUSED_BY_SHUTDOWN, Connection
+from .memory import MemoryTrimmer
 
 __all__ = ["Worker", "WORKER_BOOT_ERROR", "MAX_WORKERS"]
 
 log = logging.getLogger("kvred.worker")
 
 WORKER_BOOT_ERROR = 3  # exit code: failed before serving; the supervisor must not retry
-MAX_WORKERS = 64  # client ids interleave the worker slot: id = seq * MAX_WORKERS + slot + 1
+MAX_WORKERS = WORKERS_MAX  # client ids interleave the worker slot: id = seq * MAX_WORKERS + slot + 1
 # Batches sent and not yet answered. More than one lets the writer read the next batch
 # while the previous one's fsync runs. Measured (c50, fsync always, P1/P16): 1 -> 45k/355k,
 # 2 -> 57k/360k, 4 -> 67k/453k, 8 -> 62k/410k SET/s; everysec gained ~5% from 1 to 4,
 # and 2 or 8 were within noise of 4 for everysec GET -P 16.
 MAX_INFLIGHT_BATCHES = 4
-MAX_PENDING_COMMANDS = 100_000  # queued for the writer; above it, stop reading clients
+MAX_PENDING_COMMANDS = 100_000  # in the batch being built; above it, stop reading clients
+MAX_PENDING_BYTES = 32 * 1024 * 1024  # forwarded and not yet answered; above it, stop reading clients
 TCP_BACKLOG = 511  # Redis's tcp-backlog
+WORKER_CRON_S = 1.0  # idle-client timeout checks, memory trimming
 
 _CLIENT_COUNT = struct.Struct("q")  # one slot of the shared client-count array
 
@@ -60,11 +72,24 @@ class LinkProtocol(asyncio.Protocol):
         self.reader = ipc.FrameReader()
 
     def data_received(self, data: bytes) -> None:
-        for replies in self.reader.feed(data):
-            self.worker.on_replies(replies)
+        worker = self.worker
+        worker.trimmer.churned += len(data)
+        for message in self.reader.feed(data):
+            if type(message) is list:
+                worker.on_replies(message)
+            else:
+                worker.on_message(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.worker.on_link_lost()
+
+    def pause_writing(self) -> None:
+        self.worker.link_full = True
+        self.worker.update_reading()
+
+    def resume_writing(self) -> None:
+        self.worker.link_full = False
+        self.worker.update_reading()
 
 
 class Worker:
@@ -92,10 +117,15 @@ class Worker:
         self.batch: list[list[Any]] = []
         self.batch_conns: list[Connection | None] = []
         self.batch_id = 0
-        self.pending_commands = 0
-        self.inflight: deque[list[Connection | None]] = deque()
+        self.pending_commands = 0  # commands in the batch being built
+        self.batch_bytes = 0  # request bytes in the batch being built
+        self.pending_bytes = 0  # ...plus those of the batches in flight
+        # batches sent and not answered: their connections (one per entry) and request bytes
+        self.inflight: deque[tuple[list[Connection | None], int]] = deque()
         self.flush_scheduled = False
         self.reading_paused = False
+        self.link_full = False  # the link's transport is over its write high-water mark
+        self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.stopping = False
         self._stopped: asyncio.Future[None] | None = None
 
@@ -121,8 +151,7 @@ class Worker:
         except OSError as exc:
             log.error("cannot listen on %s port %d: %s", " ".join(self.config.bind), self.config.port, exc.strerror)
             return WORKER_BOOT_ERROR
-        if self.idle_timeout > 0:
-            loop.call_later(1.0, self.close_idle_clients)
+        loop.call_later(WORKER_CRON_S, self.cron)
         os.write(self.ready_fd, b"R")
         os.close(self.ready_fd)
         await self._stopped
@@ -177,16 +206,21 @@ class Worker:
             return ERR_MAXCLIENTS
         return None
 
+    def cron(self) -> None:
+        assert self.loop is not None
+        if self.idle_timeout > 0:
+            self.close_idle_clients()
+        self.trimmer.maybe_trim()
+        self.loop.call_later(WORKER_CRON_S, self.cron)
+
     def close_idle_clients(self) -> None:
         """--timeout: close clients that sent nothing for that many seconds (checked once a second)."""
-        assert self.loop is not None
         timeout = self.idle_timeout
         deadline = time.monotonic() - timeout
         for conn in list(self.clients.values()):
             if conn.last_active < deadline and not conn.outq:
                 log.info("closing client %d: idle for over %d s", conn.client_id, timeout)
                 conn.abort()
-        self.loop.call_later(1.0, self.close_idle_clients)
 
     def next_client_id(self) -> int:
         self._client_seq += 1
@@ -194,8 +228,9 @@ class Worker:
 
     # ---------------------------------------------------------------- batching
 
-    def forward_run(self, conn: Connection, run: list[list[bytes]]) -> None:
-        """Queue commands for the writer; they join the connection's open entry if any."""
+    def forward_run(self, conn: Connection, run: list[list[bytes]], nbytes: int) -> None:
+        """Queue commands (`nbytes` of requests) for the writer; they join the
+        connection's open entry if any."""
         outq = conn.outq
         if conn.open_run_batch == self.batch_id and outq and outq[-1] is None and conn.open_run is not None:
             conn.open_run.extend(run)
@@ -205,27 +240,50 @@ class Worker:
             outq.append(None)
             conn.open_run = run
             conn.open_run_batch = self.batch_id
-        self._queued(len(run))
+        self._queued(len(run), nbytes)
 
-    def forward_exec(self, conn: Connection, queued: list[list[bytes] | bytes]) -> None:
+    def forward_exec(self, conn: Connection, queued: list[list[bytes] | bytes], nbytes: int) -> None:
         self.batch.append([ipc.OP_EXEC, conn.client_id, conn.resp3, queued])
         self.batch_conns.append(conn)
         conn.outq.append(None)
         conn.open_run = None
-        self._queued(len(queued))
+        self._queued(len(queued), nbytes)
 
     def send_event(self, op: int, conn: Connection, payload: Any) -> None:
         self.batch.append([op, conn.client_id, conn.resp3, payload])
         self.batch_conns.append(None)
-        self._queued(0)
+        self._queued(0, 0)
 
-    def _queued(self, count: int) -> None:
+    def _queued(self, count: int, nbytes: int) -> None:
         self.pending_commands += count
+        self.batch_bytes += nbytes
+        self.pending_bytes += nbytes
         if not self.flush_scheduled:
             self.flush_scheduled = True
             assert self.loop is not None
             self.loop.call_soon(self.flush)
-        if self.pending_commands > MAX_PENDING_COMMANDS and not self.reading_paused:
+        if not self.reading_paused and (
+            self.pending_commands > MAX_PENDING_COMMANDS or self.pending_bytes > MAX_PENDING_BYTES
+        ):
+            self.update_reading()
+
+    def update_reading(self) -> None:
+        """Pause every client while the writer is this far behind; resume at half."""
+        if self.reading_paused:
+            if (
+                self.link_full
+                or self.pending_commands > MAX_PENDING_COMMANDS // 2
+                or self.pending_bytes > MAX_PENDING_BYTES // 2
+            ):
+                return
+            self.reading_paused = False
+            for conn in self.clients.values():
+                conn.resume(PAUSED_BY_LINK)
+        elif (
+            self.link_full
+            or self.pending_commands > MAX_PENDING_COMMANDS
+            or self.pending_bytes > MAX_PENDING_BYTES
+        ):
             self.reading_paused = True
             for conn in self.clients.values():
                 conn.pause(PAUSED_BY_LINK)
@@ -238,25 +296,35 @@ class Worker:
         if self.link.is_closing():
             self.batch.clear()  # stopping: the writer will not read it (disconnects of a dying worker)
             self.batch_conns.clear()
+            self.pending_bytes -= self.batch_bytes
+            self.batch_bytes = 0
             return
         frame = ipc.encode_frame(self.batch)
-        self.inflight.append(self.batch_conns)
+        self.trimmer.churned += len(frame)
+        self.inflight.append((self.batch_conns, self.batch_bytes))
         self.batch = []
         self.batch_conns = []
         self.batch_id += 1
         self.pending_commands = 0
+        self.batch_bytes = 0
         self.link.write(frame)
 
     def on_replies(self, replies: list[Any]) -> None:
-        conns = self.inflight.popleft()
+        conns, nbytes = self.inflight.popleft()
+        self.pending_bytes -= nbytes
         for conn, reply in zip(conns, replies, strict=True):
             if conn is not None:
                 conn.deliver(reply)
         if self.batch:
             self.flush()
-        if self.reading_paused and self.pending_commands <= MAX_PENDING_COMMANDS // 2:
-            self.reading_paused = False
-            for conn in self.clients.values():
-                conn.resume(PAUSED_BY_LINK)
+        if self.reading_paused:
+            self.update_reading()
         if self.stopping:
             self._finish_if_drained()
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        """A writer message other than a reply batch (kvred/ipc.py)."""
+        for client_id, replies in message.get(ipc.MSG_RESUME, ()):
+            conn = self.clients.get(client_id)
+            if conn is not None:
+                conn.resume_deferred(replies)

@@ -12,10 +12,20 @@ One loop pass:
 So no client sees the reply to a mutation before the mutation is in the AOF
 as the fsync policy requires: log, sync per policy, then reply.
 
-If a write to the AOF fails, the mutating commands of that pass are answered
-with a MISCONF error instead of their reply (their effect stays in memory and
-in the AOF buffer, which is retried every pass), and write commands are
-refused until the disk accepts data again; reads keep working.
+When a write (or fsync) of the AOF fails, no reply says something untrue:
+- write commands that arrive afterwards are refused with Redis's MISCONF error
+  *before* they run, until the cron's retry gets the pending bytes on disk;
+  reads keep working;
+- the pass whose write failed did run: its data stays in memory and pending for
+  the retry. Under `everysec` and `no` its replies are released, as Redis does
+  (those policies already allow losing the last second on a crash). Under
+  `always` nothing unsynced is acknowledged: the pass's clients get
+  REPLY_DEFERRED, their later commands wait here in order, and their replies go
+  out in `resume` messages once the retry has written and synced the data.
+
+Nothing a client sends ends this process: a command's bug is an internal error
+for that command, an oversized reply drops only its client, a corrupt link only
+that worker (which the supervisor restarts).
 """
 
 from __future__ import annotations
@@ -34,21 +44,22 @@ import psutil
 from . import __version__, ipc, resp
 from .aof import AofWriteError, AppendOnlyFile
 from .commands import COMMANDS, lookup, unknown_command, wrong_arity
-from .commands.keys import ScanCursors
+from .commands.base import ReplyTooLarge
+from .commands.keys import RandomKeys, ScanCursors
 from .config import Config, setup_logging
+from .memory import MemoryTrimmer
 from .replay import scan_aof
 from .rewrite import AofRewriter, remove_stale_temp_files
 
-__all__ = ["Writer", "ClientInfo"]
+__all__ = ["Writer", "WriterClient"]
 
 log = logging.getLogger("kvred.writer")
 
 LINK_RECV_BYTES = 1 << 20  # one recv() per readable link per pass
 CRON_INTERVAL_S = 0.1  # statistics sampling, as Redis's serverCron at hz 10
 REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour kvred reproduces
-ERR_MISCONF = (
-    b"-MISCONF Errors writing to the AOF file: the write was not acknowledged; "
-    b"write commands are refused until the disk accepts data again\r\n"
+ERR_REWRITE_FORK = (
+    b"-ERR Can't execute an AOF background rewriting. Please check the server logs for more information.\r\n"
 )
 ERR_INTERNAL = b"-ERR internal error (see the server log)\r\n"
 # Connection commands (HELLO, AUTH, MULTI...) belong to the worker, which runs them even
@@ -56,10 +67,10 @@ ERR_INTERNAL = b"-ERR internal error (see the server log)\r\n"
 ERR_CONNECTION_COMMAND = b"-ERR Command not allowed inside a transaction\r\n"
 
 
-class ClientInfo:
-    """What the writer knows of a client (for CLIENT LIST and INFO clients)."""
+class WriterClient:
+    """What the writer knows of a client (CLIENT LIST, INFO clients, deferred replies)."""
 
-    __slots__ = ("id", "addr", "laddr", "name", "created", "resp", "link")
+    __slots__ = ("id", "addr", "laddr", "name", "created", "resp", "link", "owed", "queued")
 
     def __init__(self, client_id: int, addr: str, laddr: str, link: Link) -> None:
         self.id = client_id
@@ -69,6 +80,10 @@ class ClientInfo:
         self.created = time.monotonic()
         self.resp = 2
         self.link = link
+        # While deferred (an `always` pass of this client could not be synced): the
+        # replies it is owed, in order, and the request entries that wait behind them.
+        self.owed: list[Any] = []
+        self.queued: list[list[Any]] = []
 
 
 class Link:
@@ -79,7 +94,7 @@ class Link:
     def __init__(self, sock: socket.socket, slot: int) -> None:
         self.sock = sock
         self.reader = ipc.FrameReader()
-        self.out: list[bytes] = []  # encoded reply frames waiting for the group commit
+        self.out: list[bytes | bytearray] = []  # encoded reply frames waiting for the group commit
         self.slot = slot
         self.wants_write = False  # registered for writability: `out` holds what the worker has not taken
 
@@ -92,7 +107,8 @@ class Writer:
         self.control = control  # to the supervisor: new links arrive here (SCM_RIGHTS)
         self.db: dict[bytes, Any] = {}
         self.scan_cursors = ScanCursors()
-        self.clients: dict[int, ClientInfo] = {}
+        self.random_keys = RandomKeys()
+        self.clients: dict[int, WriterClient] = {}
         self.links: list[Link] = []
         self.aof: AppendOnlyFile | None = None
         self.started_at = time.time()
@@ -104,6 +120,14 @@ class Writer:
         # (during replay and with --appendonly no, nothing is logged)
         self.aof_feed: Callable[[list[bytes]], None] = _log_nothing
         self.refusing_writes = False  # the last AOF write failed: write commands get MISCONF
+        self.loading = False  # replaying the AOF: handlers obey it whatever the limits are now
+        # clients whose replies wait for the AOF retry (fsync always), in deferral order
+        self.deferred: dict[int, WriterClient] = {}
+        self._pass_resumes: list[tuple[Link, int, list[Any]]] = []  # released this pass
+        # a client's replies may not pass this while they are built (0 in the config: no limit)
+        self.output_limit = config.client_output_buffer_limit or 1 << 62
+        self._in_exec = False  # EXEC is running: BGREWRITEAOF waits for it (aof_buf indexes)
+        self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         # statistics for INFO
         self.stat_commands = 0
         self.stat_connections = 0
@@ -151,7 +175,11 @@ class Writer:
         started = time.monotonic()
         # replay runs each handler directly (scan_aof looked it up and checked its arity);
         # self.aof is still None here, so replay logs nothing
-        scan = scan_aof(path, lambda handler, argv: handler(self, argv))
+        self.loading = True
+        try:
+            scan = scan_aof(path, lambda handler, argv: handler(self, argv))
+        finally:
+            self.loading = False
         if scan.error is not None:
             log.error(
                 "Bad file format reading the append only file %s: %s at offset %d. "
@@ -210,7 +238,7 @@ class Writer:
                 for link in replied:
                     self._send(link)
             if self._rewrite_requested and self.rewriter is not None:
-                self._rewrite_requested = False  # started here: between passes the AOF buffer is empty
+                self._rewrite_requested = False  # scheduled by a BGREWRITEAOF inside EXEC
                 self.rewriter.start(self.db)
             now = time.monotonic()
             if now >= cron_due:
@@ -262,10 +290,23 @@ class Writer:
         if not size:
             self._drop_link(link)
             return False
-        batches = link.reader.feed(self._recv_view[:size])
+        self.trimmer.churned += size
+        try:
+            batches = link.reader.feed(self._recv_view[:size])
+        except Exception:  # not msgpack, or not a batch: the link is corrupt, not the keyspace
+            log.exception("unreadable message from worker slot %d: dropping its link", link.slot)
+            self._drop_link(link)
+            return False
+        ran = False
         for batch in batches:
-            self._run_batch(batch, link)
-        return bool(batches)
+            try:
+                self._run_batch(batch, link)
+            except Exception:  # a batch that is not [op, client, resp3, payload] entries
+                log.exception("malformed batch from worker slot %d: dropping its link", link.slot)
+                self._drop_link(link)
+                return ran
+            ran = True
+        return ran
 
     def _drop_link(self, link: Link) -> None:
         """A worker exited: forget its link and its clients."""
@@ -313,33 +354,118 @@ class Writer:
     # ---------------------------------------------------------------- execution
 
     def _commit_pass(self) -> None:
-        """Group commit: log, sync per policy, then encode the pass's replies."""
-        pass_batches, self._pass_batches = self._pass_batches, []
-        if self.aof is not None:
+        """Group commit: log, sync per policy, then encode the pass's replies.
+
+        Under `always`, a pass whose own AOF data did not reach the disk releases
+        none of its replies: its clients are deferred until `_retry_aof`."""
+        batches, self._pass_batches = self._pass_batches, []
+        resumes, self._pass_resumes = self._pass_resumes, []
+        aof = self.aof
+        if aof is not None:
+            logged = bool(aof.aof_buf)
             try:
-                self.aof.flush()
+                aof.flush()
             except AofWriteError:
-                for _link, batch, replies in pass_batches:
-                    _refuse_writes(batch, replies)
-        for link, _batch, replies in pass_batches:
-            link.out.append(ipc.encode_frame([b"".join(r) if type(r) is list else r for r in replies]))
+                if not self.refusing_writes:
+                    log.warning("AOF write failed (%s): write commands are refused until it succeeds", aof.last_write_error)
+                self.refusing_writes = True
+                if logged and aof.fsync_policy == "always":
+                    self._defer_replies(resumes, batches)
+        # A client's resumed replies are older than anything of it in this pass's batches.
+        for link, client_id, replies in resumes:
+            self._queue_frame(link, {ipc.MSG_RESUME: [[client_id, [_joined(r) for r in replies]]]})
+        for link, _batch, replies in batches:
+            self._queue_frame(link, [_joined(r) for r in replies])
+
+    def _defer_replies(self, resumes: list[tuple[Link, int, list[Any]]], batches: list[Any]) -> None:
+        """Hold every reply of the pass for the retry; the clients' later entries wait too."""
+        for link, client_id, replies in resumes:
+            self._deferred_client(client_id, link).owed.extend(replies)
+        resumes.clear()
+        for link, batch, replies in batches:
+            for i, entry in enumerate(batch):
+                reply = replies[i]
+                if entry[0] > ipc.OP_EXEC or reply is ipc.REPLY_DEFERRED or type(reply) is int:
+                    continue  # events have no reply; a dropped client is dropped anyway
+                self._deferred_client(entry[1], link).owed.append(reply)
+                replies[i] = ipc.REPLY_DEFERRED
+
+    def _deferred_client(self, client_id: int, link: Link) -> WriterClient:
+        client = self.deferred.get(client_id)
+        if client is None:
+            client = self.clients.get(client_id) or WriterClient(client_id, "", "", link)
+            self.deferred[client_id] = client
+        return client
+
+    def _retry_aof(self) -> None:
+        """Cron: after an AOF error, try the disk again; once the pending bytes are
+        written and synced, writes are accepted again and deferred clients resume."""
+        aof = self.aof
+        if aof is None or (aof.last_write_ok and not aof.pending_bytes and not self.deferred):
+            return
+        if not aof.sync_all():
+            return
+        self.refusing_writes = False
+        if not self.deferred:
+            return
+        deferred = list(self.deferred.values())
+        self.deferred.clear()
+        links = set()
+        for client in deferred:
+            replies, client.owed = client.owed, []
+            queued, client.queued = client.queued, []
+            for op, client_id, resp3, payload in queued:
+                replies.append(self._run_entry(op, client_id, resp3, payload))
+            self._pass_resumes.append((client.link, client.id, replies))
+            links.add(client.link)
+        self._commit_pass()
+        for link in links:
+            self._send(link)
+
+    def _queue_frame(self, link: Link, message: Any) -> None:
+        try:
+            frame = ipc.encode_frame(message)
+        except Exception:  # over MAX_FRAME_BYTES (or a reply msgpack cannot hold)
+            log.exception("a reply frame for worker slot %d is too large: dropping its largest replies", link.slot)
+            frame = ipc.encode_frame(_fit_frame(message))
+        self.trimmer.churned += len(frame)
+        link.out.append(frame)
 
     def _run_batch(self, batch: list[Any], link: Link) -> None:
         """Run one request batch; its replies wait in the pass until the commit."""
         replies: list[Any] = []
-        for op, client_id, resp3, payload in batch:
-            if resp3 is not self.resp3:
-                self.resp3 = resp3
-                self.null = resp.NULL_RESP3 if resp3 else resp.NULL_BULK
-            self.client_id = client_id
-            if op == ipc.OP_RUN:
-                replies.append(self._run_commands(payload))
-            elif op == ipc.OP_EXEC:
-                replies.append(self.exec_transaction(payload))
-            else:
+        deferred = self.deferred
+        for entry in batch:
+            op, client_id, resp3, payload = entry
+            if op <= ipc.OP_EXEC:  # OP_RUN or OP_EXEC
+                if deferred and client_id in deferred:
+                    deferred[client_id].queued.append(entry)  # behind its owed replies, in order
+                    replies.append(ipc.REPLY_DEFERRED)
+                else:
+                    replies.append(self._run_entry(op, client_id, resp3, payload))
+                continue
+            try:
                 self._client_event(op, client_id, payload, link)
-                replies.append(None)
+            except Exception:
+                log.exception("internal error handling event %d of client %d", op, client_id)
+            replies.append(None)
         self._pass_batches.append((link, batch, replies))
+
+    def _run_entry(self, op: int, client_id: int, resp3: bool, payload: Any) -> Any:
+        """One client's entry of a batch: its replies (bytes, or a list joined at commit),
+        or an int (DROPPED) when they passed the output limit."""
+        if resp3 is not self.resp3:
+            self.resp3 = resp3
+            self.null = resp.NULL_RESP3 if resp3 else resp.NULL_BULK
+        self.client_id = client_id
+        try:
+            if op == ipc.OP_RUN:
+                return self._run_commands(payload)
+            return self.exec_transaction(payload)
+        except Exception:  # not a handler's (call() catches those): never answer out of step
+            log.exception("internal error running commands of client %d: dropping it", client_id)
+            self.output_limited.add(client_id)
+            return 0
 
     def _run_commands(self, payload: list[list[bytes]]) -> list[bytes] | int:
         """One client's commands of a batch. If their replies pass the client output
@@ -348,28 +474,34 @@ class Writer:
         if self.output_limited and self.client_id in self.output_limited:
             return 0  # already over its limit: the worker is dropping it, run nothing more
         call = self.call
-        limit = self.config.client_output_buffer_limit or 1 << 62
+        limit = self.output_limit
         out = []
         size = 0
-        for argv in payload:
-            reply = call(argv)
-            out.append(reply)
-            size += len(reply)
-            if size > limit:
-                log.warning(
-                    "client %d: replies over the output buffer limit (%d bytes): closing it", self.client_id, size
-                )
-                self.output_limited.add(self.client_id)
-                self.stat_commands += len(out)
-                return size
+        try:
+            for argv in payload:
+                reply = call(argv)
+                out.append(reply)
+                size += len(reply)
+                if size > limit:
+                    raise ReplyTooLarge
+        except ReplyTooLarge:
+            self.stat_commands += len(out) + 1
+            return self._over_output_limit(size + 1)
         self.stat_commands += len(payload)
         return out
 
+    def _over_output_limit(self, size: int) -> int:
+        log.warning("client %d: replies over the output buffer limit (%d bytes): closing it", self.client_id, size)
+        self.output_limited.add(self.client_id)
+        return size
+
     def _client_event(self, op: int, client_id: int, payload: Any, link: Link) -> None:
         if op == ipc.OP_CONNECT:
-            self.clients[client_id] = ClientInfo(client_id, payload[0], payload[1], link)
+            self.clients[client_id] = WriterClient(client_id, payload[0], payload[1], link)
             self.stat_connections += 1
         elif op == ipc.OP_DISCONNECT:
+            # A deferred client that left stays in `deferred`: what it sent still runs at
+            # the release (as Redis runs what it read from a client that closed).
             self.clients.pop(client_id, None)
             self.output_limited.discard(client_id)
         elif op == ipc.OP_UPDATE:
@@ -379,7 +511,10 @@ class Writer:
                 info.resp = payload.get("resp", info.resp)
 
     def call(self, argv: list[bytes]) -> bytes:
-        """Run one command: table lookup, arity check, handler."""
+        """Run one command: table lookup, arity check, handler.
+
+        A handler may raise ReplyTooLarge (its reply would pass the output limit):
+        that propagates to the caller, which drops the client."""
         cmd = COMMANDS.get(argv[0])
         if cmd is None:
             cmd = COMMANDS.get(argv[0].lower())
@@ -391,24 +526,53 @@ class Writer:
         if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
             return ERR_CONNECTION_COMMAND
         if cmd.write and self.refusing_writes:
-            return ERR_MISCONF
+            return self.misconf_error()
         try:
             return handler(self, argv)
+        except ReplyTooLarge:
+            raise
         except Exception:  # a bug in one command must not take the keyspace down
             log.exception("internal error running %r", argv[0][:64])
             return ERR_INTERNAL
 
-    def exec_transaction(self, commands: list[list[bytes] | bytes]) -> bytes:
-        """EXEC: run the queued commands back to back; log them as one MULTI/EXEC block."""
+    def misconf_error(self) -> bytes:
+        reason = self.aof.last_write_error if self.aof is not None else "unknown error"
+        return b"-MISCONF Errors writing to the AOF file: " + reason.encode() + b"\r\n"
+
+    def exec_transaction(self, commands: list[list[bytes] | bytes]) -> bytes | int:
+        """EXEC: run the queued commands back to back; log them as one MULTI/EXEC block.
+
+        Once the replies pass the output limit the remaining commands still run (a
+        transaction is all or nothing) but their replies are not kept: DROPPED."""
+        if self.refusing_writes and any(type(argv) is list and _is_write(argv) for argv in commands):
+            # Redis refuses the whole EXEC before running any of it
+            return b"-EXECABORT Transaction discarded because of: " + self.misconf_error()[1:]
         aof = self.aof
         start = len(aof.aof_buf) if aof is not None else 0
-        # an item that is bytes is the reply of a connection command the worker ran (AUTH...)
-        replies = [item if isinstance(item, bytes) else self.call(item) for item in commands]
+        limit = self.output_limit
+        replies: list[bytes] = []
+        size = 0
+        self._in_exec = True
+        try:
+            for item in commands:
+                # an item that is bytes is the reply of a connection command the worker ran (AUTH...)
+                try:
+                    reply = item if type(item) is bytes else self.call(item)  # type: ignore[arg-type]
+                except ReplyTooLarge:
+                    size = limit + 1
+                    continue
+                size += len(reply)
+                if size <= limit:
+                    replies.append(reply)
+        finally:
+            self._in_exec = False
         self.stat_commands += len(commands) + 1
         if aof is not None and len(aof.aof_buf) - start > 1:
             # Replay applies all of it or none of it (a torn block is cut at MULTI).
             aof.aof_buf.insert(start, [b"MULTI"])
             aof.aof_buf.append([b"EXEC"])
+        if size > limit:
+            return self._over_output_limit(size)
         return b"*%d\r\n" % len(replies) + b"".join(replies)
 
     # ---------------------------------------------------------------- handler context
@@ -439,36 +603,47 @@ class Writer:
             % (c.client_output_buffer_limit, c.client_output_buffer_limit),
         }
 
+    def _poll_rewrite(self) -> None:
+        if self.rewriter is not None:
+            self.rewriter.poll()
+            self._maybe_auto_rewrite()
+
     def _maybe_auto_rewrite(self) -> None:
         """Redis's auto-aof-rewrite-percentage / -min-size rule."""
         aof, c = self.aof, self.config
-        if aof is None or self.rewriter is None or self.rewriter.in_progress or c.auto_aof_rewrite_percentage <= 0:
+        rewriter = self.rewriter
+        if aof is None or rewriter is None or rewriter.in_progress or c.auto_aof_rewrite_percentage <= 0:
             return
+        if not aof.last_write_ok or not rewriter.auto_allowed(time.monotonic()):
+            return  # a failing disk, or Redis's back-off after failed rewrites
         if aof.current_size < c.auto_aof_rewrite_min_size:
             return
         base = max(aof.base_size, 1)
         growth = (aof.current_size - base) * 100 // base
         if growth >= c.auto_aof_rewrite_percentage:
             log.info("starting automatic AOF rewrite: %d%% growth over %d bytes", growth, base)
-            self.rewriter.start(self.db)
+            rewriter.start(self.db)
 
     def request_rewrite(self) -> bytes:
+        """BGREWRITEAOF: fork now, so that a failed fork is the command's error (as Redis)."""
         if self.rewriter is None:
             return b"-ERR AOF is disabled (--appendonly no)\r\n"
-        if self.rewriter.in_progress or self._rewrite_requested:
+        if self.rewriter.in_progress:
             return b"-ERR Background append only file rewriting already in progress\r\n"
-        self._rewrite_requested = True
+        if self._in_exec:
+            # EXEC wraps its AOF records by their position in aof_buf, which a fork's
+            # start_rewrite_buffer() would move: fork after the pass instead
+            self._rewrite_requested = True
+            return b"+Background append only file rewriting scheduled\r\n"
+        if not self.rewriter.start(self.db):
+            return ERR_REWRITE_FORK
         return b"+Background append only file rewriting started\r\n"
 
     def request_shutdown(self) -> bytes:
         """SHUTDOWN: make the AOF durable now, then ask the supervisor to stop everything."""
-        if self.aof is not None:
-            try:
-                self.aof.flush()
-                self.aof.fsync_now()
-            except OSError as exc:
-                log.warning("SHUTDOWN: errors trying to write the AOF: %s", exc)
-                return b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+        if self.aof is not None and not self.aof.sync_all():
+            log.warning("SHUTDOWN: errors trying to write the AOF: %s", self.aof.last_write_error)
+            return b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
         if not self._shutdown_requested:
             self._shutdown_requested = True
             log.info("user requested shutdown...")
@@ -555,9 +730,12 @@ class Writer:
         }
 
     def _cron(self, now: float) -> None:
-        if self.rewriter is not None:
-            self.rewriter.poll()
-            self._maybe_auto_rewrite()
+        # Each duty on its own: one failing (a bug, an odd OS error) must not stop the others.
+        for duty in (self._retry_aof, self._poll_rewrite, self.trimmer.maybe_trim):
+            try:
+                duty()
+            except Exception:
+                log.exception("internal error in the writer's cron (%s)", duty.__name__)
         then, count = self._ops_sample
         if now > then:
             self.instantaneous_ops = int((self.stat_commands - count) / (now - then))
@@ -568,23 +746,29 @@ def _log_nothing(argv: list[bytes]) -> None:
     pass
 
 
-def _refuse_writes(batch: list[Any], replies: list[Any]) -> None:
-    """After a failed AOF write: answer every write command of the pass with MISCONF.
+def _joined(reply: Any) -> Any:
+    """A reply item as it goes on the link (an OP_RUN's replies are joined once)."""
+    return b"".join(reply) if type(reply) is list else reply
 
-    Their effect stays in memory and in the AOF buffer (retried next pass), but
-    no client is told OK for data the file may not hold.
-    """
-    for i, (op, _client_id, _resp3, payload) in enumerate(batch):
-        if op == ipc.OP_RUN:
-            run_replies = replies[i]
-            for j, argv in enumerate(payload):
-                cmd = lookup(argv[0])
-                if cmd is not None and cmd.write:
-                    run_replies[j] = ERR_MISCONF
-        elif op == ipc.OP_EXEC and any(
-            type(argv) is list and (c := lookup(argv[0])) is not None and c.write for argv in payload
-        ):
-            replies[i] = ERR_MISCONF
+
+def _is_write(argv: list[bytes]) -> bool:
+    cmd = lookup(argv[0])
+    return cmd is not None and cmd.write
+
+
+def _fit_frame(message: Any) -> Any:
+    """`message` with its largest replies replaced by DROPPED (an int) until what is
+    left fits in a frame: those clients are closed, the others get their replies."""
+    lists = [message] if type(message) is list else [replies for _cid, replies in message[ipc.MSG_RESUME]]
+    sized = [(len(r), items, i) for items in lists for i, r in enumerate(items) if type(r) is bytes]
+    total = sum(size for size, _items, _i in sized)
+    budget = ipc.MAX_FRAME_BYTES - 16 * (len(sized) + 1)  # msgpack's headers, generously
+    for size, items, i in sorted(sized, key=lambda entry: entry[0], reverse=True):
+        if total <= budget:
+            break
+        items[i] = size
+        total -= size
+    return message
 
 
 def _cpu_times() -> dict[str, object]:

@@ -592,6 +592,27 @@ case("proto-bulk-at-limit-waits", Silent(b"*2\r\n$3\r\nGET\r\n$536870912\r\n"))
 case("proto-large-count-waits", Silent(b"*1048577\r\n"))
 
 
+# Arguments that once gave "-ERR internal error" (Python's int-string digit limit) or
+# answered in another order than Redis checks them.
+_DIGITS_4400 = "9" * 4400
+case("huge-exponents-incrbyfloat", C("INCRBYFLOAT", "f", "1e" + _DIGITS_4400),
+     C("INCRBYFLOAT", "f", "1e-" + _DIGITS_4400), C("INCRBYFLOAT", "f", "1e+" + _DIGITS_4400),
+     C("INCRBYFLOAT", "f", "0x1p" + _DIGITS_4400), C("INCRBYFLOAT", "f", "0x1p-" + _DIGITS_4400),
+     C("INCRBYFLOAT", "f", "1.5e00000000000000000000000000000000001"), C("GET", "f"),
+     C("INCRBYFLOAT", "z", "0e" + _DIGITS_4400), C("GET", "z"))
+case("scan-cursor-edges", C("SET", "k", "v"), C("SCAN", _DIGITS_4400), C("SCAN", "18446744073709551616"),
+     C("SCAN", "00000000000000000000000000000000"), C("SCAN", b"\x00"), C("SCAN", b"0\x00junk"),
+     C("SCAN", " 0"), C("SCAN", "0 "), C("SCAN", "-"), C("SCAN", "+0"))
+case("select-ranges", C("SELECT", "9223372036854775807"), C("SELECT", "2147483648"),
+     C("SELECT", "-2147483649"), C("SELECT", "9223372036854775808"), C("SELECT", "abc"),
+     C("SELECT", "-1"), C("SELECT", "0"))
+case("set-options-before-values", C("SET", "k", "v", "EX", "junk", "extra"), C("SET", "k", "v", "EX", "junk"),
+     C("SET", "k", "v", "PX", "0", "NX", "XX"), C("SET", "k", "v", "EX", "10", "PX", "10"),
+     C("SET", "k", "v", "KEEPTTL", "EX", "1"), C("SET", "k", "v", "EX"), C("SET", "k", "v", "PERSIST"),
+     C("SET", "k", "v", "EX", "0"), C("SET", "k", "v", "PXAT", "-5"), C("SET", "k", "v", "EX", "9223372036854775"),
+     C("EXISTS", "k"), C("SET", "k", "v", b"NX\x00junk"), C("GET", "k"))
+
+
 # --- the test ------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -83,13 +84,13 @@ class Launcher:
         path.mkdir(exist_ok=True)
         return path
 
-    def _kvred(self, data_dir: Path, flags: dict[str, object]) -> ServerProcess:
+    def _kvred(self, data_dir: Path, flags: dict[str, object], prefix: tuple[str, ...] = ()) -> ServerProcess:
         self._count += 1
         port = free_port()
         options: dict[str, object] = {"port": port, "bind": "127.0.0.1", "workers": 2, "dir": str(data_dir),
                                       "fsync": "always", "loglevel": "warning"}
         options.update(flags)
-        argv = [sys.executable, "-m", "kvred"]
+        argv = [*prefix, sys.executable, "-m", "kvred"]
         for key, value in options.items():
             argv += ["--" + key.replace("_", "-"), str(value)]
         server = ServerProcess(f"kvred-{self._count}", argv, port, self.run_dir, env=_kvred_env())
@@ -99,6 +100,18 @@ class Launcher:
     def kvred(self, data_dir: Path, **flags: object) -> ServerProcess:
         """Start kvred on `data_dir` and wait until it answers PING."""
         return self._kvred(data_dir, flags).start(START_TIMEOUT_S)
+
+    def kvred_unprivileged(self, data_dir: Path, **flags: object) -> ServerProcess:
+        """kvred as user `nobody`, so that RLIMIT_NPROC applies to it (root is exempt). It
+        keeps the file-access capabilities (ambient), to run the interpreter and the
+        checkout wherever they are (a home directory nobody cannot enter, say)."""
+        if os.geteuid() != 0 and not os.environ.get("CI"):
+            pytest.skip("needs root to run kvred as another user")
+        setpriv = require_tool("setpriv")
+        caps = "+dac_override,+dac_read_search"
+        prefix = (setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", f"--inh-caps={caps}",
+                  f"--ambient-caps={caps}")
+        return self._kvred(data_dir, flags, prefix).start(START_TIMEOUT_S)
 
     def kvred_must_fail(self, data_dir: Path, **flags: object) -> tuple[int, str]:
         """Start kvred, expecting it to refuse to start: (exit code, log)."""
@@ -858,63 +871,198 @@ def test_kvred_loads_a_redis_server_aof(launcher: Launcher) -> None:
 # --------------------------------------------------------------------------- 8: disk errors
 
 
-def test_disk_error_refuses_writes_and_recovers(launcher: Launcher) -> None:
-    data = launcher.data_dir()
-    server = launcher.kvred(data)
-    acked: dict[bytes, bytes] = {}
-    with client(server) as r:
-        for i in range(100):
-            r.set(f"ok:{i}", f"v{i}")
-            acked[f"ok:{i}".encode()] = f"v{i}".encode()
-        writer = psutil.Process(r.info("server")["writer_process_id"])
-    size = aof_path(data).stat().st_size
-    # Room for a part of one command: the write is short, then fails with EFBIG. Only the soft
-    # limit is lowered: raising a hard limit again needs CAP_SYS_RESOURCE.
-    soft, hard = writer.rlimit(psutil.RLIMIT_FSIZE)
-    writer.rlimit(psutil.RLIMIT_FSIZE, (size + 10, hard))
-    try:
-        with RawClient(server.port) as raw:
-            first = raw.call("SET", "fail:1", "x" * 100)
-            assert first.startswith(b"-MISCONF"), first
-            for args in (("SET", "fail:2", "y"), ("INCR", "ok:ctr"), ("DEL", "ok:1"), ("APPEND", "ok:2", "z"),
-                         ("MSET", "fail:3", "a", "fail:4", "b")):
-                reply = raw.call(*args)
-                assert reply.startswith(b"-MISCONF"), (args, reply)
-            raw.send(cmd("MULTI") + cmd("SET", "fail:5", "t") + cmd("EXEC"))
-            replies = [raw.read_reply() for _ in range(3)]
-            assert replies[0] == b"+OK\r\n" and b"MISCONF" in replies[2], replies
-            assert raw.call("GET", "ok:7") == b"$2\r\nv7\r\n"
-            assert raw.call("MGET", "ok:0", "ok:99") == b"*2\r\n$2\r\nv0\r\n$3\r\nv99\r\n"
-            assert raw.call("PING") == b"+PONG\r\n"
-            persistence = info(server)
-            assert persistence["aof_last_write_status"] == "err", persistence
-            assert aof_path(data).stat().st_size == size, "the failed write was not undone"
-    finally:
-        writer.rlimit(psutil.RLIMIT_FSIZE, (soft, hard))
+class DiskLimit:
+    """The writer's AOF disk made 'full': RLIMIT_FSIZE just above the file's size, so the
+    next write is short, then fails with EFBIG. Only the soft limit is lowered (raising a
+    hard limit again needs CAP_SYS_RESOURCE). The limit covers every file the writer
+    writes, its log included, so what it logs while limited may be cut short."""
 
-    def write_accepted() -> bool:
+    def __init__(self, server: ServerProcess, data: Path) -> None:
+        with client(server) as r:
+            self.writer = psutil.Process(r.info("server")["writer_process_id"])
+        self.size = aof_path(data).stat().st_size
+        self.soft, self.hard = self.writer.rlimit(psutil.RLIMIT_FSIZE)
+
+    def __enter__(self) -> DiskLimit:
+        self.writer.rlimit(psutil.RLIMIT_FSIZE, (self.size + 10, self.hard))
+        return self
+
+    def lift(self) -> None:
+        self.writer.rlimit(psutil.RLIMIT_FSIZE, (self.soft, self.hard))
+
+    def __exit__(self, *exc: object) -> None:
+        self.lift()
+
+
+MISCONF_EFBIG = b"-MISCONF Errors writing to the AOF file: File too large\r\n"
+SILENCE_S = 0.3  # how long a held reply is checked not to arrive (nothing later can prove it)
+
+
+def wait_writes_accepted(server: ServerProcess, key: str = "recovered") -> None:
+    def accepted() -> bool:
         with client(server) as r:
             try:
-                return r.set("recovered", "yes") is True
+                return r.set(key, "yes") is True
             except redis.ResponseError as exc:
                 assert str(exc).startswith("MISCONF"), exc
                 return False
 
-    wait_for("writes to be accepted again", write_accepted, 10.0, lambda: str(info(server)))
-    acked[b"recovered"] = b"yes"
-    assert info(server)["aof_last_write_status"] == "ok"
+    wait_for("writes to be accepted again", accepted, 10.0, lambda: str(info(server)))
+
+
+def assert_refused_while_failing(raw: RawClient, acked: dict[bytes, bytes]) -> None:
+    """Every kind of write gets Redis's MISCONF and is not applied; reads keep working."""
+    for args in (("SET", "fail:2", "y"), ("INCR", "ok:ctr"), ("DEL", "ok:1"), ("APPEND", "ok:2", "z"),
+                 ("MSET", "fail:3", "a", "fail:4", "b")):
+        assert raw.call(*args) == MISCONF_EFBIG, args
+    raw.send(cmd("MULTI") + cmd("SET", "fail:5", "t") + cmd("EXEC"))
+    replies = [raw.read_reply() for _ in range(3)]
+    assert replies == [b"+OK\r\n", b"+QUEUED\r\n",
+                       b"-EXECABORT Transaction discarded because of: " + MISCONF_EFBIG[1:]], replies
+    # nothing of it was applied: a client that retries a MISCONF'd INCR counts once
+    assert raw.call("MGET", "fail:2", "ok:ctr", "fail:3", "fail:5") == b"*4\r\n" + b"$-1\r\n" * 4
+    assert raw.call("GET", "ok:1") == b"$2\r\n" + acked[b"ok:1"] + b"\r\n"
+    assert raw.call("GET", "ok:2") == b"$2\r\n" + acked[b"ok:2"] + b"\r\n"
+    assert raw.call("PING") == b"+PONG\r\n"
+
+
+def fill(server: ServerProcess, acked: dict[bytes, bytes], start: int, stop: int) -> None:
     with client(server) as r:
-        for i in range(100, 200):
+        for i in range(start, stop):
             assert r.set(f"ok:{i}", f"v{i}") is True
             acked[f"ok:{i}".encode()] = f"v{i}".encode()
-        assert r.get("ok:1") == b"v1", "a DEL refused with MISCONF was applied"
+
+
+def test_disk_error_everysec_acks_the_failed_pass_and_refuses_later_writes(launcher: Launcher) -> None:
+    """everysec (and no): the pass whose write failed is acknowledged, as Redis does (it
+    is applied and stays pending until the disk takes it); later writes are refused
+    before they run; after the retry succeeds the acknowledged write is on disk."""
+    data = launcher.data_dir()
+    server = launcher.kvred(data, fsync="everysec")
+    acked: dict[bytes, bytes] = {}
+    fill(server, acked, 0, 100)
+    with DiskLimit(server, data) as disk, RawClient(server.port) as raw:
+        assert raw.call("SET", "fail:1", "x" * 100) == b"+OK\r\n"
+        acked[b"fail:1"] = b"x" * 100
+        assert_refused_while_failing(raw, acked)
+        assert info(server)["aof_last_write_status"] == "err"
+        assert aof_path(data).stat().st_size == disk.size, "the failed write was not undone"
+    wait_writes_accepted(server)
+    acked[b"recovered"] = b"yes"
+    assert info(server)["aof_last_write_status"] == "ok"
+    fill(server, acked, 100, 200)
     kill_all(server)
-    server = launcher.kvred(data)
-    assert_has(server, acked)
-    state = dump(server)
-    unexpected = set(state) - set(acked) - {b"fail:1"}  # fail:1's write may have been kept (no ack either way)
-    assert not unexpected, unexpected
-    assert state.get(b"fail:1", b"x" * 100) == b"x" * 100
+    server = launcher.kvred(data, fsync="everysec")
+    assert dump(server) == acked  # fail:1 made it; nothing refused did
+
+
+def test_disk_error_always_holds_the_failed_pass_until_it_is_on_disk(launcher: Launcher) -> None:
+    """always: nothing that is not synced is acknowledged. The client of the failed pass
+    waits (its pipelined commands behind it run only after the retry, once); every other
+    client's writes are refused with MISCONF at once; reads keep working."""
+    data = launcher.data_dir()
+    server = launcher.kvred(data, fsync="always")
+    acked: dict[bytes, bytes] = {}
+    fill(server, acked, 0, 100)
+    with DiskLimit(server, data) as disk, RawClient(server.port) as held, RawClient(server.port) as other:
+        held.send(cmd("SET", "fail:1", "x" * 100))
+        wait_for("the AOF write to fail", lambda: info(server)["aof_last_write_status"] == "err", 10.0)
+        held.send(cmd("INCR", "held:ctr") + cmd("GET", "fail:1"))
+        assert held.read_available(SILENCE_S) == b"", "a reply was released before its write was on disk"
+        assert_refused_while_failing(other, acked)
+        assert aof_path(data).stat().st_size == disk.size
+        disk.lift()
+        replies = [held.read_reply() for _ in range(3)]
+        assert replies == [b"+OK\r\n", b":1\r\n", b"$100\r\n" + b"x" * 100 + b"\r\n"], replies
+    acked[b"fail:1"] = b"x" * 100
+    acked[b"held:ctr"] = b"1"
+    wait_writes_accepted(server)
+    acked[b"recovered"] = b"yes"
+    kill_all(server)
+    server = launcher.kvred(data, fsync="always")
+    assert dump(server) == acked
+
+
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+def test_disk_error_with_an_output_limited_pipeline(launcher: Launcher, fsync: str) -> None:
+    """Issue: with the AOF failing, a pipeline whose replies pass the output limit killed
+    the writer (a TypeError refusing writes in a dropped client's replies)."""
+    data = launcher.data_dir()
+    server = launcher.kvred(data, fsync=fsync, client_output_buffer_limit="4mb")
+    value = b"v" * (2 * 1024 * 1024)
+    with client(server) as r:
+        assert r.set("v", value) is True
+    with DiskLimit(server, data) as disk, RawClient(server.port) as first:
+        first.send(cmd("SET", "w", "1"))  # fails: answered (everysec) or held (always)
+        wait_for("the AOF write to fail", lambda: info(server)["aof_last_write_status"] == "err", 10.0)
+        with RawClient(server.port) as greedy:
+            greedy.send(cmd("SET", "a", "b") + cmd("GET", "v") * 3)
+            data_seen, closed = greedy.read_until_close(CLIENT_TIMEOUT_S)
+        assert closed, "the client over its output limit was not closed"
+        assert len(data_seen) < 3 * len(value), "the replies over the limit were sent"
+        assert data_seen in (b"", MISCONF_EFBIG) or data_seen.startswith(MISCONF_EFBIG + b"$"), data_seen[:100]
+        with RawClient(server.port) as raw:
+            assert raw.call("GET", "v") == b"$%d\r\n%b\r\n" % (len(value), value)
+        disk.lift()
+        assert first.read_reply() == b"+OK\r\n"
+    wait_writes_accepted(server)
+    assert server.proc is not None and server.proc.poll() is None
+
+
+def user_tasks(uid: int) -> int:
+    """Processes and threads of `uid`: what RLIMIT_NPROC counts."""
+    total = 0
+    for p in psutil.process_iter(["uids", "num_threads"]):
+        try:
+            if p.info["uids"] is not None and p.info["uids"].real == uid:
+                total += p.info["num_threads"]
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def set_nproc_as_nobody(pid: int, soft: int | str) -> None:
+    """Set the soft RLIMIT_NPROC of nobody's process `pid`, as nobody: a process may set
+    its own user's limits without CAP_SYS_RESOURCE (which root may lack in a container)."""
+    argv = [require_tool("setpriv"), "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+            require_tool("prlimit"), "--pid", str(pid), f"--nproc={soft}:"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_failed_fork_is_an_error_not_a_crash_and_the_automatic_rewrite_retries(launcher: Launcher) -> None:
+    """Issue: BGREWRITEAOF (or the automatic rewrite) when fork() fails ended the server.
+    Redis answers an error, logs it and keeps serving; the automatic rewrite tries again
+    later. fork() is made to fail for real: RLIMIT_NPROC on the writer, run as nobody."""
+    data = launcher.data_dir()
+    server = launcher.kvred_unprivileged(data, fsync="everysec", auto_aof_rewrite_min_size="64kb",
+                                         auto_aof_rewrite_percentage=100)
+    with client(server) as r:
+        writer = psutil.Process(r.info("server")["writer_process_id"])
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]  # what kvred inherited from this process
+        set_nproc_as_nobody(writer.pid, user_tasks(writer.uids().real))
+        try:
+            with pytest.raises(redis.ResponseError) as failed:
+                r.execute_command("BGREWRITEAOF")
+            assert str(failed.value) == ("Can't execute an AOF background rewriting. "
+                                         "Please check the server logs for more information.")
+            assert r.info("persistence")["aof_last_bgrewrite_status"] == "err"
+            # past the automatic rewrite's threshold: its fork fails too, and is logged
+            acked = {f"big:{i}".encode(): b"x" * 1000 for i in range(100)}
+            bulk_load(server, acked, per_mset=10)
+            wait_for("the automatic rewrite to fail", lambda: server.log_path.read_text(errors="replace").count(
+                "Can't rewrite append only file in background: fork") >= 2, 10.0, server.log_tail)
+            assert r.set("still", "serving") is True
+            acked[b"still"] = b"serving"
+            assert r.info("persistence")["aof_rewrites"] == 0
+        finally:
+            set_nproc_as_nobody(writer.pid, "unlimited" if soft == resource.RLIM_INFINITY else soft)
+        wait_for("the automatic rewrite to succeed on a later try",
+                 lambda: r.info("persistence")["aof_rewrites"] >= 1, 15.0, lambda: str(r.info("persistence")))
+        assert r.info("persistence")["aof_last_bgrewrite_status"] == "ok"
+    kill_all(server)
+    server = launcher.kvred(data, fsync="everysec")
+    assert dump(server) == acked
 
 
 # --------------------------------------------------------------------------- 9: no AOF

@@ -12,6 +12,10 @@ handler itself with its connection as the context. What a context provides:
     ctx.client_id  the client's id
     ctx.db         dict bytes -> value (writer only)
     ctx.aof_feed(argv)  log a mutation exactly as it must be replayed (writer only)
+    ctx.output_limit    bytes a client's replies may reach (writer only): a handler
+                        that builds a reply of many parts raises ReplyTooLarge
+                        once its parts pass it, so that no client can make the
+                        writer build a reply of unbounded size
 
 A handler that changes the keyspace calls `ctx.aof_feed` with what must be
 replayed, and only when something changed: that is how the AOF stays
@@ -42,6 +46,7 @@ __all__ = [
     "ERR_WRONGTYPE",
     "ERR_OVERFLOW",
     "Handler",
+    "ReplyTooLarge",
 ]
 
 Handler = Callable[[Any, list[bytes]], bytes]
@@ -52,6 +57,12 @@ ERR_NOT_INT = b"-ERR value is not an integer or out of range\r\n"
 ERR_NOT_FLOAT = b"-ERR value is not a valid float\r\n"
 ERR_WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 ERR_OVERFLOW = b"-ERR increment or decrement would overflow\r\n"
+
+
+class ReplyTooLarge(Exception):
+    """The reply being built passed the client's output limit: the caller drops the
+    client and discards its replies. Raise it only after every effect of the command
+    is applied and logged (read-only commands: any time), so the command stays whole."""
 
 
 class Command:

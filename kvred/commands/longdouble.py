@@ -56,6 +56,20 @@ def _checked(value: Fraction, was_zero: bool) -> Fraction | None:
     return rounded
 
 
+_MAX_EXPONENT_DIGITS = 6  # past 10**6 every exponent is out of a long double's range
+
+
+def _exponent(text: bytes | None) -> int | None:
+    """The exponent's value, or None if it has so many digits it is out of any range
+    (int() of 4,400 digits raises under Python's integer-string limit)."""
+    if not text:
+        return 0
+    digits = text.lstrip(b"+-").lstrip(b"0")
+    if len(digits) > _MAX_EXPONENT_DIGITS:
+        return None
+    return int(text)
+
+
 def parse_long_double(text: bytes) -> Fraction | float | None:
     """strtold as Redis's string2ld uses it: the value, +-inf as a float, or None."""
     if not text or len(text) >= MAX_LONG_DOUBLE_CHARS or text[:1].isspace():
@@ -64,9 +78,12 @@ def parse_long_double(text: bytes) -> Fraction | float | None:
     if m and (m.group(2) or m.group(3)):
         sign, whole, frac, exp = m.groups()
         digits = (whole + (frac or b"")).lstrip(b"0")
-        power = int(exp or 0) - len(frac or b"")
         if not digits:
             return Fraction(0)
+        exponent = _exponent(exp)
+        if exponent is None:
+            return None  # |exponent| far past the range: overflow or underflow, refused
+        power = exponent - len(frac or b"")
         # Decide overflow/underflow before building a huge integer.
         magnitude = power + len(digits)
         if magnitude > 4940:
@@ -79,7 +96,10 @@ def parse_long_double(text: bytes) -> Fraction | float | None:
     if m and (m.group(2) or m.group(3)):
         sign, whole, frac, exp = m.groups()
         digits = (whole + (frac or b"")) or b"0"
-        power = int(exp or 0) - 4 * len(frac or b"")
+        exponent = _exponent(exp)
+        if exponent is None:
+            return None if digits.strip(b"0") else Fraction(0)
+        power = exponent - 4 * len(frac or b"")
         if abs(power) > 20000:
             return None
         value = Fraction(int(digits, 16)) * Fraction(2) ** power

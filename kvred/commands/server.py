@@ -25,7 +25,7 @@ from .base import (
 )
 from .keys import glob_to_regex
 
-__all__ = ["format_info", "INFO_DEFAULT_SECTIONS"]
+__all__ = ["format_info", "INFO_DEFAULT_SECTIONS", "valid_client_name"]
 
 OK = resp.OK
 
@@ -45,8 +45,10 @@ def echo(ctx: Any, argv: list[bytes]) -> bytes:
 @command("select", 2, "fast local")
 def select(ctx: Any, argv: list[bytes]) -> bytes:
     index = int_arg(argv[1])
-    if index is None or not -(2**31) <= index < 2**31:
+    if index is None:
         return ERR_NOT_INT
+    if not -(2**31) <= index < 2**31:
+        return b"-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
     # kvred has one database, so it behaves as Redis with `databases 1`.
     return OK if index == 0 else b"-ERR DB index is out of range\r\n"
 
@@ -184,8 +186,13 @@ def config(ctx: Any, argv: list[bytes]) -> bytes:
 # ---------------------------------------------------------------- CLIENT
 
 
-def _valid_client_name(name: bytes) -> bool:
-    return all(0x21 <= c <= 0x7E for c in name)
+_NAME_BYTES = bytes(range(0x21, 0x7F))  # printable ASCII without the space
+
+
+def valid_client_name(name: bytes) -> bool:
+    """Redis's rule for CLIENT SETNAME / HELLO SETNAME; translate() checks a 64 MB name
+    at C speed (a Python loop over it stalled every client for 2.8 s)."""
+    return not name.translate(None, _NAME_BYTES)
 
 
 @command("client", -2, "admin")
@@ -197,7 +204,7 @@ def client(ctx: Any, argv: list[bytes]) -> bytes:
         err = _subcommand_arity_ok(argv, "client", "setname", 3)
         if err:
             return err
-        if not _valid_client_name(argv[2]):
+        if not valid_client_name(argv[2]):
             return b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
         ctx.set_client_name(argv[2])
         return OK
