@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 from conftest import ServerProcess, against_redis
-from oracle import Servers
+from oracle import Servers, total_rss
 from rawclient import RawClient, encode_command
 
 COMMAND_TIMEOUT_S = 60.0
@@ -162,3 +162,61 @@ def test_randomkey_on_a_million_keys(servers: dict[str, ServerProcess]) -> None:
 
     compare(servers, "500 x RANDOMKEY on 1M keys", setup, encode_command("RANDOMKEY") * 500, 500, check,
             bound_s=0.5)
+
+
+# ---------------------------------------------------------------- glob patterns
+
+
+def _keys(c: RawClient) -> None:
+    c.send(b"".join(encode_command("SET", f"user:{i}:name", "x") for i in range(1000)))
+    for _ in range(1000):
+        assert c.read_reply() == b"+OK\r\n"
+    assert c.call("SET", b"a" * 40, "v") == b"+OK\r\n"
+
+
+def empty_array(got: list[bytes]) -> None:
+    assert got == [b"*0\r\n"], got[:1]
+
+
+def test_keys_with_a_1mb_literal_pattern(servers: dict[str, ServerProcess]) -> None:
+    compare(servers, "KEYS <1 MB literal>", _keys, encode_command("KEYS", b"k" * MB), 1, empty_array, bound_s=0.3)
+
+
+def test_keys_with_a_1mb_class(servers: dict[str, ServerProcess]) -> None:
+    pattern = b"[" + bytes(range(0x30, 0x7B)) * (MB // 75) + b"]"
+    compare(servers, "KEYS [<1 MB class>]", _keys, encode_command("KEYS", pattern), 1, empty_array, bound_s=0.3)
+
+
+def test_scan_match_with_a_1mb_pattern(servers: dict[str, ServerProcess]) -> None:
+    def check(got: list[bytes]) -> None:
+        assert got[0].endswith(b"*0\r\n"), got[0][:60]
+
+    compare(servers, "SCAN 0 MATCH <1 MB> COUNT 2000", _keys,
+            encode_command("SCAN", "0", "MATCH", b"u" * MB, "COUNT", "2000"), 1, check, bound_s=0.3)
+
+
+def test_config_get_with_a_1mb_pattern(servers: dict[str, ServerProcess]) -> None:
+    compare(servers, "CONFIG GET <1 MB>", lambda c: None, encode_command("CONFIG", "GET", b"*" + b"x" * MB), 1,
+            empty_array, bound_s=0.3)
+
+
+def test_keys_with_twenty_stars(servers: dict[str, ServerProcess]) -> None:
+    """Exponential backtracking: this never finished (every client hung)."""
+    compare(servers, "KEYS a*a*...*b (20 stars) over 1000 keys and a 40-byte one", _keys,
+            encode_command("KEYS", b"a*" * 20 + b"b"), 1, empty_array, bound_s=0.3)
+
+
+@pytest.mark.skipif(against_redis(), reason="kvred's process tree")
+def test_distinct_large_patterns_do_not_grow_the_writer(servers: dict[str, ServerProcess]) -> None:
+    """Issue: compiled patterns were cached by count, not size: 40 distinct 256 KB
+    patterns left the writer 200 MB larger."""
+    server = servers["kvred"]
+    with RawClient(server.port, timeout=COMMAND_TIMEOUT_S) as c:
+        assert c.call("SET", "k", "v") == b"+OK\r\n"
+        c.call("KEYS", b"warm-up*")
+        before = total_rss(server)
+        for i in range(40):
+            assert c.call("KEYS", b"%02d*" % i + b"?" * (256 * 1024)) == b"*0\r\n"
+    growth = total_rss(server) - before
+    print(f"\nRSS growth after 40 distinct 256 KB patterns: {growth / MB:.1f} MB")
+    assert growth < 32 * MB, f"{growth / MB:.0f} MB"

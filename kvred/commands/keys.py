@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 import re
-from functools import lru_cache
 from typing import Any
 
 from .. import resp
-from .base import ERR_NOT_INT, ERR_SYNTAX, command, int_arg
+from ..glob import compile_glob
+from .base import ERR_NOT_INT, ERR_SYNTAX, ReplyTooLarge, command, int_arg
 
-__all__ = ["glob_to_regex", "ScanCursors", "RandomKeys"]
+__all__ = ["ScanCursors", "RandomKeys"]
 
 OK = resp.OK
 
@@ -78,58 +78,31 @@ def flushall(ctx: Any, argv: list[bytes]) -> bytes:
     return _flush(ctx, argv)
 
 
-@lru_cache(maxsize=256)
-def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Compile a Redis glob (stringmatchlen: * ? [abc] [^a] [a-z] and \\ escapes)."""
-    out = bytearray()
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == 0x2A:  # '*'
-            while i + 1 < n and pattern[i + 1] == 0x2A:
-                i += 1
-            out += b".*"
-        elif c == 0x3F:  # '?'
-            out += b"."
-        elif c == 0x5B:  # '['
-            i += 1
-            negate = i < n and pattern[i] == 0x5E  # '^'
-            if negate:
-                i += 1
-            members = bytearray()
-            while i < n and pattern[i] != 0x5D:  # ']'
-                if pattern[i] == 0x5C and i + 1 < n:  # '\' escapes the next byte
-                    i += 1
-                    members += re.escape(pattern[i : i + 1])
-                elif i + 2 < n and pattern[i + 1] == 0x2D:  # a-z, reversed ranges allowed
-                    lo, hi = sorted((pattern[i], pattern[i + 2]))
-                    members += b"\\x%02x-\\x%02x" % (lo, hi)
-                    i += 2
-                else:
-                    members += re.escape(pattern[i : i + 1])
-                i += 1
-            if members:
-                out += b"[" + (b"^" if negate else b"") + members + b"]"
-            else:
-                out += b"." if negate else b"(?!)"
-        elif c == 0x5C and i + 1 < n:  # '\x' matches x literally
-            i += 1
-            out += re.escape(pattern[i : i + 1])
-        else:
-            out += re.escape(pattern[i : i + 1])
-        i += 1
-    return re.compile(bytes(out), re.DOTALL)
-
-
 @command("keys", 2, "readonly")
 def keys(ctx: Any, argv: list[bytes]) -> bytes:
-    pattern = argv[1]
-    if pattern == b"*":
-        found = list(ctx.db)
+    pattern = compile_glob(argv[1])
+    db = ctx.db
+    if pattern.matches_everything:
+        found: list[bytes] = list(db)
+    elif pattern.literal is not None:
+        found = [pattern.literal] if pattern.literal in db else []
     else:
-        match = glob_to_regex(pattern).fullmatch
-        found = [key for key in ctx.db if match(key)]
-    return resp.array([resp.bulk(key) for key in found])
+        found = pattern.select(db)
+    return _key_array(ctx, found)
+
+
+def _key_array(ctx: Any, found: list[bytes]) -> bytes:
+    """An array of keys, built within the client's output limit."""
+    limit = ctx.output_limit
+    size = 0
+    parts = []
+    for key in found:
+        part = b"$%d\r\n%b\r\n" % (len(key), key)
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            raise ReplyTooLarge
+    return b"*%d\r\n" % len(parts) + b"".join(parts)
 
 
 class ScanCursors:
@@ -206,7 +179,7 @@ def scan(ctx: Any, argv: list[bytes]) -> bytes:
                 return ERR_SYNTAX
             count = count_arg
         elif opt == b"match":
-            pattern = None if argv[i + 1] == b"*" else glob_to_regex(argv[i + 1])
+            pattern = None if argv[i + 1] == b"*" else compile_glob(argv[i + 1])
         elif opt == b"type":
             type_filter = argv[i + 1].lower()
         else:
@@ -220,7 +193,7 @@ def scan(ctx: Any, argv: list[bytes]) -> bytes:
         value = db.get(key)
         if value is None:
             continue
-        if pattern is not None and not pattern.fullmatch(key):
+        if pattern is not None and not pattern.match(key):
             continue
         if type_filter is not None and type_name(value) != type_filter:
             continue

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from .. import resp
+from ..glob import compile_glob
 from .base import (
     COMMANDS,
     ERR_NOT_INT,
@@ -23,7 +24,6 @@ from .base import (
     unknown_subcommand,
     wrong_arity,
 )
-from .keys import glob_to_regex
 
 __all__ = ["format_info", "INFO_DEFAULT_SECTIONS", "valid_client_name"]
 
@@ -165,7 +165,7 @@ def config(ctx: Any, argv: list[bytes]) -> bytes:
                 if value is not None:
                     found[pattern] = value
                 continue
-            match = glob_to_regex(pattern.lower()).fullmatch
+            match = compile_glob(pattern, nocase=True).match
             for name, value in params.items():
                 if match(name.encode()):
                     found[name.encode()] = value
