@@ -452,6 +452,17 @@ def test_container_image(podman_env: dict[str, str], tmp_path: Path,
         # ... while the HEALTHCHECK, on the container's loopback, is fine
         assert podman(env, "healthcheck", "run", open_one, check=False).returncode == 0
 
+        # ---- a root-owned bind-mounted /data: the kvred user cannot create its AOF there.
+        # One line and exit code 2 (the unit's RestartPreventExitStatus=2), not a dying writer.
+        root_owned = tmp_path / "root-owned-data"
+        root_owned.mkdir()
+        root_owned.chmod(0o755)
+        refused = podman(env, "run", "--rm", "--network=none", "-v", f"{root_owned}:/data", image, check=False)
+        # podman's own complaints (no systemd for health-check timers) are `time="..."` lines
+        lines = [line for line in refused.stderr.splitlines() if line.strip() and not line.startswith("time=")]
+        assert refused.returncode == 2, (refused.returncode, refused.stderr[-2000:])
+        assert len(lines) == 1 and "Permission denied" in lines[0] and "/data/kvred.aof" in lines[0], lines
+
         duration = time.monotonic() - started
         record_property("container_test_s", round(duration, 1))
         print(f"\n[deploy] image {image}: {size_mb:.1f} MB (base {base_mb:.1f} MB, "
