@@ -89,6 +89,8 @@ class Config:
     proto_max_bulk_len: int = 512 * 1024 * 1024
     client_query_buffer_limit: int = 1024 * 1024 * 1024
     client_output_buffer_limit: int = DEFAULT_OUTPUT_BUFFER_LIMIT
+    databases: int = 16
+    enable_debug_command: str = "no"  # Redis 7's default: DEBUG is refused
 
     @property
     def aof_path(self) -> str:
@@ -137,6 +139,9 @@ _port = _int_between(1, 65535)  # Redis's port 0 means "no TCP listener"; kvred 
 # id = seq * WORKERS_MAX + slot + 1), so this is also what keeps ids unique.
 WORKERS_MAX = 64
 _workers = _int_between(1, WORKERS_MAX)
+# Redis allows INT_MAX; each kvred database is a few objects made at start-up, so a
+# typo must not allocate millions of them.
+DATABASES_MAX = 65536
 
 
 def _fsync(text: str) -> str:
@@ -148,11 +153,17 @@ def _fsync(text: str) -> str:
     return value
 
 
-def _loglevel(text: str) -> str:
-    value = text.strip().lower()
-    if value not in LOG_LEVELS:
-        raise BadValue(text, "argument(s) must be one of the following: " + ", ".join(LOG_LEVELS))
-    return value
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise BadValue(text, "argument(s) must be one of the following: " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+_loglevel = _one_of(*LOG_LEVELS)
 
 
 def _yes_no(text: str) -> bool:
@@ -328,6 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_yes_no,
         default=True,
         help="without a password, refuse clients that are not on loopback: yes or no (default yes)",
+    )
+    parser.add_argument(
+        "--enable-debug-command",
+        type=_one_of("yes", "local", "no"),
+        default="no",
+        help="allow DEBUG: yes, local (loopback clients only) or no (default no, as Redis)",
+    )
+    parser.add_argument(
+        "--databases",
+        type=_int_between(1, DATABASES_MAX),
+        default=16,
+        help="number of databases, SELECT 0 to N-1 (default %(default)s)",
     )
     parser.add_argument(
         "--maxclients",
@@ -508,6 +531,8 @@ def parse_args(argv: list[str]) -> Config:
         proto_max_bulk_len=args.proto_max_bulk_len,
         client_query_buffer_limit=args.client_query_buffer_limit,
         client_output_buffer_limit=args.client_output_buffer_limit,
+        databases=args.databases,
+        enable_debug_command=args.enable_debug_command,
     )
 
 

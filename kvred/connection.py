@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 # Not queued inside MULTI: they act on the transaction itself (Redis's list).
-_NOT_QUEUED = frozenset({"exec", "discard", "multi", "quit", "reset"})
+_NOT_QUEUED = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 
 __all__ = ["Connection", "ERR_DENIED", "ERR_MAXCLIENTS", "PAUSED_BY_LINK", "PAUSED_BY_SHUTDOWN"]
 
@@ -50,6 +50,8 @@ ERR_EXEC_WITHOUT_MULTI = b"-ERR EXEC without MULTI\r\n"
 ERR_DISCARD_WITHOUT_MULTI = b"-ERR DISCARD without MULTI\r\n"
 ERR_NESTED_MULTI = b"-ERR MULTI calls can not be nested\r\n"
 ERR_EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+ERR_WATCH_IN_MULTI = b"-ERR WATCH inside MULTI is not allowed\r\n"
+ERR_NOT_IN_MULTI = b"-ERR Command not allowed inside a transaction\r\n"
 ERR_NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
 ERR_PROTO_NOT_INT = b"-ERR Protocol version is not an integer or out of range\r\n"
 ERR_NOAUTH = b"-NOAUTH Authentication required.\r\n"
@@ -261,9 +263,14 @@ class Connection(asyncio.Protocol):
             return self.reject(cmd, wrong_arity(cmd.name))
         if not self.authenticated and "no-auth" not in cmd.flags:
             return self.reject(cmd, ERR_NOAUTH)
-        if self.multi is not None and cmd.name not in _NOT_QUEUED:
-            self.multi.append(argv)
-            return resp.QUEUED
+        if self.multi is not None:
+            if "no-multi" in cmd.flags:
+                return self.reject(cmd, ERR_NOT_IN_MULTI)
+            if cmd.name not in _NOT_QUEUED:
+                self.multi.append(argv)
+                return resp.QUEUED
+            if cmd.name == "watch":
+                return ERR_WATCH_IN_MULTI  # an error, not a rejection: the transaction goes on
         if cmd.handler is None:
             return self.connection_command(cmd.name, argv)
         if cmd.local:
@@ -274,6 +281,8 @@ class Connection(asyncio.Protocol):
     def reject(self, cmd: Command | None, error: bytes) -> bytes:
         """Redis's rejectCommand: flag an open transaction; a rejected EXEC aborts it."""
         if cmd is not None and cmd.name == "exec":
+            if self.multi is not None:
+                self.unwatch()
             self.multi = None
             message = error[1:-2]
             if message.startswith(b"ERR "):
@@ -296,6 +305,7 @@ class Connection(asyncio.Protocol):
             queued, failed = self.multi, self.multi_failed
             self.multi = None
             if failed:
+                self.unwatch()
                 return ERR_EXECABORT
             transaction: list[list[bytes] | bytes] = [self.run_queued_connection_command(argv) for argv in queued]
             self.worker.forward_exec(self, transaction, sum(map(_request_bytes, queued)))
@@ -304,15 +314,17 @@ class Connection(asyncio.Protocol):
             if self.multi is None:
                 return ERR_DISCARD_WITHOUT_MULTI
             self.multi = None
+            self.unwatch()
             return resp.OK
         if name == "quit":
             self.closing = True
             return resp.OK
         if name == "reset":
-            # as Redis: leave MULTI, back to RESP2, no name, and authenticated only if no password is set
+            # as Redis: leave MULTI, back to RESP2, no name, database 0, nothing watched, and
+            # authenticated only if no password is set
             self.multi = None
             self.set_protocol(2)
-            self.worker.send_event(ipc.OP_UPDATE, self, {"name": b""})
+            self.worker.send_event(ipc.OP_UPDATE, self, {"name": b"", "reset": 1})
             self.authenticated = self.worker.config.requirepass is None
             self.parser.unauthenticated = not self.authenticated
             return b"+RESET\r\n"
@@ -323,6 +335,10 @@ class Connection(asyncio.Protocol):
                 return resp.ERR_SYNTAX
             return self.authenticate(argv[1] if len(argv) == 3 else None, argv[-1])
         return unknown_command(argv)
+
+    def unwatch(self) -> None:
+        """DISCARD and an aborted EXEC end WATCH, which the writer keeps."""
+        self.worker.send_event(ipc.OP_UPDATE, self, {"unwatch": 1})
 
     def run_queued_connection_command(self, argv: list[bytes]) -> list[bytes] | bytes:
         """At EXEC: a queued AUTH or HELLO runs here, in order, and its reply (bytes) takes

@@ -30,9 +30,9 @@ import logging
 import os
 import signal
 import time
-from typing import Any
 
 from .aof import AppendOnlyFile
+from .keyspace import Databases, time_ms
 from .resp import encode_command
 
 __all__ = ["AofRewriter", "remove_stale_temp_files"]
@@ -60,18 +60,31 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _write_snapshot(db: dict[bytes, Any], path: str) -> None:
-    """In the child: the keyspace as MSET commands, fsynced."""
+def _write_snapshot(databases: Databases, path: str) -> None:
+    """In the child: every database as SELECT, its keys, and their TTLs as PEXPIREAT
+    (keys already expired are left out, as Redis's rewrite does), fsynced."""
+    now = time_ms()
     with open(path, "wb", buffering=WRITE_BUFFER_BYTES) as f:
-        batch: list[bytes] = [b"MSET"]
-        for key, value in db.items():
-            batch.append(key)
-            batch.append(value)
-            if len(batch) > 2 * KEYS_PER_MSET:
-                f.write(encode_command(batch))
-                batch = [b"MSET"]
-        if len(batch) > 1:
-            f.write(encode_command(batch))
+        write = f.write
+        for db in databases.dbs:
+            if not db.data:
+                continue
+            write(encode_command([b"SELECT", b"%d" % db.id]))
+            expires = db.expires
+            batch: list[bytes] = [b"MSET"]
+            for key, value in db.data.items():
+                if expires and expires.get(key, now + 1) <= now:
+                    continue
+                batch.append(key)
+                batch.append(value)
+                if len(batch) > 2 * KEYS_PER_MSET:
+                    write(encode_command(batch))
+                    batch = [b"MSET"]
+            if len(batch) > 1:
+                write(encode_command(batch))
+            for key, when in expires.items():
+                if when > now:
+                    write(encode_command([b"PEXPIREAT", key, b"%d" % when]))
         f.flush()
         os.fsync(f.fileno())
 
@@ -91,7 +104,7 @@ class AofRewriter:
     def in_progress(self) -> bool:
         return self.child_pid != 0
 
-    def start(self, db: dict[bytes, Any]) -> bool:
+    def start(self, databases: Databases) -> bool:
         """Fork the snapshot writer; False if it could not start (logged)."""
         if self.child_pid:
             return False
@@ -108,7 +121,7 @@ class AofRewriter:
             status = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _write_snapshot(db, os.path.join(directory, f"temp-rewriteaof-{os.getpid()}.aof"))
+                _write_snapshot(databases, os.path.join(directory, f"temp-rewriteaof-{os.getpid()}.aof"))
                 status = 0
             finally:
                 os._exit(status)

@@ -36,22 +36,22 @@ import selectors
 import signal
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psutil
 
 from . import __version__, ipc, resp
 from .aof import AofWriteError, AppendOnlyFile
-from .commands import COMMANDS, lookup, unknown_command, wrong_arity
-from .commands.base import ReplyTooLarge
-from .commands.keys import RandomKeys, ScanCursors
+from .clients import WriterClient
+from .commands.base import Handler
 from .config import Config, setup_logging
+from .execute import Executor
+from .keyspace import Databases, WrongType, unwatch_all
 from .memory import MemoryTrimmer
 from .replay import scan_aof
 from .rewrite import AofRewriter, remove_stale_temp_files
 
-__all__ = ["Writer", "WriterClient"]
+__all__ = ["Writer", "Link"]
 
 log = logging.getLogger("kvred.writer")
 
@@ -61,29 +61,6 @@ REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour kvred reproduces
 ERR_REWRITE_FORK = (
     b"-ERR Can't execute an AOF background rewriting. Please check the server logs for more information.\r\n"
 )
-ERR_INTERNAL = b"-ERR internal error (see the server log)\r\n"
-# Connection commands (HELLO, AUTH, MULTI...) belong to the worker, which runs them even
-# inside EXEC; one reaching the writer gets this instead of being half-run.
-ERR_CONNECTION_COMMAND = b"-ERR Command not allowed inside a transaction\r\n"
-
-
-class WriterClient:
-    """What the writer knows of a client (CLIENT LIST, INFO clients, deferred replies)."""
-
-    __slots__ = ("id", "addr", "laddr", "name", "created", "resp", "link", "owed", "queued")
-
-    def __init__(self, client_id: int, addr: str, laddr: str, link: Link) -> None:
-        self.id = client_id
-        self.addr = addr
-        self.laddr = laddr
-        self.name = b""
-        self.created = time.monotonic()
-        self.resp = 2
-        self.link = link
-        # While deferred (an `always` pass of this client could not be synced): the
-        # replies it is owed, in order, and the request entries that wait behind them.
-        self.owed: list[Any] = []
-        self.queued: list[list[Any]] = []
 
 
 class Link:
@@ -105,31 +82,17 @@ class Writer:
     def __init__(self, config: Config, control: socket.socket) -> None:
         self.config = config
         self.control = control  # to the supervisor: new links arrive here (SCM_RIGHTS)
-        self.db: dict[bytes, Any] = {}
-        self.scan_cursors = ScanCursors()
-        self.random_keys = RandomKeys()
+        self.databases = Databases(config.databases)
+        self.executor = Executor(config, self.databases, self)
         self.clients: dict[int, WriterClient] = {}
         self.links: list[Link] = []
         self.aof: AppendOnlyFile | None = None
         self.started_at = time.time()
-        # execution context of the entry being run (read by command handlers)
-        self.client_id = 0
-        self.resp3 = False
-        self.null = resp.NULL_BULK
-        # log a mutation for replay; replaced by the AOF's appender once the AOF is open
-        # (during replay and with --appendonly no, nothing is logged)
-        self.aof_feed: Callable[[list[bytes]], None] = _log_nothing
-        self.refusing_writes = False  # the last AOF write failed: write commands get MISCONF
-        self.loading = False  # replaying the AOF: handlers obey it whatever the limits are now
         # clients whose replies wait for the AOF retry (fsync always), in deferral order
         self.deferred: dict[int, WriterClient] = {}
         self._pass_resumes: list[tuple[Link, int, list[Any]]] = []  # released this pass
-        # a client's replies may not pass this while they are built (0 in the config: no limit)
-        self.output_limit = config.client_output_buffer_limit or 1 << 62
-        self._in_exec = False  # EXEC is running: BGREWRITEAOF waits for it (aof_buf indexes)
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         # statistics for INFO
-        self.stat_commands = 0
         self.stat_connections = 0
         self._ops_sample = (time.monotonic(), 0)
         self.instantaneous_ops = 0
@@ -141,7 +104,6 @@ class Writer:
         self._recv_view = memoryview(self._recv_buf)
         self._pass_batches: list[tuple[Link, list[Any], list[Any]]] = []  # run, not yet committed
         self.rewriter: AofRewriter | None = None
-        self.output_limited: set[int] = set()  # clients dropped for their output, until they disconnect
         self._rewrite_requested = False
         self._shutdown_requested = False
 
@@ -159,9 +121,11 @@ class Writer:
                 return 1
             self.aof = AppendOnlyFile(self.config.aof_path, self.config.fsync)
             self.aof.open()
-            # handlers call ctx.aof_feed(argv) for every mutation: the buffer's own append
-            self.aof_feed = self.aof.aof_buf.append
+            self.executor.log_into(self.aof.aof_buf)  # from now on every change is logged
             self.rewriter = AofRewriter(self.aof)
+            expired = self.databases.expire_after_load()
+            if expired:
+                log.info("%d keys expired while the server was down: deleted", expired)
         self.control.sendall(b"R")  # loaded: the supervisor may start the workers
         self._serve()
         self._shutdown()
@@ -174,12 +138,13 @@ class Writer:
             return True
         started = time.monotonic()
         # replay runs each handler directly (scan_aof looked it up and checked its arity);
-        # self.aof is still None here, so replay logs nothing
-        self.loading = True
+        # nothing is logged yet, and nothing expires while loading
+        self.databases.loading = True
         try:
-            scan = scan_aof(path, lambda handler, argv: handler(self, argv))
+            scan = scan_aof(path, self._replay)
         finally:
-            self.loading = False
+            self.databases.loading = False
+            self.executor.ctx.select(0)
         if scan.error is not None:
             log.error(
                 "Bad file format reading the append only file %s: %s at offset %d. "
@@ -206,10 +171,16 @@ class Writer:
             "DB loaded from append only file: %.3f seconds, %d commands, %d keys, %.1f MB/s",
             took,
             scan.commands,
-            len(self.db),
+            sum(len(db) for db in self.databases.dbs),
             scan.size / max(took, 1e-9) / 1e6,
         )
         return True
+
+    def _replay(self, handler: Handler, argv: list[bytes]) -> None:
+        try:
+            handler(self.executor.ctx, argv)
+        except WrongType:
+            pass  # an error reply, as it was when the command first ran
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
         self._stopping = True
@@ -237,9 +208,9 @@ class Writer:
                 self._commit_pass()
                 for link in replied:
                     self._send(link)
-            if self._rewrite_requested and self.rewriter is not None:
+            if self._rewrite_requested:
                 self._rewrite_requested = False  # scheduled by a BGREWRITEAOF inside EXEC
-                self.rewriter.start(self.db)
+                self._start_rewrite()
             now = time.monotonic()
             if now >= cron_due:
                 self._cron(now)
@@ -280,7 +251,8 @@ class Writer:
     def _read_link(self, link: Link) -> bool:
         """Run every complete batch waiting on `link`; False if nothing was run."""
         # MISCONF until the AOF takes writes again (the everysec thread may also fail)
-        self.refusing_writes = self.aof is not None and not self.aof.last_write_ok
+        aof = self.aof
+        self.executor.refusing = "" if aof is None or aof.last_write_ok else aof.last_write_error
         try:
             size = link.sock.recv_into(self._recv_buf)
         except (BlockingIOError, InterruptedError):
@@ -319,7 +291,7 @@ class Writer:
         if link in self.links:
             self.links.remove(link)
         for client_id in [cid for cid, info in self.clients.items() if info.link is link]:
-            del self.clients[client_id]
+            self._forget_client(client_id)
 
     def _send(self, link: Link, blocking: bool = False) -> None:
         if not link.out or link.sock.fileno() < 0:
@@ -366,9 +338,9 @@ class Writer:
             try:
                 aof.flush()
             except AofWriteError:
-                if not self.refusing_writes:
+                if not self.executor.refusing:
                     log.warning("AOF write failed (%s): write commands are refused until it succeeds", aof.last_write_error)
-                self.refusing_writes = True
+                self.executor.refusing = aof.last_write_error or "unknown error"
                 if logged and aof.fsync_policy == "always":
                     self._defer_replies(resumes, batches)
         # A client's resumed replies are older than anything of it in this pass's batches.
@@ -405,7 +377,7 @@ class Writer:
             return
         if not aof.sync_all():
             return
-        self.refusing_writes = False
+        self.executor.refusing = ""
         if not self.deferred:
             return
         deferred = list(self.deferred.values())
@@ -414,8 +386,8 @@ class Writer:
         for client in deferred:
             replies, client.owed = client.owed, []
             queued, client.queued = client.queued, []
-            for op, client_id, resp3, payload in queued:
-                replies.append(self._run_entry(op, client_id, resp3, payload))
+            for op, _client_id, resp3, payload in queued:
+                replies.append(self.executor.run_entry(op, client, resp3, payload))
             self._pass_resumes.append((client.link, client.id, replies))
             links.add(client.link)
         self._commit_pass()
@@ -435,6 +407,8 @@ class Writer:
         """Run one request batch; its replies wait in the pass until the commit."""
         replies: list[Any] = []
         deferred = self.deferred
+        clients = self.clients
+        run_entry = self.executor.run_entry
         for entry in batch:
             op, client_id, resp3, payload = entry
             if op <= ipc.OP_EXEC:  # OP_RUN or OP_EXEC
@@ -442,7 +416,8 @@ class Writer:
                     deferred[client_id].queued.append(entry)  # behind its owed replies, in order
                     replies.append(ipc.REPLY_DEFERRED)
                 else:
-                    replies.append(self._run_entry(op, client_id, resp3, payload))
+                    client = clients.get(client_id) or self._unannounced_client(client_id, link)
+                    replies.append(run_entry(op, client, resp3, payload))
                 continue
             try:
                 self._client_event(op, client_id, payload, link)
@@ -451,129 +426,37 @@ class Writer:
             replies.append(None)
         self._pass_batches.append((link, batch, replies))
 
-    def _run_entry(self, op: int, client_id: int, resp3: bool, payload: Any) -> Any:
-        """One client's entry of a batch: its replies (bytes, or a list joined at commit),
-        or an int (DROPPED) when they passed the output limit."""
-        if resp3 is not self.resp3:
-            self.resp3 = resp3
-            self.null = resp.NULL_RESP3 if resp3 else resp.NULL_BULK
-        self.client_id = client_id
-        try:
-            if op == ipc.OP_RUN:
-                return self._run_commands(payload)
-            return self.exec_transaction(payload)
-        except Exception:  # not a handler's (call() catches those): never answer out of step
-            log.exception("internal error running commands of client %d: dropping it", client_id)
-            self.output_limited.add(client_id)
-            return 0
-
-    def _run_commands(self, payload: list[list[bytes]]) -> list[bytes] | int:
-        """One client's commands of a batch. If their replies pass the client output
-        buffer limit, stop (as Redis stops reading a client it closes) and return the
-        size reached: the worker then drops the client."""
-        if self.output_limited and self.client_id in self.output_limited:
-            return 0  # already over its limit: the worker is dropping it, run nothing more
-        call = self.call
-        limit = self.output_limit
-        out = []
-        size = 0
-        try:
-            for argv in payload:
-                reply = call(argv)
-                out.append(reply)
-                size += len(reply)
-                if size > limit:
-                    raise ReplyTooLarge
-        except ReplyTooLarge:
-            self.stat_commands += len(out) + 1
-            return self._over_output_limit(size + 1)
-        self.stat_commands += len(payload)
-        return out
-
-    def _over_output_limit(self, size: int) -> int:
-        log.warning("client %d: replies over the output buffer limit (%d bytes): closing it", self.client_id, size)
-        self.output_limited.add(self.client_id)
-        return size
+    def _unannounced_client(self, client_id: int, link: Link) -> WriterClient:
+        # every client's OP_CONNECT precedes its commands on its link; this is a safety net
+        log.warning("commands of client %d came before its connection did", client_id)
+        client = self.clients[client_id] = WriterClient(client_id, "?", "?", link)
+        return client
 
     def _client_event(self, op: int, client_id: int, payload: Any, link: Link) -> None:
         if op == ipc.OP_CONNECT:
             self.clients[client_id] = WriterClient(client_id, payload[0], payload[1], link)
             self.stat_connections += 1
         elif op == ipc.OP_DISCONNECT:
-            # A deferred client that left stays in `deferred`: what it sent still runs at
-            # the release (as Redis runs what it read from a client that closed).
-            self.clients.pop(client_id, None)
-            self.output_limited.discard(client_id)
+            self._forget_client(client_id)
         elif op == ipc.OP_UPDATE:
-            info = self.clients.get(client_id)
-            if info is not None:
-                info.name = payload.get("name", info.name)
-                info.resp = payload.get("resp", info.resp)
+            client = self.clients.get(client_id)
+            if client is None:
+                return
+            client.name = payload.get("name", client.name)
+            client.resp = payload.get("resp", client.resp)
+            if payload.get("unwatch"):  # DISCARD, an aborted EXEC
+                unwatch_all(client)
+            if payload.get("reset"):  # RESET: back to database 0, nothing watched
+                unwatch_all(client)
+                client.db = 0
 
-    def call(self, argv: list[bytes]) -> bytes:
-        """Run one command: table lookup, arity check, handler.
-
-        A handler may raise ReplyTooLarge (its reply would pass the output limit):
-        that propagates to the caller, which drops the client."""
-        cmd = COMMANDS.get(argv[0])
-        if cmd is None:
-            cmd = COMMANDS.get(argv[0].lower())
-            if cmd is None:
-                return unknown_command(argv)
-        if not cmd.min_argc <= len(argv) <= cmd.max_argc:
-            return wrong_arity(cmd.name)
-        handler = cmd.handler
-        if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
-            return ERR_CONNECTION_COMMAND
-        if cmd.write and self.refusing_writes:
-            return self.misconf_error()
-        try:
-            return handler(self, argv)
-        except ReplyTooLarge:
-            raise
-        except Exception:  # a bug in one command must not take the keyspace down
-            log.exception("internal error running %r", argv[0][:64])
-            return ERR_INTERNAL
-
-    def misconf_error(self) -> bytes:
-        reason = self.aof.last_write_error if self.aof is not None else "unknown error"
-        return b"-MISCONF Errors writing to the AOF file: " + reason.encode() + b"\r\n"
-
-    def exec_transaction(self, commands: list[list[bytes] | bytes]) -> bytes | int:
-        """EXEC: run the queued commands back to back; log them as one MULTI/EXEC block.
-
-        Once the replies pass the output limit the remaining commands still run (a
-        transaction is all or nothing) but their replies are not kept: DROPPED."""
-        if self.refusing_writes and any(type(argv) is list and _is_write(argv) for argv in commands):
-            # Redis refuses the whole EXEC before running any of it
-            return b"-EXECABORT Transaction discarded because of: " + self.misconf_error()[1:]
-        aof = self.aof
-        start = len(aof.aof_buf) if aof is not None else 0
-        limit = self.output_limit
-        replies: list[bytes] = []
-        size = 0
-        self._in_exec = True
-        try:
-            for item in commands:
-                # an item that is bytes is the reply of a connection command the worker ran (AUTH...)
-                try:
-                    reply = item if type(item) is bytes else self.call(item)  # type: ignore[arg-type]
-                except ReplyTooLarge:
-                    size = limit + 1
-                    continue
-                size += len(reply)
-                if size <= limit:
-                    replies.append(reply)
-        finally:
-            self._in_exec = False
-        self.stat_commands += len(commands) + 1
-        if aof is not None and len(aof.aof_buf) - start > 1:
-            # Replay applies all of it or none of it (a torn block is cut at MULTI).
-            aof.aof_buf.insert(start, [b"MULTI"])
-            aof.aof_buf.append([b"EXEC"])
-        if size > limit:
-            return self._over_output_limit(size)
-        return b"*%d\r\n" % len(replies) + b"".join(replies)
+    def _forget_client(self, client_id: int) -> None:
+        # A deferred client that left stays in `deferred`: what it sent still runs at
+        # the release (as Redis runs what it read from a client that closed).
+        client = self.clients.pop(client_id, None)
+        if client is not None and client.watched:
+            unwatch_all(client)
+        self.executor.output_limited.discard(client_id)
 
     # ---------------------------------------------------------------- handler context
 
@@ -590,7 +473,8 @@ class Writer:
             "auto-aof-rewrite-percentage": b"%d" % c.auto_aof_rewrite_percentage,
             "auto-aof-rewrite-min-size": b"%d" % c.auto_aof_rewrite_min_size,
             "save": b"",
-            "databases": b"1",
+            "databases": b"%d" % c.databases,
+            "enable-debug-command": c.enable_debug_command.encode(),
             "maxmemory": b"0",
             "timeout": b"%d" % c.timeout,
             "loglevel": c.loglevel.encode(),
@@ -622,7 +506,7 @@ class Writer:
         growth = (aof.current_size - base) * 100 // base
         if growth >= c.auto_aof_rewrite_percentage:
             log.info("starting automatic AOF rewrite: %d%% growth over %d bytes", growth, base)
-            rewriter.start(self.db)
+            self._start_rewrite()
 
     def request_rewrite(self) -> bytes:
         """BGREWRITEAOF: fork now, so that a failed fork is the command's error (as Redis)."""
@@ -630,14 +514,22 @@ class Writer:
             return b"-ERR AOF is disabled (--appendonly no)\r\n"
         if self.rewriter.in_progress:
             return b"-ERR Background append only file rewriting already in progress\r\n"
-        if self._in_exec:
+        if self.executor.in_exec:
             # EXEC wraps its AOF records by their position in aof_buf, which a fork's
             # start_rewrite_buffer() would move: fork after the pass instead
             self._rewrite_requested = True
             return b"+Background append only file rewriting scheduled\r\n"
-        if not self.rewriter.start(self.db):
+        if not self._start_rewrite():
             return ERR_REWRITE_FORK
         return b"+Background append only file rewriting started\r\n"
+
+    def _start_rewrite(self) -> bool:
+        if self.rewriter is None or not self.rewriter.start(self.databases):
+            return False
+        # the rewrite's tail is appended to a snapshot that ends in whatever database it
+        # wrote last: the first change logged after the fork must say its database
+        self.executor.select_before_next()
+        return True
 
     def request_shutdown(self) -> bytes:
         """SHUTDOWN: make the AOF durable now, then ask the supervisor to stop everything."""
@@ -651,34 +543,27 @@ class Writer:
         return b""  # no reply: the connection closes as the server stops, as with Redis
 
     def reset_stats(self) -> bytes:
-        self.stat_commands = 0
+        self.executor.stat_commands = 0
         self.stat_connections = 0
+        databases = self.databases
+        databases.expired_keys = databases.hits = databases.misses = 0
+        databases.expired_stale_perc = databases.expire_cycle_cpu_ms = 0.0
         return resp.OK
 
-    def set_client_name(self, name: bytes) -> None:
-        info = self.clients.get(self.client_id)
-        if info is not None:
-            info.name = name
-
-    def client_name(self) -> bytes:
-        info = self.clients.get(self.client_id)
-        return info.name if info is not None else b""
-
-    def client_list(self, only_current: bool = False) -> bytes:
+    def client_list(self, only: WriterClient | None = None) -> bytes:
         now = time.monotonic()
         rows = []
-        for info in self.clients.values():
-            if only_current and info.id != self.client_id:
-                continue
+        for info in [only] if only is not None else self.clients.values():
             rows.append(
                 f"id={info.id} addr={info.addr} laddr={info.laddr} fd=-1 name={info.name.decode(errors='replace')} "
-                f"age={int(now - info.created)} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 "
+                f"age={int(now - info.created)} idle=0 flags=N db={info.db} sub=0 psub=0 ssub=0 multi=-1 "
                 f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
                 f"events=r cmd=NULL user=default redir=-1 resp={info.resp}\n"
             )
         return "".join(rows).encode()
 
     def info_sections(self) -> dict[str, dict[str, object]]:
+        databases = self.databases
         uptime = int(time.time() - self.started_at)
         rss = psutil.Process().memory_info().rss
         aof, rw = self.aof, self.rewriter
@@ -721,39 +606,53 @@ class Writer:
             },
             "stats": {
                 "total_connections_received": self.stat_connections,
-                "total_commands_processed": self.stat_commands,
+                "total_commands_processed": self.executor.stat_commands,
                 "instantaneous_ops_per_sec": self.instantaneous_ops,
+                "expired_keys": databases.expired_keys,
+                "expired_stale_perc": f"{databases.expired_stale_perc:.2f}",
+                "expired_time_cap_reached_count": 0,
+                "expire_cycle_cpu_milliseconds": int(databases.expire_cycle_cpu_ms),
+                "evicted_keys": 0,
+                "keyspace_hits": databases.hits,
+                "keyspace_misses": databases.misses,
             },
             "replication": {"role": "master", "connected_slaves": 0},
             "cpu": _cpu_times(),
-            "keyspace": {"db0": f"keys={len(self.db)},expires=0,avg_ttl=0"} if self.db else {},
+            "keyspace": {
+                f"db{db.id}": f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={db.avg_ttl}"
+                for db in databases.dbs
+                if db.data
+            },
         }
 
     def _cron(self, now: float) -> None:
         # Each duty on its own: one failing (a bug, an odd OS error) must not stop the others.
-        for duty in (self._retry_aof, self._poll_rewrite, self.trimmer.maybe_trim):
+        self.databases.tick()
+        for duty in (self._retry_aof, self._expire_keys, self._poll_rewrite, self.trimmer.maybe_trim):
             try:
                 duty()
             except Exception:
                 log.exception("internal error in the writer's cron (%s)", duty.__name__)
         then, count = self._ops_sample
+        commands = self.executor.stat_commands
         if now > then:
-            self.instantaneous_ops = int((self.stat_commands - count) / (now - then))
-        self._ops_sample = (now, self.stat_commands)
+            self.instantaneous_ops = int((commands - count) / (now - then))
+        self._ops_sample = (now, commands)
 
-
-def _log_nothing(argv: list[bytes]) -> None:
-    pass
+    def _expire_keys(self) -> None:
+        """The active expire cycle; its DELs are logged and written like any pass's."""
+        self.databases.active_expire_cycle()
+        aof = self.aof
+        if aof is not None and aof.aof_buf:
+            try:
+                aof.flush()
+            except AofWriteError:
+                self.executor.refusing = aof.last_write_error or "unknown error"
 
 
 def _joined(reply: Any) -> Any:
     """A reply item as it goes on the link (an OP_RUN's replies are joined once)."""
     return b"".join(reply) if type(reply) is list else reply
-
-
-def _is_write(argv: list[bytes]) -> bool:
-    cmd = lookup(argv[0])
-    return cmd is not None and cmd.write
 
 
 def _fit_frame(message: Any) -> Any:

@@ -226,9 +226,9 @@ def start_redis(workdir: Path, name: str = "redis-server") -> ServerProcess:
     """Start a real redis-server with no persistence in `workdir`."""
     exe = require_tool("redis-server")
     port = free_port()
-    # kvred has a single database (SELECT 0 only), so the oracle runs with one too.
+    # DEBUG (SET-ACTIVE-EXPIRE, SLEEP) is on in both servers the tests start: TTL tests use it.
     argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--databases", "1", "--dir", str(workdir)]
+            "--appendonly", "no", "--enable-debug-command", "yes", "--dir", str(workdir)]
     return ServerProcess(name, argv, port, workdir).start()
 
 
@@ -238,7 +238,7 @@ def start_kvred(workdir: Path, **flags: object) -> ServerProcess:
         return start_redis(workdir, name="kvred-as-redis")
     port = free_port()
     options: dict[str, object] = {"port": port, "bind": "127.0.0.1", "workers": 2,
-                                  "dir": str(workdir), "loglevel": "warning"}
+                                  "dir": str(workdir), "loglevel": "warning", "enable_debug_command": "yes"}
     options.update(flags)
     argv = [sys.executable, "-m", "kvred"]
     for key, value in options.items():

@@ -10,8 +10,7 @@ and load tests:
 takes kvred's flag names (requirepass, protected_mode, maxclients, timeout,
 proto_max_bulk_len, client_query_buffer_limit, client_output_buffer_limit,
 bind, workers, ...) and, for redis-server, translates them to Redis's
-configuration (`client-output-buffer-limit "normal X X 0"`, no persistence, one
-database). kvred-only flags (workers, fsync, appendonly...) are dropped for
+configuration (`client-output-buffer-limit "normal X X 0"`, no persistence). kvred-only flags (workers, fsync, appendonly...) are dropped for
 Redis. Under KVRED_TEST_AGAINST_REDIS=1 a "kvred" is a redis-server too, so
 every test here can be checked against the real thing.
 
@@ -106,7 +105,7 @@ def start_server(workdir: Path, kind: str = "kvred", *, env_extra: dict[str, str
     if kind == "redis" or against_redis():
         exe = require_tool("redis-server")
         argv = [exe, "--port", str(port), "--bind", bind, "--save", "", "--appendonly", "no",
-                "--databases", "1", "--dir", str(workdir)]
+                "--dir", str(workdir)]
         if "requirepass" not in flags and env.get("KVRED_PASSWORD"):
             flags["requirepass"] = env["KVRED_PASSWORD"]  # what kvred reads from the environment
         for key, value in flags.items():

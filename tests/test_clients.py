@@ -81,11 +81,14 @@ def test_redis_cli_interactive_heredoc(kvred_module: ServerProcess) -> None:
 
 
 def test_redis_cli_select_db(kvred_module: ServerProcess) -> None:
-    """`-n N` sends SELECT N first; kvred has one database, like redis-server --databases 1."""
+    """`-n N` sends SELECT N first; 16 databases, as redis-server's default."""
     assert ok_output(redis_cli(kvred_module, "-n", "0", "SET", "cli:db0", "x")) == b"OK\n"
     assert ok_output(redis_cli(kvred_module, "-n", "0", "GET", "cli:db0")) == b"x\n"
-    proc = redis_cli(kvred_module, "-n", "1", "GET", "cli:db0")
-    assert b"SELECT 1 failed: ERR DB index is out of range" in proc.stderr + proc.stdout
+    assert ok_output(redis_cli(kvred_module, "-n", "1", "GET", "cli:db0")) == b"\n"
+    assert ok_output(redis_cli(kvred_module, "-n", "15", "SET", "cli:db15", "y")) == b"OK\n"
+    assert ok_output(redis_cli(kvred_module, "-n", "15", "GET", "cli:db15")) == b"y\n"
+    proc = redis_cli(kvred_module, "-n", "16", "GET", "cli:db0")
+    assert b"SELECT 16 failed: ERR DB index is out of range" in proc.stderr + proc.stdout
 
 
 # --- redis-py --------------------------------------------------------------------

@@ -834,14 +834,14 @@ def test_redis_server_loads_a_kvred_aof(launcher: Launcher) -> None:
 
     redis_dir = launcher.data_dir("redis")
     shutil.copy(aof_path(data), redis_dir / AOF_NAME)
-    real = launcher.redis(redis_dir, "--appendonly", "yes", "--appendfilename", AOF_NAME, "--databases", "1")
+    real = launcher.redis(redis_dir, "--appendonly", "yes", "--appendfilename", AOF_NAME)
     assert dump(real) == expected, real.log_tail()
 
 
 def test_kvred_loads_a_redis_server_aof(launcher: Launcher) -> None:
     redis_dir = launcher.data_dir("redis")
     real = launcher.redis(redis_dir, "--appendonly", "yes", "--aof-use-rdb-preamble", "no",
-                          "--appendfsync", "always", "--databases", "1")
+                          "--appendfsync", "always")
     with client(real) as r:
         mixed_workload(r, "a")
         r.bgrewriteaof()

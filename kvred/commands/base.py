@@ -1,33 +1,42 @@
 """The command table's building blocks: `Command`, the `@command` registry,
-Redis's shared error replies, and argument helpers used by every family.
+the handler context's type, Redis's shared error replies, and argument helpers.
 
 A handler is `handler(ctx, argv) -> bytes`: it gets the execution context and
 the full argv (argv[0] is the name as the client sent it) and returns the
-encoded reply. The context is the writer for keyspace commands; for commands
-flagged `local` (no keyspace, no shared state) a worker may run the same
-handler itself with its connection as the context. What a context provides:
+encoded reply. For keyspace commands the context is the writer's
+`CommandContext` (kvred/execute.py), typed here as `Context`:
 
-    ctx.resp3      bool, the client's protocol is RESP3
-    ctx.null       the null reply for that protocol ($-1 or _)
-    ctx.client_id  the client's id
-    ctx.db         dict bytes -> value (writer only)
-    ctx.aof_feed(argv)  log a mutation exactly as it must be replayed (writer only)
-    ctx.output_limit    bytes a client's replies may reach (writer only): a handler
-                        that builds a reply of many parts raises ReplyTooLarge
-                        once its parts pass it, so that no client can make the
-                        writer build a reply of unbounded size
+    ctx.keyspace        the client's database (kvred/keyspace.py): every key goes through it
+    ctx.databases       all of them (SELECT, MOVE, SWAPDB, FLUSHALL, INFO keyspace)
+    ctx.client          the client (kvred/clients.py): id, selected db, WATCHed keys, name
+    ctx.resp3, ctx.null the client's protocol and its null reply ($-1 or _)
+    ctx.aof_feed(argv)  log a change exactly as it must be replayed
+    ctx.output_limit    bytes a client's replies may reach: a handler that builds a
+                        reply of many parts raises ReplyTooLarge once its parts pass
+                        it, so that no client can make the writer build a reply of
+                        unbounded size
+    ctx.server          server-wide state and requests (INFO, CONFIG, CLIENT, rewrite)
+
+A command flagged `local` (no keyspace, no shared state) may also run in a worker,
+with the client's `Connection` as its context, which has only `resp3` and `null`.
 
 A handler that changes the keyspace calls `ctx.aof_feed` with what must be
 replayed, and only when something changed: that is how the AOF stays
-deterministic and free of no-ops.
+deterministic and free of no-ops. A key of the wrong type: raise WrongType
+(kvred/keyspace.py) before changing anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .. import resp
+
+if TYPE_CHECKING:
+    from ..clients import WriterClient
+    from ..config import Config
+    from ..keyspace import Databases, Keyspace
 
 __all__ = [
     "Command",
@@ -47,6 +56,9 @@ __all__ = [
     "ERR_OVERFLOW",
     "Handler",
     "ReplyTooLarge",
+    "Context",
+    "LocalContext",
+    "Server",
 ]
 
 Handler = Callable[[Any, list[bytes]], bytes]
@@ -57,6 +69,47 @@ ERR_NOT_INT = b"-ERR value is not an integer or out of range\r\n"
 ERR_NOT_FLOAT = b"-ERR value is not a valid float\r\n"
 ERR_WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 ERR_OVERFLOW = b"-ERR increment or decrement would overflow\r\n"
+
+
+class Server(Protocol):
+    """The writer as handlers see it: server-wide state and requests."""
+
+    config: Config
+    started_at: float
+    clients: dict[int, WriterClient]
+
+    def config_params(self) -> dict[str, bytes]: ...
+
+    def info_sections(self) -> dict[str, dict[str, object]]: ...
+
+    def client_list(self, only: WriterClient | None = None) -> bytes: ...
+
+    def reset_stats(self) -> bytes: ...
+
+    def request_rewrite(self) -> bytes: ...
+
+    def request_shutdown(self) -> bytes: ...
+
+
+class LocalContext(Protocol):
+    """What a `local` command may use (a worker's Connection has just this)."""
+
+    resp3: bool
+    null: bytes
+
+
+class Context(LocalContext, Protocol):
+    """What a keyspace command gets (kvred/execute.py's CommandContext)."""
+
+    keyspace: Keyspace
+    databases: Databases
+    client: WriterClient
+    config: Config
+    server: Server
+    output_limit: int
+    aof_feed: Callable[[list[bytes]], None]
+
+    def select(self, index: int) -> None: ...
 
 
 class ReplyTooLarge(Exception):

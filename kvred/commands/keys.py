@@ -1,97 +1,106 @@
-"""Keyspace commands: DEL, EXISTS, KEYS, SCAN, RENAME, TYPE, FLUSHALL, ..."""
+"""Keyspace commands (Redis's db.c): DEL, EXISTS, TYPE, KEYS, SCAN, RENAME, RANDOMKEY,
+and the databases: SELECT, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, MOVE, COPY.
+
+A key moved or copied keeps its TTL (RENAME, MOVE, COPY). SCAN walks the database's
+key order (kvred/keyorder.py): work proportional to COUNT per call, no copy of the
+key list, and Redis's guarantee that a key present for the whole iteration is
+returned at least once.
+"""
 
 from __future__ import annotations
 
-import random
 import re
-from typing import Any
 
 from .. import resp
 from ..glob import compile_glob
-from .base import ERR_NOT_INT, ERR_SYNTAX, ReplyTooLarge, command, int_arg
+from ..keyspace import Keyspace, copy_value, type_name
+from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
 
-__all__ = ["ScanCursors", "RandomKeys"]
+__all__ = ["parse_cursor", "db_index"]
 
 OK = resp.OK
+ZERO = b":0\r\n"
+ONE = b":1\r\n"
+ERR_DB_RANGE = b"-ERR DB index is out of range\r\n"
+ERR_INT_RANGE = b"-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
+ERR_SAME_OBJECT = b"-ERR source and destination objects are the same\r\n"
 
 
 @command("del", -2, "write", (1, -1, 1))
-def del_(ctx: Any, argv: list[bytes]) -> bytes:
-    db = ctx.db
-    deleted = []
-    for key in argv[1:]:
-        if db.pop(key, None) is not None:
-            deleted.append(key)
+def del_(ctx: Context, argv: list[bytes]) -> bytes:
+    delete = ctx.keyspace.delete
+    deleted = [key for key in argv[1:] if delete(key)]
     if deleted:
         ctx.aof_feed([b"DEL", *deleted])
     return b":%d\r\n" % len(deleted)
 
 
 @command("unlink", -2, "write fast", (1, -1, 1))
-def unlink(ctx: Any, argv: list[bytes]) -> bytes:
+def unlink(ctx: Context, argv: list[bytes]) -> bytes:
     return del_(ctx, argv)
 
 
 @command("exists", -2, "readonly fast", (1, -1, 1))
-def exists(ctx: Any, argv: list[bytes]) -> bytes:
-    db = ctx.db
-    return b":%d\r\n" % sum(1 for key in argv[1:] if key in db)  # duplicates count twice, as Redis
+def exists(ctx: Context, argv: list[bytes]) -> bytes:
+    keyspace = ctx.keyspace
+    return b":%d\r\n" % sum(1 for key in argv[1:] if keyspace.exists(key))  # duplicates count twice, as Redis
 
 
 @command("touch", -2, "readonly fast", (1, -1, 1))
-def touch(ctx: Any, argv: list[bytes]) -> bytes:
-    return exists(ctx, argv)
-
-
-def type_name(value: object) -> bytes:
-    return b"string" if type(value) in (bytes, bytearray) else b"none"
+def touch(ctx: Context, argv: list[bytes]) -> bytes:
+    """Counts the keys that exist, and marks them accessed (OBJECT IDLETIME 0)."""
+    lookup = ctx.keyspace.lookup_read
+    return b":%d\r\n" % sum(1 for key in argv[1:] if lookup(key) is not None)
 
 
 @command("type", 2, "readonly fast", (1, 1, 1))
-def type_(ctx: Any, argv: list[bytes]) -> bytes:
-    value = ctx.db.get(argv[1])
+def type_(ctx: Context, argv: list[bytes]) -> bytes:
+    value = ctx.keyspace.peek(argv[1])
     return b"+" + (b"none" if value is None else type_name(value)) + b"\r\n"
 
 
 @command("dbsize", 1, "readonly fast")
-def dbsize(ctx: Any, argv: list[bytes]) -> bytes:
-    return resp.integer(len(ctx.db))
+def dbsize(ctx: Context, argv: list[bytes]) -> bytes:
+    return resp.integer(len(ctx.keyspace))
 
 
-def _flush(ctx: Any, argv: list[bytes]) -> bytes:
-    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
-        return ERR_SYNTAX
-    ctx.db.clear()
-    ctx.scan_cursors.clear()
-    ctx.random_keys.clear()
-    ctx.aof_feed([argv[0]])  # always logged, as Redis does, even on an empty keyspace
-    return OK
+def _flush_is_valid(argv: list[bytes]) -> bool:
+    """FLUSHDB / FLUSHALL [ASYNC|SYNC] (both are done at once here)."""
+    return len(argv) == 1 or (len(argv) == 2 and argv[1].lower() in (b"async", b"sync"))
 
 
 @command("flushdb", -1, "write")
-def flushdb(ctx: Any, argv: list[bytes]) -> bytes:
-    return _flush(ctx, argv)
+def flushdb(ctx: Context, argv: list[bytes]) -> bytes:
+    if not _flush_is_valid(argv):
+        return ERR_SYNTAX
+    ctx.keyspace.flush()
+    ctx.aof_feed([argv[0]])  # always logged, as Redis does, even on an empty database
+    return OK
 
 
 @command("flushall", -1, "write")
-def flushall(ctx: Any, argv: list[bytes]) -> bytes:
-    return _flush(ctx, argv)
+def flushall(ctx: Context, argv: list[bytes]) -> bytes:
+    if not _flush_is_valid(argv):
+        return ERR_SYNTAX
+    ctx.databases.flushall()
+    ctx.aof_feed([argv[0]])
+    return OK
 
 
 @command("keys", 2, "readonly")
-def keys(ctx: Any, argv: list[bytes]) -> bytes:
+def keys(ctx: Context, argv: list[bytes]) -> bytes:
     pattern = compile_glob(argv[1])
-    db = ctx.db
-    if pattern.matches_everything:
-        found: list[bytes] = list(db)
-    elif pattern.literal is not None:
-        found = [pattern.literal] if pattern.literal in db else []
+    keyspace = ctx.keyspace
+    if pattern.literal is not None and not pattern.matches_everything:
+        found = [pattern.literal] if keyspace.exists(pattern.literal) else []
+    elif pattern.matches_everything:
+        found = list(keyspace.keys())
     else:
-        found = pattern.select(db)
+        found = pattern.select(keyspace.keys())
     return _key_array(ctx, found)
 
 
-def _key_array(ctx: Any, found: list[bytes]) -> bytes:
+def _key_array(ctx: Context, found: list[bytes]) -> bytes:
     """An array of keys, built within the client's output limit."""
     limit = ctx.output_limit
     size = 0
@@ -103,42 +112,6 @@ def _key_array(ctx: Any, found: list[bytes]) -> bytes:
         if size > limit:
             raise ReplyTooLarge
     return b"*%d\r\n" % len(parts) + b"".join(parts)
-
-
-class ScanCursors:
-    """SCAN over a dict that changes between calls.
-
-    Each iteration started with cursor 0 gets a snapshot of the key list; the
-    cursor handed back encodes (position << 16 | snapshot slot). Keys present
-    for the whole iteration are returned exactly once, which is Redis's
-    guarantee; keys deleted meanwhile are skipped. At most MAX_SNAPSHOTS
-    iterations are remembered; an older cursor resumes on a fresh snapshot at
-    its position (it may then repeat or miss keys, like a Redis rehash).
-    """
-
-    MAX_SNAPSHOTS = 64
-
-    def __init__(self) -> None:
-        self._snapshots: dict[int, list[bytes]] = {}
-        self._next_slot = 1
-
-    def clear(self) -> None:
-        self._snapshots.clear()
-
-    def snapshot(self, db: dict[bytes, Any], cursor: int) -> tuple[list[bytes], int, int]:
-        """(keys, start position, slot) for `cursor`."""
-        slot, position = cursor & 0xFFFF, cursor >> 16
-        keys = self._snapshots.get(slot) if cursor else None
-        if keys is None:
-            if len(self._snapshots) >= self.MAX_SNAPSHOTS:
-                del self._snapshots[next(iter(self._snapshots))]
-            slot = self._next_slot
-            self._next_slot = self._next_slot % 0xFFFF + 1
-            keys = self._snapshots[slot] = list(db)
-        return keys, position, slot
-
-    def finish(self, slot: int) -> None:
-        self._snapshots.pop(slot, None)
 
 
 _CURSOR = re.compile(rb"([+-]?)0*([0-9]{1,20})")
@@ -161,7 +134,7 @@ def parse_cursor(arg: bytes) -> int | None:
 
 
 @command("scan", -2, "readonly")
-def scan(ctx: Any, argv: list[bytes]) -> bytes:
+def scan(ctx: Context, argv: list[bytes]) -> bytes:
     cursor = parse_cursor(argv[1])
     if cursor is None:
         return b"-ERR invalid cursor\r\n"
@@ -185,90 +158,155 @@ def scan(ctx: Any, argv: list[bytes]) -> bytes:
         else:
             return ERR_SYNTAX
         i += 2
-    db = ctx.db
-    keys_snapshot, position, slot = ctx.scan_cursors.snapshot(db, cursor)
-    end = min(position + count, len(keys_snapshot))
-    found = []
-    for key in keys_snapshot[position:end]:
-        value = db.get(key)
-        if value is None:
-            continue
-        if pattern is not None and not pattern.match(key):
-            continue
-        if type_filter is not None and type_name(value) != type_filter:
-            continue
-        found.append(resp.bulk(key))
-    if end >= len(keys_snapshot):
-        ctx.scan_cursors.finish(slot)
-        next_cursor = 0
-    else:
-        next_cursor = end << 16 | slot
-    return b"*2\r\n" + resp.bulk(b"%d" % next_cursor) + resp.array(found)
+    keyspace = ctx.keyspace
+    next_cursor, found = keyspace.scan(cursor, count)
+    if pattern is not None:
+        found = pattern.select(found)
+    if type_filter is not None:
+        found = [key for key in found if type_name(keyspace.peek(key)) == type_filter]
+    return b"*2\r\n" + resp.bulk(b"%d" % next_cursor) + _key_array(ctx, found)
 
 
-def _rename(ctx: Any, argv: list[bytes], only_if_new: bool) -> bytes:
-    db = ctx.db
+def _rename(ctx: Context, argv: list[bytes], only_if_new: bool) -> bytes:
+    """RENAME / RENAMENX: the value and its TTL move; watchers of both keys are touched."""
+    keyspace = ctx.keyspace
     src, dst = argv[1], argv[2]
-    value = db.get(src)
+    value = keyspace.lookup_write(src)
     if value is None:
         return b"-ERR no such key\r\n"
     if src == dst:
-        return b":0\r\n" if only_if_new else OK
-    if only_if_new and dst in db:
-        return b":0\r\n"
-    del db[src]
-    db[dst] = value
+        return ZERO if only_if_new else OK
+    if only_if_new and keyspace.lookup_write(dst) is not None:
+        return ZERO
+    when = keyspace.get_expire(src)
+    keyspace.delete(src)
+    keyspace.set_key(dst, value)
+    if when is not None:
+        keyspace.set_expire(dst, when)
     ctx.aof_feed(argv)
-    return b":1\r\n" if only_if_new else OK
+    return ONE if only_if_new else OK
 
 
 @command("rename", 3, "write", (1, 2, 1))
-def rename(ctx: Any, argv: list[bytes]) -> bytes:
+def rename(ctx: Context, argv: list[bytes]) -> bytes:
     return _rename(ctx, argv, only_if_new=False)
 
 
 @command("renamenx", 3, "write fast", (1, 2, 1))
-def renamenx(ctx: Any, argv: list[bytes]) -> bytes:
+def renamenx(ctx: Context, argv: list[bytes]) -> bytes:
     return _rename(ctx, argv, only_if_new=True)
 
 
-class RandomKeys:
-    """Random keys of a dict in O(1) expected time (RANDOMKEY; later eviction sampling).
-
-    A dict has no random access, and walking it to a random position cost 2.7 ms per
-    RANDOMKEY on 1M keys. So a list of the keys is taken and reused: a pick no longer
-    in the dict is drawn again, and the list is taken anew when half of it went stale,
-    when the dict grew by half, or after as many picks as it has keys (so new keys get
-    their chance). Taking it is one C-speed pass (about 5 ms for 1M keys), at most once
-    per that many changes or picks: O(1) amortised.
-    """
-
-    __slots__ = ("_keys", "_stale", "_picks")
-
-    def __init__(self) -> None:
-        self._keys: list[bytes] = []
-        self._stale = 0
-        self._picks = 0
-
-    def clear(self) -> None:
-        self._keys = []
-
-    def pick(self, db: dict[bytes, Any]) -> bytes | None:
-        if not db:
-            return None
-        while True:
-            keys = self._keys
-            if not keys or self._stale * 2 > len(keys) or self._picks > len(keys) or len(db) * 2 > len(keys) * 3:
-                keys = self._keys = list(db)
-                self._stale = self._picks = 0
-            self._picks += 1
-            key = keys[random.randrange(len(keys))]
-            if key in db:
-                return key
-            self._stale += 1
-
-
 @command("randomkey", 1, "readonly")
-def randomkey(ctx: Any, argv: list[bytes]) -> bytes:
-    key = ctx.random_keys.pick(ctx.db)
+def randomkey(ctx: Context, argv: list[bytes]) -> bytes:
+    key = ctx.keyspace.random_key()
     return ctx.null if key is None else resp.bulk(key)
+
+
+# ---------------------------------------------------------------- databases
+
+
+def db_index(arg: bytes, databases: int) -> int | bytes:
+    """A database index as SELECT and MOVE read it (getIntFromObjectOrReply, then the
+    range of --databases): the index, or Redis's error."""
+    index = int_arg(arg)
+    if index is None:
+        return ERR_NOT_INT
+    if not -(2**31) <= index < 2**31:
+        return ERR_INT_RANGE
+    if not 0 <= index < databases:
+        return ERR_DB_RANGE
+    return index
+
+
+@command("select", 2, "fast loading stale")
+def select(ctx: Context, argv: list[bytes]) -> bytes:
+    index = db_index(argv[1], len(ctx.databases))
+    if isinstance(index, bytes):
+        return index
+    ctx.select(index)
+    return OK
+
+
+@command("swapdb", 3, "write fast")
+def swapdb(ctx: Context, argv: list[bytes]) -> bytes:
+    indexes = []
+    for arg, which in ((argv[1], b"first"), (argv[2], b"second")):
+        index = int_arg(arg)
+        if index is None or not -(2**31) <= index < 2**31:
+            return b"-ERR invalid " + which + b" DB index\r\n"
+        indexes.append(index)
+    first, second = indexes
+    count = len(ctx.databases)
+    if not (0 <= first < count and 0 <= second < count):
+        return ERR_DB_RANGE
+    if first != second:
+        ctx.databases.swapdb(first, second)
+    ctx.aof_feed(argv)
+    return OK
+
+
+def _move_into(source: Keyspace, key: bytes, target: Keyspace, value: object) -> None:
+    """Store `value` under `key` in `target` with the TTL `key` has in `source`."""
+    when = source.get_expire(key)
+    target.set_key(key, value)
+    if when is not None:
+        target.set_expire(key, when)
+
+
+@command("move", 3, "write fast", (1, 1, 1))
+def move(ctx: Context, argv: list[bytes]) -> bytes:
+    index = db_index(argv[2], len(ctx.databases))
+    if isinstance(index, bytes):
+        return index
+    source, key = ctx.keyspace, argv[1]
+    target = ctx.databases.dbs[index]
+    if target is source:
+        return ERR_SAME_OBJECT
+    value = source.lookup_write(key)
+    if value is None or target.lookup_write(key) is not None:
+        return ZERO
+    _move_into(source, key, target, value)
+    source.delete(key)
+    ctx.aof_feed(argv)
+    return ONE
+
+
+@command("copy", -3, "write", (1, 2, 1))
+def copy(ctx: Context, argv: list[bytes]) -> bytes:
+    """COPY source destination [DB destination-db] [REPLACE]."""
+    source = ctx.keyspace
+    target = source
+    replace = False
+    i = 3
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt == b"replace":
+            replace = True
+        elif opt == b"db" and i + 1 < len(argv):
+            index = int_arg(argv[i + 1])
+            if index is None:
+                return ERR_NOT_INT
+            if not 0 <= index < len(ctx.databases):
+                return ERR_DB_RANGE
+            target = ctx.databases.dbs[index]
+            i += 1
+        else:
+            return ERR_SYNTAX
+        i += 1
+    src, dst = argv[1], argv[2]
+    if target is source and src == dst:
+        return ERR_SAME_OBJECT
+    value = source.lookup_read(src)
+    if value is None:
+        return ZERO
+    if target.lookup_write(dst) is not None:
+        if not replace:
+            return ZERO
+        target.delete(dst)
+    when = source.get_expire(src)
+    target.set_key(dst, copy_value(value))
+    if when is not None:
+        target.set_expire(dst, when)
+    ctx.aof_feed(argv)
+    return ONE

@@ -15,11 +15,10 @@ from .. import resp
 from ..glob import compile_glob
 from .base import (
     COMMANDS,
-    ERR_NOT_INT,
     Command,
+    Context,
     command,
     error_quoting,
-    int_arg,
     register,
     unknown_subcommand,
     wrong_arity,
@@ -40,17 +39,6 @@ def ping(ctx: Any, argv: list[bytes]) -> bytes:
 @command("echo", 2, "fast local")
 def echo(ctx: Any, argv: list[bytes]) -> bytes:
     return resp.bulk(argv[1])
-
-
-@command("select", 2, "fast local")
-def select(ctx: Any, argv: list[bytes]) -> bytes:
-    index = int_arg(argv[1])
-    if index is None:
-        return ERR_NOT_INT
-    if not -(2**31) <= index < 2**31:
-        return b"-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
-    # kvred has one database, so it behaves as Redis with `databases 1`.
-    return OK if index == 0 else b"-ERR DB index is out of range\r\n"
 
 
 # Connection commands, implemented by the worker's connection.
@@ -79,7 +67,8 @@ _HIDDEN_FLAGS = {"local"}
 
 
 def _command_info(cmd: Command) -> bytes:
-    flags = [b"+" + f.encode() + b"\r\n" for f in cmd.flags if f not in _HIDDEN_FLAGS]
+    # Redis 7 spells its flags with underscores (no_auth, no_multi)
+    flags = [b"+" + f.replace("-", "_").encode() + b"\r\n" for f in cmd.flags if f not in _HIDDEN_FLAGS]
     return b"".join(
         [
             b"*10\r\n",
@@ -156,7 +145,7 @@ def config(ctx: Any, argv: list[bytes]) -> bytes:
         err = _subcommand_arity_ok(argv, "config", "get", -3)
         if err:
             return err
-        params: dict[str, bytes] = ctx.config_params()
+        params: dict[str, bytes] = ctx.server.config_params()
         found: dict[bytes, bytes] = {}
         for pattern in argv[2:]:
             if not any(c in pattern for c in b"*?["):
@@ -177,7 +166,7 @@ def config(ctx: Any, argv: list[bytes]) -> bytes:
             return err
         return error_quoting("Unknown option or number of arguments for CONFIG SET - '", argv[2])
     if sub == b"resetstat":
-        return _subcommand_arity_ok(argv, "config", "resetstat", 2) or ctx.reset_stats()
+        return _subcommand_arity_ok(argv, "config", "resetstat", 2) or ctx.server.reset_stats()
     if sub == b"rewrite":
         return b"-ERR The server is running without a config file\r\n"
     return unknown_subcommand(argv[1], "config")
@@ -196,29 +185,29 @@ def valid_client_name(name: bytes) -> bool:
 
 
 @command("client", -2, "admin")
-def client(ctx: Any, argv: list[bytes]) -> bytes:
+def client(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub == b"id":
-        return _subcommand_arity_ok(argv, "client", "id", 2) or resp.integer(ctx.client_id)
+        return _subcommand_arity_ok(argv, "client", "id", 2) or resp.integer(ctx.client.id)
     if sub == b"setname":
         err = _subcommand_arity_ok(argv, "client", "setname", 3)
         if err:
             return err
         if not valid_client_name(argv[2]):
             return b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
-        ctx.set_client_name(argv[2])
+        ctx.client.name = argv[2]
         return OK
     if sub == b"getname":
         err = _subcommand_arity_ok(argv, "client", "getname", 2)
         if err:
             return err
-        name = ctx.client_name()
+        name = ctx.client.name
         return resp.bulk(name) if name else ctx.null
     if sub == b"list":
-        return resp.verbatim(ctx.client_list(), ctx.resp3)
+        return resp.verbatim(ctx.server.client_list(), ctx.resp3)
     if sub == b"info":
         return _subcommand_arity_ok(argv, "client", "info", 2) or resp.verbatim(
-            ctx.client_list(only_current=True), ctx.resp3
+            ctx.server.client_list(only=ctx.client), ctx.resp3
         )
     return unknown_subcommand(argv[1], "client")
 
@@ -244,8 +233,8 @@ def format_info(sections: dict[str, dict[str, object]], wanted: list[bytes]) -> 
 
 
 @command("info", -1, "loading stale")
-def info(ctx: Any, argv: list[bytes]) -> bytes:
-    return resp.verbatim(format_info(ctx.info_sections(), argv[1:]), ctx.resp3)
+def info(ctx: Context, argv: list[bytes]) -> bytes:
+    return resp.verbatim(format_info(ctx.server.info_sections(), argv[1:]), ctx.resp3)
 
 
 @command("time", 1, "fast local")
@@ -256,7 +245,7 @@ def time_(ctx: Any, argv: list[bytes]) -> bytes:
 
 @command("lastsave", 1, "fast")
 def lastsave(ctx: Any, argv: list[bytes]) -> bytes:
-    return resp.integer(int(ctx.started_at))
+    return resp.integer(int(ctx.server.started_at))
 
 
 # ---------------------------------------------------------------- persistence
@@ -264,17 +253,17 @@ def lastsave(ctx: Any, argv: list[bytes]) -> bytes:
 
 @command("bgrewriteaof", 1, "admin noscript")
 def bgrewriteaof(ctx: Any, argv: list[bytes]) -> bytes:
-    return ctx.request_rewrite()
+    return ctx.server.request_rewrite()
 
 
 _SHUTDOWN_OPTIONS = {b"nosave", b"save", b"now", b"force"}
 
 
-@command("shutdown", -1, "admin noscript loading stale")
+@command("shutdown", -1, "admin noscript loading stale no-multi")
 def shutdown(ctx: Any, argv: list[bytes]) -> bytes:
     options = [a.lower() for a in argv[1:]]
     if b"abort" in options:
         return b"-ERR No shutdown in progress.\r\n" if len(options) == 1 else resp.error("ERR syntax error")
     if any(o not in _SHUTDOWN_OPTIONS for o in options) or (b"save" in options and b"nosave" in options):
         return b"-ERR syntax error\r\n"
-    return ctx.request_shutdown()
+    return ctx.server.request_shutdown()

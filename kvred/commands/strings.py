@@ -1,25 +1,28 @@
-"""String commands: GET, SET and friends, counters, ranges, MGET/MSET.
+"""String commands (Redis's t_string.c): GET, SET and friends, counters, ranges,
+MGET/MSET, and the string commands that set a TTL (SETEX, PSETEX, GETEX).
 
 A string value is `bytes` as SET stored it, or a `bytearray` once APPEND or
 SETRANGE changed it: those modify it in place with amortised growth, as
 Redis's sds strings do (a 64 MB string took 15 s for 200 SETRANGEs when each
 copied it, and 1024 APPENDs were quadratic). Every reader accepts both
-(`_STRING_TYPES`). A value of any other type makes these commands answer
-WRONGTYPE, as in Redis.
+(STRING_TYPES). A value of any other type is WRONGTYPE, as in Redis.
+
+What is logged: a relative TTL is logged as an absolute one (SET ... PXAT), so
+replay is deterministic; counters are logged as sent (they keep the key's TTL on
+replay as they did live); INCRBYFLOAT as the SET of its result with KEEPTTL.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from .. import resp
+from ..keyspace import STRING_TYPES, Keyspace
 from .base import (
     ERR_NOT_FLOAT,
     ERR_NOT_INT,
     ERR_OVERFLOW,
     ERR_SYNTAX,
     ERR_WRONGTYPE,
+    Context,
     ReplyTooLarge,
     command,
     int_arg,
@@ -27,7 +30,7 @@ from .base import (
 )
 from .longdouble import add_long_double, format_long_double, parse_long_double
 
-__all__: list[str] = []
+__all__ = ["parse_string_options", "expire_at_ms"]
 
 OK = resp.OK
 ZERO = b":0\r\n"
@@ -36,23 +39,32 @@ EMPTY_BULK = b"$0\r\n\r\n"
 ERR_STRING_TOO_LONG = b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n"
 ERR_FLOAT_RESULT = b"-ERR increment would produce NaN or Infinity\r\n"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_STRING_TYPES = (bytes, bytearray)
 
 
-def _too_long(ctx: Any, size: int) -> bool:
+def _too_long(ctx: Context, size: int) -> bool:
     """Redis's checkStringLength: a string may not outgrow proto-max-bulk-len (the AOF
     being loaded is obeyed whatever the setting is now)."""
-    return size > ctx.config.proto_max_bulk_len and not ctx.loading
+    return size > ctx.config.proto_max_bulk_len and not ctx.databases.loading
+
+
+def _bulk(value: bytes | bytearray) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)  # type: ignore[str-format]  # %b takes a bytearray too
+
+
+def _string(ctx: Context, key: bytes, write: bool = False) -> bytes | bytearray | None:
+    """The string at `key`, None if there is none; WrongType for another type."""
+    value: bytes | bytearray | None = ctx.keyspace.lookup_typed(key, STRING_TYPES, write)
+    return value
 
 
 @command("get", 2, "readonly fast", (1, 1, 1))
-def get(ctx: Any, argv: list[bytes]) -> bytes:
-    value = ctx.db.get(argv[1])
+def get(ctx: Context, argv: list[bytes]) -> bytes:
+    value = ctx.keyspace.lookup_read(argv[1])
     if value is None:
         return ctx.null
     if type(value) is not bytes and type(value) is not bytearray:
         return ERR_WRONGTYPE
-    return b"$%d\r\n%b\r\n" % (len(value), value)  # type: ignore[str-format]  # %b takes a bytearray too
+    return b"$%d\r\n%b\r\n" % (len(value), value)  # type: ignore[str-format]  # %b takes a bytearray
 
 
 # SET's and GETEX's options, as Redis's OBJ_* flags.
@@ -120,135 +132,179 @@ def expire_at_ms(flags: int, arg: bytes, now_ms: int, command_name: bytes) -> in
 
 
 @command("set", -3, "write", (1, 1, 1))
-def set_(ctx: Any, argv: list[bytes]) -> bytes:
-    db = ctx.db
+def set_(ctx: Context, argv: list[bytes]) -> bytes:
+    keyspace = ctx.keyspace
     key = argv[1]
     if len(argv) == 3:  # the hot path: plain SET key value
-        db[key] = argv[2]
+        keyspace.set_key(key, argv[2])
         ctx.aof_feed(argv)
         return OK
     parsed = parse_string_options(argv, 3, for_set=True)
     if isinstance(parsed, bytes):
         return parsed
     flags, expire = parsed
+    when: int | None = None
     if expire is not None:
-        when = expire_at_ms(flags, expire, time.time_ns() // 1_000_000, b"set")
-        if isinstance(when, bytes):
-            return when
-        return b"-ERR kvred does not support key expiry yet\r\n"
-    old = db.get(key)
+        absolute = expire_at_ms(flags, expire, ctx.databases.now_ms(), b"set")
+        if isinstance(absolute, bytes):
+            return absolute
+        when = absolute
     if flags & SET_GET:
-        if old is not None and type(old) not in _STRING_TYPES:
-            return ERR_WRONGTYPE
-        reply = ctx.null if old is None else b"$%d\r\n%b\r\n" % (len(old), old)
+        old = _string(ctx, key)
+        reply = ctx.null if old is None else _bulk(old)
+        found = old is not None
     else:
+        found = keyspace.lookup_write(key) is not None
         reply = OK
-    if (flags & SET_NX and old is not None) or (flags & SET_XX and old is None):
+    if (flags & SET_NX and found) or (flags & SET_XX and not found):
         return reply if flags & SET_GET else ctx.null
-    db[key] = argv[2]
-    ctx.aof_feed(argv)
+    keyspace.set_key(key, argv[2], keep_ttl=bool(flags & SET_KEEPTTL))
+    if when is None:
+        ctx.aof_feed(argv)
+    else:
+        keyspace.set_expire(key, when)
+        ctx.aof_feed([b"SET", key, argv[2], b"PXAT", b"%d" % when])  # absolute: replay is exact
+    return reply
+
+
+def _set_with_ttl(ctx: Context, argv: list[bytes], unit_flag: int) -> bytes:
+    """SETEX / PSETEX key ttl value."""
+    when = expire_at_ms(unit_flag, argv[2], ctx.databases.now_ms(), argv[0].lower())
+    if isinstance(when, bytes):
+        return when
+    key, value = argv[1], argv[3]
+    ctx.keyspace.set_key(key, value)
+    ctx.keyspace.set_expire(key, when)
+    ctx.aof_feed([b"SET", key, value, b"PXAT", b"%d" % when])
+    return OK
+
+
+@command("setex", 4, "write", (1, 1, 1))
+def setex(ctx: Context, argv: list[bytes]) -> bytes:
+    return _set_with_ttl(ctx, argv, SET_EX)
+
+
+@command("psetex", 4, "write", (1, 1, 1))
+def psetex(ctx: Context, argv: list[bytes]) -> bytes:
+    return _set_with_ttl(ctx, argv, SET_PX)
+
+
+@command("getex", -2, "write fast", (1, 1, 1))
+def getex(ctx: Context, argv: list[bytes]) -> bytes:
+    """GETEX key [EX|PX|EXAT|PXAT t | PERSIST]: logged as PEXPIREAT, DEL or PERSIST."""
+    parsed = parse_string_options(argv, 2, for_set=False)
+    if isinstance(parsed, bytes):
+        return parsed
+    flags, expire = parsed
+    keyspace, key = ctx.keyspace, argv[1]
+    value = _string(ctx, key)
+    if value is None:
+        return ctx.null
+    when: int | None = None
+    if expire is not None:
+        absolute = expire_at_ms(flags, expire, ctx.databases.now_ms(), b"getex")
+        if isinstance(absolute, bytes):
+            return absolute
+        when = absolute
+    reply = _bulk(value)
+    if when is not None:
+        if flags & (SET_EXAT | SET_PXAT) and when <= ctx.databases.now_ms() and not ctx.databases.loading:
+            keyspace.delete(key)  # an absolute time already past: gone now
+            ctx.aof_feed([b"DEL", key])
+        else:
+            keyspace.set_expire(key, when)
+            ctx.aof_feed([b"PEXPIREAT", key, b"%d" % when])
+    elif flags & SET_PERSIST and keyspace.persist(key):
+        ctx.aof_feed([b"PERSIST", key])
     return reply
 
 
 @command("setnx", 3, "write fast", (1, 1, 1))
-def setnx(ctx: Any, argv: list[bytes]) -> bytes:
-    db = ctx.db
-    if argv[1] in db:
+def setnx(ctx: Context, argv: list[bytes]) -> bytes:
+    keyspace = ctx.keyspace
+    if keyspace.lookup_write(argv[1]) is not None:
         return ZERO
-    db[argv[1]] = argv[2]
+    keyspace.set_key(argv[1], argv[2])
     ctx.aof_feed(argv)
     return ONE
 
 
-def _string_or_error(ctx: Any, key: bytes) -> tuple[Any, bytes | None]:
-    """(value, None) for a string or a missing key, (None, WRONGTYPE) otherwise."""
-    value = ctx.db.get(key)
-    if value is not None and type(value) not in _STRING_TYPES:
-        return None, ERR_WRONGTYPE
-    return value, None
-
-
 @command("getset", 3, "write fast", (1, 1, 1))
-def getset(ctx: Any, argv: list[bytes]) -> bytes:
-    old, err = _string_or_error(ctx, argv[1])
-    if err:
-        return err
-    ctx.db[argv[1]] = argv[2]
+def getset(ctx: Context, argv: list[bytes]) -> bytes:
+    old = _string(ctx, argv[1])
+    ctx.keyspace.set_key(argv[1], argv[2])
     ctx.aof_feed(argv)
-    return ctx.null if old is None else resp.bulk(old)
+    return ctx.null if old is None else _bulk(old)
 
 
 @command("getdel", 2, "write fast", (1, 1, 1))
-def getdel(ctx: Any, argv: list[bytes]) -> bytes:
-    old, err = _string_or_error(ctx, argv[1])
-    if err:
-        return err
+def getdel(ctx: Context, argv: list[bytes]) -> bytes:
+    old = _string(ctx, argv[1])
     if old is None:
         return ctx.null
-    del ctx.db[argv[1]]
+    ctx.keyspace.delete(argv[1])
     ctx.aof_feed([b"DEL", argv[1]])
-    return resp.bulk(old)
+    return _bulk(old)
 
 
 @command("append", 3, "write fast", (1, 1, 1))
-def append(ctx: Any, argv: list[bytes]) -> bytes:
-    old, err = _string_or_error(ctx, argv[1])
-    if err:
-        return err
+def append(ctx: Context, argv: list[bytes]) -> bytes:
+    keyspace, key = ctx.keyspace, argv[1]
+    old = _string(ctx, key, write=True)
     if old is None:
-        ctx.db[argv[1]] = argv[2]
+        keyspace.set_key(key, argv[2])
         size = len(argv[2])
     else:
         size = len(old) + len(argv[2])
         if _too_long(ctx, size):
             return ERR_STRING_TOO_LONG
-        _mutable(ctx, argv[1], old).extend(argv[2])
+        _mutable(keyspace, key, old).extend(argv[2])
+        keyspace.modified(key)
     ctx.aof_feed(argv)
     return resp.integer(size)
 
 
-def _mutable(ctx: Any, key: bytes, value: bytes | bytearray) -> bytearray:
+def _mutable(keyspace: Keyspace, key: bytes, value: bytes | bytearray) -> bytearray:
     """The value of `key` as a bytearray to change in place (one copy, the first time)."""
     if type(value) is bytearray:
         return value
-    mutable = ctx.db[key] = bytearray(value)
+    mutable = bytearray(value)
+    keyspace.replace_value(key, mutable)
     return mutable
 
 
 @command("strlen", 2, "readonly fast", (1, 1, 1))
-def strlen(ctx: Any, argv: list[bytes]) -> bytes:
-    value, err = _string_or_error(ctx, argv[1])
-    return err or resp.integer(0 if value is None else len(value))
+def strlen(ctx: Context, argv: list[bytes]) -> bytes:
+    value = _string(ctx, argv[1])
+    return resp.integer(0 if value is None else len(value))
 
 
-def _incr_by(ctx: Any, argv: list[bytes], delta: int) -> bytes:
-    old, err = _string_or_error(ctx, argv[1])
-    if err:
-        return err
-    current = 0 if old is None else int_arg(old)
+def _incr_by(ctx: Context, argv: list[bytes], delta: int) -> bytes:
+    old = _string(ctx, argv[1], write=True)
+    current = 0 if old is None else int_arg(bytes(old))
     if current is None:
         return ERR_NOT_INT
     new = current + delta
     if new < _INT64_MIN or new > _INT64_MAX:
         return ERR_OVERFLOW
     text = b"%d" % new
-    ctx.db[argv[1]] = text
-    ctx.aof_feed([b"SET", argv[1], text])  # replay sets the result: exact whatever came before
+    ctx.keyspace.set_key(argv[1], text, keep_ttl=True)
+    ctx.aof_feed(argv)  # as sent, like Redis: replay counts from the same value, TTL kept
     return b":%b\r\n" % text
 
 
 @command("incr", 2, "write fast", (1, 1, 1))
-def incr(ctx: Any, argv: list[bytes]) -> bytes:
+def incr(ctx: Context, argv: list[bytes]) -> bytes:
     return _incr_by(ctx, argv, 1)
 
 
 @command("decr", 2, "write fast", (1, 1, 1))
-def decr(ctx: Any, argv: list[bytes]) -> bytes:
+def decr(ctx: Context, argv: list[bytes]) -> bytes:
     return _incr_by(ctx, argv, -1)
 
 
 @command("incrby", 3, "write fast", (1, 1, 1))
-def incrby(ctx: Any, argv: list[bytes]) -> bytes:
+def incrby(ctx: Context, argv: list[bytes]) -> bytes:
     delta = int_arg(argv[2])
     if delta is None:
         return ERR_NOT_INT
@@ -256,7 +312,7 @@ def incrby(ctx: Any, argv: list[bytes]) -> bytes:
 
 
 @command("decrby", 3, "write fast", (1, 1, 1))
-def decrby(ctx: Any, argv: list[bytes]) -> bytes:
+def decrby(ctx: Context, argv: list[bytes]) -> bytes:
     delta = int_arg(argv[2])
     if delta is None:
         return ERR_NOT_INT
@@ -266,11 +322,9 @@ def decrby(ctx: Any, argv: list[bytes]) -> bytes:
 
 
 @command("incrbyfloat", 3, "write fast", (1, 1, 1))
-def incrbyfloat(ctx: Any, argv: list[bytes]) -> bytes:
-    old, err = _string_or_error(ctx, argv[1])
-    if err:
-        return err
-    current = parse_long_double(b"0" if old is None else old)
+def incrbyfloat(ctx: Context, argv: list[bytes]) -> bytes:
+    old = _string(ctx, argv[1], write=True)
+    current = parse_long_double(b"0" if old is None else bytes(old))
     delta = parse_long_double(argv[2])
     if current is None or delta is None:
         return ERR_NOT_FLOAT
@@ -278,20 +332,18 @@ def incrbyfloat(ctx: Any, argv: list[bytes]) -> bytes:
     if total is None:
         return ERR_FLOAT_RESULT
     text = format_long_double(total)
-    ctx.db[argv[1]] = text
+    ctx.keyspace.set_key(argv[1], text, keep_ttl=True)
     # Logged as the SET of its result, as Redis does, so replay is exact.
     ctx.aof_feed([b"SET", argv[1], text, b"KEEPTTL"])
     return resp.bulk(text)
 
 
 @command("getrange", 4, "readonly", (1, 1, 1))
-def getrange(ctx: Any, argv: list[bytes]) -> bytes:
+def getrange(ctx: Context, argv: list[bytes]) -> bytes:
     start, end = int_arg(argv[2]), int_arg(argv[3])
     if start is None or end is None:
         return ERR_NOT_INT
-    value, err = _string_or_error(ctx, argv[1])
-    if err:
-        return err
+    value = _string(ctx, argv[1])
     if value is None or (start < 0 and end < 0 and start > end):
         return EMPTY_BULK
     size = len(value)
@@ -302,24 +354,23 @@ def getrange(ctx: Any, argv: list[bytes]) -> bytes:
     end = min(end, size - 1)
     if start > end or size == 0:
         return EMPTY_BULK
-    return resp.bulk(value[start : end + 1])
+    return _bulk(value[start : end + 1])
 
 
 @command("substr", 4, "readonly", (1, 1, 1))
-def substr(ctx: Any, argv: list[bytes]) -> bytes:
+def substr(ctx: Context, argv: list[bytes]) -> bytes:
     return getrange(ctx, argv)
 
 
 @command("setrange", 4, "write", (1, 1, 1))
-def setrange(ctx: Any, argv: list[bytes]) -> bytes:
+def setrange(ctx: Context, argv: list[bytes]) -> bytes:
     offset = int_arg(argv[2])
     if offset is None:
         return ERR_NOT_INT
     if offset < 0:
         return b"-ERR offset is out of range\r\n"
-    old, err = _string_or_error(ctx, argv[1])
-    if err:
-        return err
+    keyspace, key = ctx.keyspace, argv[1]
+    old = _string(ctx, key, write=True)
     patch = argv[3]
     if not patch:
         return resp.integer(0 if old is None else len(old))
@@ -327,27 +378,30 @@ def setrange(ctx: Any, argv: list[bytes]) -> bytes:
     if _too_long(ctx, end):
         return ERR_STRING_TOO_LONG
     if old is None:
-        value = ctx.db[argv[1]] = bytearray(end)  # zero-filled by calloc: untouched pages cost nothing
+        value = bytearray(end)  # zero-filled by calloc: untouched pages cost nothing
+        value[offset:end] = patch
+        keyspace.set_key(key, value)
     else:
-        value = _mutable(ctx, argv[1], old)
+        value = _mutable(keyspace, key, old)
         if len(value) < offset:
             value.extend(bytes(offset - len(value)))
-    value[offset:end] = patch
+        value[offset:end] = patch
+        keyspace.modified(key)
     ctx.aof_feed(argv)
     return resp.integer(len(value))
 
 
 @command("mget", -2, "readonly fast", (1, -1, 1))
-def mget(ctx: Any, argv: list[bytes]) -> bytes:
-    get_value = ctx.db.get
+def mget(ctx: Context, argv: list[bytes]) -> bytes:
+    lookup = ctx.keyspace.lookup_read
     null = ctx.null
     limit = ctx.output_limit
     size = 0
     parts = [b"*%d\r\n" % (len(argv) - 1)]
     for key in argv[1:]:
-        value = get_value(key)
+        value = lookup(key)
         # MGET answers nil for a key of another type, not WRONGTYPE.
-        part = b"$%d\r\n%b\r\n" % (len(value), value) if type(value) in _STRING_TYPES else null
+        part = b"$%d\r\n%b\r\n" % (len(value), value) if type(value) in STRING_TYPES else null
         parts.append(part)
         size += len(part)
         if size > limit:
@@ -356,24 +410,24 @@ def mget(ctx: Any, argv: list[bytes]) -> bytes:
 
 
 @command("mset", -3, "write", (1, -1, 2))
-def mset(ctx: Any, argv: list[bytes]) -> bytes:
+def mset(ctx: Context, argv: list[bytes]) -> bytes:
     if len(argv) % 2 == 0:
         return wrong_arity("mset")
-    db = ctx.db
+    set_key = ctx.keyspace.set_key
     for i in range(1, len(argv), 2):
-        db[argv[i]] = argv[i + 1]
+        set_key(argv[i], argv[i + 1])
     ctx.aof_feed(argv)
     return OK
 
 
 @command("msetnx", -3, "write", (1, -1, 2))
-def msetnx(ctx: Any, argv: list[bytes]) -> bytes:
+def msetnx(ctx: Context, argv: list[bytes]) -> bytes:
     if len(argv) % 2 == 0:
         return wrong_arity("msetnx")
-    db = ctx.db
-    if any(argv[i] in db for i in range(1, len(argv), 2)):
+    keyspace = ctx.keyspace
+    if any(keyspace.lookup_write(argv[i]) is not None for i in range(1, len(argv), 2)):
         return ZERO
     for i in range(1, len(argv), 2):
-        db[argv[i]] = argv[i + 1]
+        keyspace.set_key(argv[i], argv[i + 1])
     ctx.aof_feed(argv)
     return ONE

@@ -1,0 +1,78 @@
+"""DEBUG (Redis's debug.c), the subcommands tests rely on: SET-ACTIVE-EXPIRE and SLEEP.
+
+As in Redis 7, DEBUG is refused unless `--enable-debug-command` is `yes`, or `local`
+and the client is on a loopback address. DEBUG SLEEP stops the writer, and so every
+client, for that long: that is what it is for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+from .. import resp
+from .base import Context, command, unknown_subcommand, wrong_arity
+
+__all__: list[str] = []
+
+ERR_DEBUG_NOT_ALLOWED = (
+    b"-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it "
+    b"from a local connection, otherwise you need to set this option in the configuration file, and then "
+    b"restart the server.\r\n"
+)
+MAX_SLEEP_S = 3600.0  # one client may not freeze the server longer than this
+_HELP = [
+    b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"SET-ACTIVE-EXPIRE <0|1>",
+    b"    Setting it to 0 disables expiring keys in background when they are not",
+    b"    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    b"    default.",
+    b"SLEEP <seconds>",
+    b"    Stop the server for <seconds>. Decimals allowed.",
+    b"HELP",
+    b"    Prints this help.",
+]
+
+
+def _allowed(ctx: Context) -> bool:
+    setting = ctx.config.enable_debug_command
+    if setting == "yes":
+        return True
+    if setting != "local":
+        return False
+    host = ctx.client.addr.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _strtod(text: bytes) -> float:
+    """strtod's leading number, 0.0 when there is none (as Redis reads DEBUG SLEEP's)."""
+    for end in range(len(text), 0, -1):
+        try:
+            return float(text[:end])
+        except ValueError:
+            continue
+    return 0.0
+
+
+@command("debug", -2, "admin noscript loading stale")
+def debug(ctx: Context, argv: list[bytes]) -> bytes:
+    if not _allowed(ctx):
+        return ERR_DEBUG_NOT_ALLOWED
+    sub = argv[1].lower()
+    if sub == b"help":
+        return resp.array([resp.simple(line) for line in _HELP])
+    if sub == b"set-active-expire":
+        if len(argv) != 3:
+            return wrong_arity("debug")
+        ctx.databases.active_expire_enabled = argv[2].strip() not in (b"0", b"")
+        return resp.OK
+    if sub == b"sleep":
+        if len(argv) != 3:
+            return wrong_arity("debug")
+        seconds = _strtod(argv[2][:64])
+        time.sleep(min(max(seconds, 0.0), MAX_SLEEP_S))
+        return resp.OK
+    return unknown_subcommand(argv[1], "debug")

@@ -1,0 +1,84 @@
+"""OBJECT (Redis's object.c): how a key's value is kept, its references, its idle time.
+
+kvred stores values as Python objects, so ENCODING answers what Redis would use for
+the same value: a string is `int` when it is a 64-bit integer of at most 20
+characters, `embstr` up to 44 bytes, `raw` beyond or once changed in place (APPEND,
+SETRANGE). REFCOUNT is Redis's: shared small integers (0 to 9999) report
+2147483647, everything else 1. IDLETIME is the seconds since the key was last
+read or written (the LRU clock in kvred/keyspace.py). FREQ needs an LFU
+maxmemory-policy, which kvred does not have: Redis's error.
+"""
+
+from __future__ import annotations
+
+from .. import resp
+from ..keyspace import STRING_TYPES
+from .base import Context, command, unknown_subcommand, wrong_arity
+
+__all__ = ["encoding_of"]
+
+OBJ_SHARED_INTEGERS = 10000  # Redis shares the integer objects 0..9999
+OBJ_SHARED_REFCOUNT = 2147483647
+EMBSTR_SIZE_LIMIT = 44
+ERR_NO_LFU = (
+    b"-ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
+    b"switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"
+)
+_HELP = [
+    b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"ENCODING <key>",
+    b"    Return the kind of internal representation used in order to store the value",
+    b"    associated with a <key>.",
+    b"FREQ <key>",
+    b"    Return the access frequency index of the <key>. The returned integer is",
+    b"    proportional to the logarithm of the recent access frequency of the key.",
+    b"IDLETIME <key>",
+    b"    Return the idle time of the <key>, that is the approximated number of",
+    b"    seconds elapsed since the last access to the key.",
+    b"REFCOUNT <key>",
+    b"    Return the number of references of the value associated with the specified",
+    b"    <key>.",
+    b"HELP",
+    b"    Prints this help.",
+]
+
+
+def _as_integer(value: object) -> int | None:
+    """string2l as tryObjectEncoding applies it: the integer a string encodes, if any."""
+    if type(value) is not bytes or len(value) > 20:
+        return None
+    return resp.parse_strict_int(value)
+
+
+def encoding_of(value: object) -> bytes:
+    if type(value) in STRING_TYPES:
+        if _as_integer(value) is not None:
+            return b"int"
+        return b"embstr" if type(value) is bytes and len(value) <= EMBSTR_SIZE_LIMIT else b"raw"  # type: ignore[arg-type]
+    return b"raw"
+
+
+@command("object", -2, "slow")
+def object_(ctx: Context, argv: list[bytes]) -> bytes:
+    sub = argv[1].lower()
+    if sub == b"help":
+        if len(argv) != 2:
+            return wrong_arity("object|help")
+        return resp.array([resp.simple(line) for line in _HELP])
+    if sub not in (b"encoding", b"refcount", b"idletime", b"freq"):
+        return unknown_subcommand(argv[1], "object")
+    if len(argv) != 3:
+        return wrong_arity("object|" + sub.decode())
+    keyspace, key = ctx.keyspace, argv[2]
+    value = keyspace.peek(key)  # OBJECT does not count as an access
+    if value is None:
+        return ctx.null
+    if sub == b"encoding":
+        return resp.bulk(encoding_of(value))
+    if sub == b"refcount":
+        number = _as_integer(value)
+        shared = number is not None and 0 <= number < OBJ_SHARED_INTEGERS
+        return resp.integer(OBJ_SHARED_REFCOUNT if shared else 1)
+    if sub == b"idletime":
+        return resp.integer(keyspace.idle_seconds(key))
+    return ERR_NO_LFU

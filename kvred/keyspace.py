@@ -1,0 +1,479 @@
+"""The keyspace: Redis's databases (`serverDb`, src/db.c, src/expire.c), sans-IO.
+
+`Databases` is the server's N databases and what their keys share: the time a
+command sees, the propagation of deletions to the AOF, the loading flag, the LRU
+clock, statistics. `Keyspace` is one database: its keys, their TTLs, their last
+access, the clients that WATCH them, and the order of its keys (kvred/keyorder.py:
+SCAN, random picks, expiry scans in bounded time). Handlers reach keys only
+through these methods, never through the raw dicts.
+
+Expiry, as Redis 7.0 does it:
+- lazily: every lookup of a key whose TTL has passed deletes it first; the
+  deletion is propagated as DEL (so the AOF and its replay see what clients saw)
+  and its watchers are touched;
+- actively: `active_expire_cycle()` from the writer's cron walks the keys that have
+  a TTL, 20 at a time, again while more than 10% of a walk had expired, within a
+  time budget (25 ms of each 100 ms) so that a million keys expiring in the same
+  second do not stall other clients;
+- never while the AOF loads: replay must see the keys its commands saw; what
+  expired meanwhile is removed when loading ends (`expire_after_load`).
+A command sees one time (`now_ms`); EXEC freezes it for the whole transaction,
+as Redis's command time snapshot does, so a key cannot expire halfway through one.
+
+TTLs are absolute unix milliseconds. Last access is an LRU clock in seconds (for
+OBJECT IDLETIME and eviction): the clock value is one shared int object per
+second, so the `access` dict costs an entry per key, not an int object per key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from .keyorder import KeyOrder
+
+__all__ = [
+    "Databases",
+    "Keyspace",
+    "WrongType",
+    "Watcher",
+    "STRING_TYPES",
+    "type_name",
+    "copy_value",
+    "time_ms",
+    "ACTIVE_EXPIRE_KEYS_PER_LOOP",
+]
+
+STRING_TYPES = (bytes, bytearray)  # a string is bytes, or a bytearray once changed in place
+ACTIVE_EXPIRE_KEYS_PER_LOOP = 20  # Redis's ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
+ACTIVE_EXPIRE_ACCEPTABLE_STALE = 10  # percent: walk again while more than this had expired (Redis 7.0)
+ACTIVE_EXPIRE_BUDGET_S = 0.025  # per cycle: 25% of the writer's 100 ms cron period, as Redis's slow cycle
+
+
+def time_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def copy_value(value: Any) -> Any:
+    """COPY's duplicate: immutable values are shared, mutable ones copied."""
+    if type(value) is bytearray:
+        return bytearray(value)
+    return value
+
+
+def type_name(value: object) -> bytes:
+    """TYPE's answer for a stored value."""
+    return _TYPE_NAMES.get(type(value), b"none")
+
+
+_TYPE_NAMES: dict[type, bytes] = {bytes: b"string", bytearray: b"string"}
+
+
+class WrongType(Exception):
+    """A key holds another type than the command works on: -WRONGTYPE (the writer's
+    call() turns it into the reply). Raised before the command changed anything."""
+
+
+class Watcher(Protocol):
+    """What WATCH needs of a client (kvred/writer.py's WriterClient)."""
+
+    watched: list[tuple[Keyspace, bytes, bool]]  # (database, key, already expired when watched)
+    dirty_cas: bool  # a watched key changed: EXEC fails
+
+
+def _propagate_nothing(db: int, argv: list[bytes]) -> None:
+    pass
+
+
+class Databases:
+    """The N databases and what they share."""
+
+    def __init__(self, count: int = 16) -> None:
+        self.dbs = [Keyspace(self, i) for i in range(count)]
+        # (database index, argv): log a change for replay, in that database. The writer
+        # replaces it once the AOF is open; while loading, nothing is logged.
+        self.propagate: Callable[[int, list[bytes]], None] = _propagate_nothing
+        self.loading = False  # replaying the AOF: nothing expires
+        self.frozen_ms = 0  # a transaction's time (0: none, each lookup reads the clock)
+        self.active_expire_enabled = True  # DEBUG SET-ACTIVE-EXPIRE
+        self.lru_clock = int(time.time())  # seconds; one shared int object per second
+        # statistics (INFO stats)
+        self.expired_keys = 0
+        self.expired_stale_perc = 0.0
+        self.expire_cycle_cpu_ms = 0.0
+        self.hits = 0
+        self.misses = 0
+        self._expire_db = 0  # where the next active expire cycle starts
+
+    def __len__(self) -> int:
+        return len(self.dbs)
+
+    def now_ms(self) -> int:
+        return self.frozen_ms or time_ms()
+
+    def tick(self) -> None:
+        """Cron: advance the LRU clock (a new shared int object only when it changes)."""
+        now = int(time.time())
+        if now != self.lru_clock:
+            self.lru_clock = now
+
+    def flushall(self) -> None:
+        for db in self.dbs:
+            db.flush()
+
+    def swapdb(self, a: int, b: int) -> None:
+        """SWAPDB: the two databases' contents trade places; watchers of either are touched
+        (clients stay in the database they selected, which now holds the other's keys)."""
+        first, second = self.dbs[a], self.dbs[b]
+        first.touch_all_watched(second)
+        second.touch_all_watched(first)
+        for name in Keyspace.CONTENTS:
+            one, other = getattr(first, name), getattr(second, name)
+            setattr(first, name, other)
+            setattr(second, name, one)
+
+    def expire_after_load(self) -> int:
+        """Loading ended: delete (and propagate) what expired while the server was down."""
+        now = time_ms()
+        removed = 0
+        for db in self.dbs:
+            for key in [k for k, when in db.expires.items() if when <= now]:
+                db.expire_now(key)
+                removed += 1
+        return removed
+
+    def active_expire_cycle(self, budget_s: float = ACTIVE_EXPIRE_BUDGET_S) -> None:
+        """Redis's activeExpireCycle (slow): per database, walk the keys with a TTL
+        ACTIVE_EXPIRE_KEYS_PER_LOOP at a time from where the last cycle stopped, and
+        walk on while more than ACTIVE_EXPIRE_ACCEPTABLE_STALE percent of a walk had
+        expired; stop when the budget is spent (the next cycle resumes there)."""
+        if not self.active_expire_enabled or self.loading:
+            return
+        started = time.perf_counter()
+        deadline = started + budget_s
+        now = time_ms()
+        sampled = expired = 0
+        count = len(self.dbs)
+        for i in range(count):
+            db = self.dbs[(self._expire_db + i) % count]
+            if not db.expires:
+                continue
+            while True:
+                looked, gone, ttl_sum, ttl_count = db.expire_walk(ACTIVE_EXPIRE_KEYS_PER_LOOP, now)
+                sampled += looked
+                expired += gone
+                if ttl_count:
+                    db.note_ttls(ttl_sum // ttl_count)
+                if time.perf_counter() >= deadline:
+                    self._expire_db = (self._expire_db + i) % count  # resume in this database
+                    self._cycle_done(started, sampled, expired)
+                    return
+                if looked == 0 or gone * 100 <= looked * ACTIVE_EXPIRE_ACCEPTABLE_STALE:
+                    break
+        self._expire_db = 0
+        self._cycle_done(started, sampled, expired)
+
+    def _cycle_done(self, started: float, sampled: int, expired: int) -> None:
+        self.expire_cycle_cpu_ms += (time.perf_counter() - started) * 1000
+        if sampled:
+            current = expired * 100.0 / sampled
+            # a running average, as Redis's stat_expired_stale_perc
+            self.expired_stale_perc = current * 0.05 + self.expired_stale_perc * 0.95
+
+
+class Keyspace:
+    """One database."""
+
+    # what SWAPDB trades between two databases (everything but identity and watchers)
+    CONTENTS = ("data", "expires", "access", "order", "expire_order", "avg_ttl")
+
+    def __init__(self, databases: Databases, index: int) -> None:
+        self.databases = databases
+        self.id = index
+        self.data: dict[bytes, Any] = {}
+        self.expires: dict[bytes, int] = {}  # key -> absolute unix ms
+        self.access: dict[bytes, int] = {}  # key -> LRU clock (seconds) of its last access
+        self.watched: dict[bytes, list[Watcher]] = {}
+        self.order = KeyOrder()  # keys of `data`
+        self.expire_order = KeyOrder()  # keys of `expires`
+        self._expire_cursor = 0  # where the active expire walk resumes in expire_order
+        self.avg_ttl = 0  # ms, a running estimate from the active expire walks (INFO keyspace)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # ---------------------------------------------------------------- lookups
+
+    def lookup_read(self, key: bytes) -> Any:
+        """The value of `key`, None if it does not exist (expiring it first if due);
+        counts a keyspace hit or miss and the access."""
+        value = self.data.get(key)
+        if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
+            value = None
+        if value is None:
+            self.databases.misses += 1
+            return None
+        self.databases.hits += 1
+        self.access[key] = self.databases.lru_clock
+        return value
+
+    def lookup_write(self, key: bytes) -> Any:
+        """As lookup_read, for a command that is about to change the key (no hit/miss)."""
+        value = self.data.get(key)
+        if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
+            return None
+        if value is not None:
+            self.access[key] = self.databases.lru_clock
+        return value
+
+    def peek(self, key: bytes) -> Any:
+        """The value without touching its access time (TYPE, TTL, OBJECT, EXISTS:
+        Redis's LOOKUP_NOTOUCH); still expires it if due."""
+        value = self.data.get(key)
+        if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
+            return None
+        return value
+
+    def lookup_typed(self, key: bytes, types: tuple[type, ...], write: bool = False) -> Any:
+        """lookup_read/lookup_write, checked: None, or a value of one of `types`;
+        another type raises WrongType."""
+        value = self.lookup_write(key) if write else self.lookup_read(key)
+        if value is not None and type(value) not in types:
+            raise WrongType
+        return value
+
+    def exists(self, key: bytes) -> bool:
+        return self.peek(key) is not None
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.peek(key) is not None
+
+    def random_key(self) -> bytes | None:
+        """RANDOMKEY: a random key that has not expired (expired picks are deleted)."""
+        while True:
+            key = self.order.pick(self.data)
+            if key is None:
+                return None
+            if not (self.expires and key in self.expires and self._expire_if_due(key)):
+                return key
+
+    def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """SCAN: about `count` keys from `cursor`, work proportional to `count`;
+        expired keys met are deleted, not returned."""
+        next_cursor, found = self.order.scan(cursor, count, self.data)
+        if self.expires:
+            found = [key for key in found if not (key in self.expires and self._expire_if_due(key))]
+        return next_cursor, found
+
+    def keys(self) -> Iterator[bytes]:
+        """Every key that has not expired (KEYS). Expired keys are deleted as met, after
+        the walk (the dict may not change while it is iterated)."""
+        expires = self.expires
+        if not expires:
+            yield from self.data
+            return
+        now = self.databases.now_ms()
+        due = []
+        for key in self.data:
+            when = expires.get(key)
+            if when is not None and when <= now:
+                due.append(key)
+            else:
+                yield key
+        if not self.databases.loading:
+            for key in due:
+                self.expire_now(key)
+
+    def idle_seconds(self, key: bytes) -> int:
+        """OBJECT IDLETIME: seconds since the key was last read or written."""
+        clock = self.databases.lru_clock
+        return max(clock - self.access.get(key, clock), 0)
+
+    # ---------------------------------------------------------------- changes
+
+    def set_key(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+        """Store `value` under `key` (new or not), dropping its TTL unless `keep_ttl`."""
+        data = self.data
+        if key not in data:
+            data[key] = value
+            self.order.add(key, data)
+        else:
+            data[key] = value
+            if self.expires and not keep_ttl:
+                self.expires.pop(key, None)
+        self.access[key] = self.databases.lru_clock
+        if self.watched:
+            self.signal_modified(key)
+
+    def replace_value(self, key: bytes, value: Any) -> None:
+        """Swap the value object of an existing key (a string made mutable): no signal,
+        the command that changes it calls modified()."""
+        self.data[key] = value
+
+    def modified(self, key: bytes) -> None:
+        """A value was changed in place (APPEND, SETRANGE, and the other types' commands)."""
+        if self.watched:
+            self.signal_modified(key)
+
+    def delete(self, key: bytes) -> bool:
+        """DEL one key; True if it existed (an expired key did not: it is expired)."""
+        data = self.data
+        if key not in data:
+            return False
+        if self.expires and key in self.expires and self._expire_if_due(key):
+            return False
+        self._remove(key)
+        if self.watched:
+            self.signal_modified(key)
+        return True
+
+    def _remove(self, key: bytes) -> None:
+        del self.data[key]
+        self.access.pop(key, None)
+        if self.expires:
+            self.expires.pop(key, None)
+
+    def flush(self) -> None:
+        """FLUSHDB: watchers of keys that existed are touched."""
+        if self.watched:
+            self.touch_all_watched(None)
+        self.data = {}
+        self.expires = {}
+        self.access = {}
+        self.order.clear()
+        self.expire_order.clear()
+        self._expire_cursor = 0
+        self.avg_ttl = 0
+
+    # ---------------------------------------------------------------- TTLs
+
+    def get_expire(self, key: bytes) -> int | None:
+        """The key's absolute expiry time in ms, or None (no TTL). The key must exist."""
+        return self.expires.get(key) if self.expires else None
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        """Give an existing key a TTL (absolute unix ms)."""
+        expires = self.expires
+        if key not in expires:
+            expires[key] = when_ms
+            self.expire_order.add(key, expires)
+        else:
+            expires[key] = when_ms
+        if self.watched:
+            self.signal_modified(key)
+
+    def persist(self, key: bytes) -> bool:
+        """Drop the key's TTL; True if it had one."""
+        if self.expires.pop(key, None) is None:
+            return False
+        if self.watched:
+            self.signal_modified(key)
+        return True
+
+    def is_expired(self, key: bytes) -> bool:
+        """Whether the key exists but its time has passed (never while loading)."""
+        when = self.expires.get(key) if self.expires else None
+        return when is not None and not self.databases.loading and when <= self.databases.now_ms()
+
+    def _expire_if_due(self, key: bytes) -> bool:
+        """Lazy expiry: True (and the key deleted and propagated) if its time has passed."""
+        if not self.is_expired(key):
+            return False
+        self.expire_now(key)
+        return True
+
+    def expire_now(self, key: bytes) -> None:
+        """Delete an expired key: propagated as DEL, counted, watchers touched."""
+        self._remove(key)
+        databases = self.databases
+        databases.expired_keys += 1
+        databases.propagate(self.id, [b"DEL", key])
+        if self.watched:
+            self.signal_modified(key)
+
+    def expire_walk(self, count: int, now: int) -> tuple[int, int, int, int]:
+        """One step of the active expire cycle: the next `count` entries of the keys with
+        a TTL. Returns (entries looked at, keys expired, sum and count of the remaining
+        TTLs seen, for avg_ttl)."""
+        expires = self.expires
+        cursor, found = self.expire_order.scan(self._expire_cursor, count, expires)
+        self._expire_cursor = cursor
+        gone = ttl_sum = ttl_count = 0
+        for key in found:
+            when = expires.get(key)
+            if when is None:
+                continue
+            if when <= now:
+                self.expire_now(key)
+                gone += 1
+            else:
+                ttl_sum += when - now
+                ttl_count += 1
+        return max(len(found), 1 if cursor else 0), gone, ttl_sum, ttl_count
+
+    def note_ttls(self, average_ms: int) -> None:
+        # Redis's running estimate: avg = avg/50*49 + sample/50
+        self.avg_ttl = average_ms if not self.avg_ttl else (self.avg_ttl // 50) * 49 + average_ms // 50
+
+    # ---------------------------------------------------------------- WATCH
+
+    def watch(self, client: Watcher, key: bytes) -> None:
+        for db, watched_key, _expired in client.watched:
+            if db is self and watched_key == key:
+                return
+        self.watched.setdefault(key, []).append(client)
+        # A key already expired (but not yet deleted) when watched: its deletion by expiry
+        # is no change (Redis's watchedKey.expired).
+        client.watched.append((self, key, key in self.data and self.is_expired(key)))
+
+    def signal_modified(self, key: bytes) -> None:
+        """signalModifiedKey: every client that WATCHes `key` here fails its EXEC. A key
+        that was already expired when watched and is now gone is no change."""
+        clients = self.watched.get(key)
+        if not clients:
+            return
+        for client in clients:
+            if not client.dirty_cas and not self._expired_when_watched_and_gone(client, key):
+                client.dirty_cas = True
+
+    def _expired_when_watched_and_gone(self, client: Watcher, key: bytes) -> bool:
+        for i, (db, watched_key, expired) in enumerate(client.watched):
+            if db is self and watched_key == key:
+                if expired and key not in self.data:
+                    client.watched[i] = (db, watched_key, False)  # deleted: no longer "expired"
+                    return True
+                return False
+        return False
+
+    def touch_all_watched(self, other: Keyspace | None) -> None:
+        """FLUSHDB / SWAPDB: watchers of keys that exist here (or in `other`) are touched."""
+        for key, clients in self.watched.items():
+            if key in self.data or (other is not None and key in other.data):
+                for client in clients:
+                    client.dirty_cas = True
+
+    def unwatch(self, client: Watcher, key: bytes) -> None:
+        clients = self.watched.get(key)
+        if clients is not None:
+            if client in clients:
+                clients.remove(client)
+            if not clients:
+                del self.watched[key]
+
+
+def unwatch_all(client: Watcher) -> None:
+    """UNWATCH, EXEC, DISCARD, RESET, disconnect: forget every watched key."""
+    for db, key, _expired in client.watched:
+        db.unwatch(client, key)
+    client.watched = []
+    client.dirty_cas = False
+
+
+def watched_key_expired(client: Watcher) -> bool:
+    """Redis's isWatchedKeyExpired: at EXEC, a watched key (not expired when watched)
+    whose time has passed since counts as changed, even if nothing deleted it yet."""
+    return any(not expired and db.is_expired(key) for db, key, expired in client.watched)
+
+
+__all__ += ["unwatch_all", "watched_key_expired"]
