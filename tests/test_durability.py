@@ -1,5 +1,5 @@
 """Durability of the AOF: crashes, torn tails, corruption, rewrites, shutdown,
-interop with redis-server's AOF, disk errors.
+interop with redis-server's AOF, disk errors; TTLs and the 16 databases (section 10).
 
 Real processes, real files, real signals; no mocks. Every wait polls a
 condition with a deadline (POLL_S between checks), every process is stopped by
@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ import psutil
 import pytest
 import redis
 from conftest import REPO_ROOT, ServerProcess, against_redis, answers_ping, free_port, require_tool
-from rawclient import RawClient, encode_command
+from rawclient import RawClient, encode_command, parse_reply
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -1095,3 +1096,869 @@ def test_appendonly_no_writes_no_file(launcher: Launcher) -> None:
     server = launcher.kvred(data, appendonly="no")
     assert dump(server) == {}
     assert list(data.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- 10: TTLs and databases
+#
+# kvred stores a TTL as an absolute unix time in ms and logs it as SET ... PXAT or
+# PEXPIREAT; lazy and active expiry log DEL; a change in another database than the
+# last one logged is preceded by SELECT. These tests compare every database key by
+# key, value and PEXPIRETIME (exact: both kvred and Redis keep absolute ms).
+
+DATABASES = 16
+LIVE_TTL_MS = (300_000, 3_600_000)  # TTLs of keys the crash test keeps using: they never lapse in a test
+DOOMED_TTL_MS = (30, 1500)  # keys set to lapse during the run, around the crash or while the server is down
+RELATIVE_SLACK_MS = 60_000  # an unacknowledged EX/PX: its deadline is after the send, by at most this
+TTL_CRASH_ROUNDS = 6
+LAPSE_AHEAD_MS = 1200  # test 2: a clean stop (~0.2 s idle, more on a loaded machine) ends well before
+ABSOLUTE_SET_OPTIONS = {b"PXAT", b"KEEPTTL", b"NX", b"XX", b"GET"}  # what kvred's SET records may carry
+
+DbDump = dict[int, dict[bytes, tuple[bytes, int]]]  # db -> key -> (value, PEXPIRETIME, -1: no TTL)
+
+
+def now_ms() -> int:
+    """The clock kvred's TTLs use: unix time in ms."""
+    return time.time_ns() // 1_000_000
+
+
+def db_client(server: ServerProcess, db: int) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port, db=db, socket_timeout=CLIENT_TIMEOUT_S,
+                       socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0), protocol=2)
+
+
+def dump_dbs(server: ServerProcess, expiring: bool = False) -> DbDump:
+    """Every database: key -> (value, PEXPIRETIME), via SCAN + MGET + PEXPIRETIME.
+
+    `expiring`: keys may lapse during the dump; one that SCAN listed and that is gone
+    when MGET or PEXPIRETIME runs is left out (the caller judges it by its deadline)."""
+    out: DbDump = {}
+    for db in range(DATABASES):
+        entries: dict[bytes, tuple[bytes, int]] = {}
+        with db_client(server, db) as r:
+            keys = list(dict.fromkeys(r.scan_iter(count=1000)))
+            for i in range(0, len(keys), 1000):
+                chunk = keys[i : i + 1000]
+                pipe = r.pipeline(transaction=False)
+                pipe.mget(chunk)
+                for key in chunk:
+                    pipe.pexpiretime(key)
+                values, *deadlines = pipe.execute()
+                for key, value, deadline in zip(chunk, values, deadlines, strict=True):
+                    if value is None or deadline == -2:
+                        assert expiring, f"db {db}: SCAN returned {key!r}, which MGET/PEXPIRETIME do not find"
+                        continue
+                    entries[key] = (value, deadline)
+        if entries:
+            out[db] = entries
+    return out
+
+
+def diff_dumps(expected: DbDump, got: DbDump) -> list[str]:
+    """Per database and key: what differs between two dumps."""
+    problems = []
+    for db in sorted(set(expected) | set(got)):
+        want, have = expected.get(db, {}), got.get(db, {})
+        for key in sorted(set(want) | set(have)):
+            if want.get(key) != have.get(key):
+                elsewhere = [d for d in got if d != db and key in got[d]]
+                problems.append(f"db {db} {key!r}: expected (value, PEXPIRETIME) {want.get(key)}, got "
+                                f"{have.get(key)}" + (f" (found in db {elsewhere})" if elsewhere else ""))
+    return problems
+
+
+def assert_same_dbs(expected: DbDump, got: DbDump, what: str) -> None:
+    problems = diff_dumps(expected, got)
+    assert not problems, f"{what}: {len(problems)} differences, first ones:\n" + "\n".join(problems[:20])
+
+
+def aof_commands(content: bytes) -> list[list[bytes]]:
+    """The commands of a plain-RESP AOF, in order (a test-side parser, independent of kvred's)."""
+    out: list[list[bytes]] = []
+    pos = 0
+    while pos < len(content):
+        assert content[pos : pos + 1] == b"*", f"not a command at offset {pos}: {content[pos : pos + 40]!r}"
+        end = content.index(b"\r\n", pos)
+        count, pos = int(content[pos + 1 : end]), end + 2
+        argv = []
+        for _ in range(count):
+            end = content.index(b"\r\n", pos)
+            length, pos = int(content[pos + 1 : end]), end + 2
+            argv.append(content[pos : pos + length])
+            pos += length + 2
+        out.append(argv)
+    return out
+
+
+def commands_by_db(commands: list[list[bytes]], db: int = 0) -> list[tuple[int, list[bytes]]]:
+    """(database, argv) of each change, following the SELECTs from database `db` (the one
+    selected where `commands` start); MULTI/EXEC left out."""
+    out = []
+    for argv in commands:
+        name = argv[0].upper()
+        if name == b"SELECT":
+            db = int(argv[1])
+        elif name not in (b"MULTI", b"EXEC"):
+            out.append((db, argv))
+    return out
+
+
+def not_absolute_ttls(commands: list[list[bytes]]) -> list[list[bytes]]:
+    """Records that carry a TTL in another form than SET ... PXAT or PEXPIREAT (a relative
+    one would give the key another deadline at every replay)."""
+    bad = []
+    for argv in commands:
+        name = argv[0].upper()
+        if name in (b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"SETEX", b"PSETEX", b"GETEX"):
+            bad.append(argv)
+        elif name == b"SET" and any(opt.upper() not in ABSOLUTE_SET_OPTIONS and not opt.isdigit()
+                                    for opt in argv[3:]):
+            bad.append(argv)
+    return bad
+
+
+# ---------------------------------------------------------------- the crash test's ledger
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What a key should be. `box`: which database's contents it is in (SWAPDB moves
+    boxes between indexes, see Boxes); `value` None: unknown (an unacknowledged
+    INCRBYFLOAT); `ttl`: its deadline within [lo, hi] unix ms (lo == hi when known
+    exactly), None for no TTL; `doomed`: set to lapse soon, never touched again."""
+
+    box: int
+    value: bytes | None
+    ttl: tuple[int, int] | None
+    doomed: bool = False
+
+
+class Boxes:
+    """Which database's contents sit at which index. SWAPDB is exclusive of every other
+    command of the writer threads (a shared/exclusive lock, exclusive first), so the
+    ledger knows the order of each swap and each command."""
+
+    def __init__(self) -> None:
+        self.at = list(range(DATABASES))  # index -> box
+        self.swap_in_flight: tuple[int, int] | None = None  # a SWAPDB sent and never answered
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._swapping = False
+        self._waiting = 0
+
+    def index(self, box: int) -> int:
+        return self.at.index(box)
+
+    def layouts(self) -> list[list[int]]:
+        """The possible layouts: as acknowledged, and with the swap in flight done."""
+        if self.swap_in_flight is None:
+            return [self.at]
+        a, b = self.swap_in_flight
+        swapped = list(self.at)
+        swapped[a], swapped[b] = swapped[b], swapped[a]
+        return [self.at, swapped]
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._swapping or self._waiting:
+                self._cond.wait(0.1)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._swapping or self._readers:
+                self._cond.wait(0.1)
+            self._waiting -= 1
+            self._swapping = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._swapping = False
+                self._cond.notify_all()
+
+
+@dataclass
+class TtlLedger:
+    """One writer thread's keys as acknowledged, and the command without a reply."""
+
+    keys: dict[bytes, KeyState] = field(default_factory=dict)
+    # the command sent and never answered: [the keys it touches as they were, then each
+    # state it may have left them in]; empty when nothing is in flight
+    in_flight: list[dict[bytes, KeyState | None]] = field(default_factory=list)
+    acks: int = 0
+    ops: dict[str, int] = field(default_factory=dict)  # acknowledged commands by kind
+    error: str = ""
+
+    def commit(self, kind: str, states: dict[bytes, KeyState | None]) -> None:
+        for key, state in states.items():
+            if state is None:
+                self.keys.pop(key, None)
+            else:
+                self.keys[key] = state
+        self.in_flight = []
+        self.acks += 1
+        self.ops[kind] = self.ops.get(kind, 0) + 1
+
+    def known(self) -> set[bytes]:
+        out = set(self.keys)
+        for states in self.in_flight:
+            out |= set(states)
+        return out
+
+
+class UnexpectedReply(Exception):
+    pass
+
+
+def expect(reply: Any, wanted: Any, what: object) -> None:
+    if reply != wanted:
+        raise UnexpectedReply(f"{what!r}: expected {wanted!r}, got {reply!r}")
+
+
+INT_VALUE = re.compile(rb"-?[0-9]{1,12}")
+FLOAT_VALUE = re.compile(rb"-?[0-9]{1,12}(\.[0-9]{1,12})?")
+
+
+class TtlWriters:
+    """Writer threads over raw sockets, each on its own keys in all 16 databases: SET
+    with EX/PX/EXAT/PXAT/KEEPTTL, SETEX, EXPIRE, PEXPIREAT, PERSIST, GETEX, INCR, APPEND,
+    SETRANGE, INCRBYFLOAT, MOVE, COPY ... DB, RENAME, DEL; thread 0 also SWAPDB. Each
+    command is one pipeline `SELECT index; command [; PEXPIRETIME key]`: the PEXPIRETIME
+    of a relative TTL gives the ledger its exact deadline with the acknowledgement."""
+
+    def __init__(self, server: ServerProcess, boxes: Boxes, prefix: str, threads: int, seed: int) -> None:
+        self.boxes = boxes
+        self.stop = threading.Event()
+        self.crashing = threading.Event()
+        self.ledgers = [TtlLedger() for _ in range(threads)]
+        self.threads = [threading.Thread(target=self._run, args=(server.port, f"{prefix}:t{i}", self.ledgers[i],
+                                                                  random.Random(seed * 1000 + i), i == 0),
+                                         daemon=True) for i in range(threads)]
+
+    def __enter__(self) -> TtlWriters:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def acks(self) -> int:
+        return sum(led.acks for led in self.ledgers)
+
+    def failed(self) -> bool:
+        return any(led.error for led in self.ledgers) or not all(t.is_alive() for t in self.threads)
+
+    def wait_acks(self, count: int, timeout: float = 60.0) -> None:
+        wait_for(f"{count} acknowledged writes", lambda: self.acks() >= count or self.failed(), timeout,
+                 lambda: f"acks={self.acks()}")
+        self.assert_no_error()
+        assert self.acks() >= count, "a writer thread stopped early"
+
+    def crash(self, server: ServerProcess) -> None:
+        self.crashing.set()
+        kill_all(server)
+
+    def finish(self, timeout: float = 3 * CLIENT_TIMEOUT_S) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout)
+        assert not any(t.is_alive() for t in self.threads), "a writer thread did not stop"
+
+    def assert_no_error(self) -> None:
+        errors = [led.error for led in self.ledgers if led.error]
+        assert not errors, f"writer threads failed: {errors} (seed {SEED})"
+
+    def _run(self, port: int, prefix: str, led: TtlLedger, rng: random.Random, swapper: bool) -> None:
+        raw: RawClient | None = None
+        try:
+            raw = RawClient(port, timeout=CLIENT_TIMEOUT_S)
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                if swapper and rng.random() < 0.05:
+                    self._swapdb(raw, led, rng)
+                    continue
+                with self.boxes.shared():
+                    self._one(raw, led, rng, f"{prefix}:{n}".encode())
+        except OSError as exc:  # ConnectionError, TimeoutError, a reset
+            if not self.crashing.is_set():
+                led.error = f"connection lost while the server was supposed to be up: {exc!r}"
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            led.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if raw is not None:
+                raw.close()
+
+    def _pipeline(self, raw: RawClient, led: TtlLedger, box: int, commands: list[tuple[bytes | str | int, ...]],
+                  afters: list[dict[bytes, KeyState | None]]) -> list[Any]:
+        """SELECT the box's index, send `commands`, return their parsed replies. Until
+        they arrive, the keys in `afters` are as they were or as one of `afters`."""
+        touched = set().union(*afters)
+        led.in_flight = [{k: led.keys.get(k) for k in touched}, *afters]
+        raw.send(encode_command("SELECT", self.boxes.index(box)) + b"".join(encode_command(*c) for c in commands))
+        replies = [parse_reply(raw.read_reply()) for _ in range(len(commands) + 1)]
+        expect(replies[0], ("+", b"OK"), "SELECT")
+        return replies[1:]
+
+    def _swapdb(self, raw: RawClient, led: TtlLedger, rng: random.Random) -> None:
+        a, b = rng.sample(range(DATABASES), 2)
+        boxes = self.boxes
+        with boxes.exclusive():
+            boxes.swap_in_flight = (a, b)
+            raw.send(encode_command("SWAPDB", a, b))
+            expect(parse_reply(raw.read_reply()), ("+", b"OK"), ("SWAPDB", a, b))
+            boxes.at[a], boxes.at[b] = boxes.at[b], boxes.at[a]
+            boxes.swap_in_flight = None
+            led.commit("SWAPDB", {})
+
+    def _relative(self, raw: RawClient, led: TtlLedger, kind: str, key: bytes, state: KeyState,
+                  command: tuple[bytes | str | int, ...], ttl_ms: int, wanted: Any,
+                  others: dict[bytes, KeyState | None] | None = None) -> None:
+        """A command that sets a relative TTL on `key`: the deadline is after the send,
+        before the reply; the PEXPIRETIME sent with it says exactly when."""
+        sent = now_ms()
+        pending = KeyState(state.box, state.value, (sent + ttl_ms, sent + ttl_ms + RELATIVE_SLACK_MS), state.doomed)
+        reply, deadline = self._pipeline(raw, led, state.box, [command, ("PEXPIRETIME", key)],
+                                         [{**(others or {}), key: pending}])
+        acked = now_ms()
+        expect(reply, wanted, command)
+        if deadline == (":", -2):  # a short TTL lapsed already: known within the round trip
+            ttl = (sent + ttl_ms, acked + ttl_ms)
+        else:
+            ttl = (deadline[1], deadline[1])
+            if not sent + ttl_ms <= ttl[0] <= acked + ttl_ms:
+                raise UnexpectedReply(f"{command!r}: PEXPIRETIME {ttl[0]} is not within [{sent + ttl_ms}, "
+                                      f"{acked + ttl_ms}]")
+        led.commit(kind, {**(others or {}), key: KeyState(state.box, state.value, ttl, state.doomed)})
+
+    def _simple(self, raw: RawClient, led: TtlLedger, kind: str, box: int, command: tuple[bytes | str | int, ...],
+                wanted: Any, after: dict[bytes, KeyState | None]) -> Any:
+        (reply,) = self._pipeline(raw, led, box, [command], [after])
+        if wanted is not None:
+            expect(reply, wanted, command)
+        led.commit(kind, after)
+        return reply
+
+    def _one(self, raw: RawClient, led: TtlLedger, rng: random.Random, fresh: bytes) -> None:
+        live = [k for k, s in led.keys.items() if not s.doomed]
+        roll = rng.random()
+        if not live or (roll < 0.2 and len(live) < 40):
+            self._create(raw, led, rng, fresh)
+        elif roll < 0.3:
+            self._doomed(raw, led, rng, fresh)
+        else:
+            self._change(raw, led, rng, rng.choice(live), fresh)
+
+    def _create(self, raw: RawClient, led: TtlLedger, rng: random.Random, key: bytes) -> None:
+        box = rng.randrange(DATABASES)
+        value = b"%d" % rng.randint(0, 999) if rng.random() < 0.4 else _value(rng, len(led.keys))
+        ttl_ms = rng.randint(*LIVE_TTL_MS)
+        kind = rng.choice(["SET", "SET EX", "SET PX", "SET EXAT", "SET PXAT", "SETEX"])
+        ok = ("+", b"OK")
+        if kind == "SET":
+            self._simple(raw, led, kind, box, ("SET", key, value), ok, {key: KeyState(box, value, None)})
+        elif kind == "SET EX":
+            self._relative(raw, led, kind, key, KeyState(box, value, None), ("SET", key, value, "EX", ttl_ms // 1000),
+                           ttl_ms // 1000 * 1000, ok)
+        elif kind == "SET PX":
+            self._relative(raw, led, kind, key, KeyState(box, value, None), ("SET", key, value, "PX", ttl_ms),
+                           ttl_ms, ok)
+        elif kind == "SETEX":
+            self._relative(raw, led, kind, key, KeyState(box, value, None), ("SETEX", key, ttl_ms // 1000, value),
+                           ttl_ms // 1000 * 1000, ok)
+        elif kind == "SET EXAT":
+            at = now_ms() // 1000 + ttl_ms // 1000
+            self._simple(raw, led, kind, box, ("SET", key, value, "EXAT", at), ok,
+                         {key: KeyState(box, value, (at * 1000, at * 1000))})
+        else:
+            at = now_ms() + ttl_ms
+            self._simple(raw, led, kind, box, ("SET", key, value, "PXAT", at), ok,
+                         {key: KeyState(box, value, (at, at))})
+
+    def _doomed(self, raw: RawClient, led: TtlLedger, rng: random.Random, key: bytes) -> None:
+        """A key with a TTL of DOOMED_TTL_MS: it lapses during the run, around the crash or
+        while the server is down, and must then be gone; it is never touched again."""
+        box = rng.randrange(DATABASES)
+        value = _value(rng, len(led.keys))
+        ttl_ms = rng.randint(*DOOMED_TTL_MS)
+        kind = rng.choice(["SET PX", "SET PXAT", "SET+PEXPIREAT", "SETEX 1"])
+        ok = ("+", b"OK")
+        fresh = KeyState(box, value, None, doomed=True)
+        if kind == "SET PX":
+            self._relative(raw, led, "doomed " + kind, key, fresh, ("SET", key, value, "PX", ttl_ms), ttl_ms, ok)
+        elif kind == "SETEX 1":
+            self._relative(raw, led, "doomed " + kind, key, fresh, ("SETEX", key, 1, value), 1000, ok)
+        elif kind == "SET PXAT":
+            at = now_ms() + ttl_ms
+            self._simple(raw, led, "doomed " + kind, box, ("SET", key, value, "PXAT", at), ok,
+                         {key: KeyState(box, value, (at, at), doomed=True)})
+        else:
+            at = now_ms() + ttl_ms
+            after = KeyState(box, value, (at, at), doomed=True)
+            # two commands: without a reply, the key may also be there without its TTL yet
+            replies = self._pipeline(raw, led, box, [("SET", key, value), ("PEXPIREAT", key, at)],
+                                     [{key: KeyState(box, value, None)}, {key: after}])
+            expect(replies, [ok, (":", 1)], ("SET+PEXPIREAT", key))
+            led.commit("doomed " + kind, {key: after})
+
+    def _change(self, raw: RawClient, led: TtlLedger, rng: random.Random, key: bytes, fresh: bytes) -> None:
+        st = led.keys[key]
+        assert st.value is not None
+        box, value, ttl = st.box, st.value, st.ttl
+        ttl_ms = rng.randint(*LIVE_TTL_MS)
+        kinds = ["EXPIRE", "PEXPIREAT", "PERSIST", "GETEX EX", "GETEX PXAT", "GETEX PERSIST", "SET KEEPTTL", "SET",
+                 "APPEND", "SETRANGE", "MOVE", "COPY DB", "COPY DB REPLACE", "RENAME", "DEL"]
+        if INT_VALUE.fullmatch(value):
+            kinds += ["INCR"] * 3
+        if FLOAT_VALUE.fullmatch(value):
+            kinds += ["INCRBYFLOAT"] * 3
+        kind = rng.choice(kinds)
+        new = _value(rng, led.acks)
+        if kind == "EXPIRE":
+            self._relative(raw, led, kind, key, st, ("EXPIRE", key, ttl_ms // 1000), ttl_ms // 1000 * 1000, (":", 1))
+        elif kind == "GETEX EX":
+            self._relative(raw, led, kind, key, st, ("GETEX", key, "EX", ttl_ms // 1000), ttl_ms // 1000 * 1000,
+                           ("$", value))
+        elif kind in ("PEXPIREAT", "GETEX PXAT"):
+            at = now_ms() + ttl_ms
+            command: tuple[bytes | str | int, ...] = (("PEXPIREAT", key, at) if kind == "PEXPIREAT"
+                                                      else ("GETEX", key, "PXAT", at))
+            self._simple(raw, led, kind, box, command, (":", 1) if kind == "PEXPIREAT" else ("$", value),
+                         {key: KeyState(box, value, (at, at))})
+        elif kind == "PERSIST":
+            self._simple(raw, led, kind, box, ("PERSIST", key), (":", 0 if ttl is None else 1),
+                         {key: KeyState(box, value, None)})
+        elif kind == "GETEX PERSIST":
+            self._simple(raw, led, kind, box, ("GETEX", key, "PERSIST"), ("$", value),
+                         {key: KeyState(box, value, None)})
+        elif kind == "SET KEEPTTL":
+            self._simple(raw, led, kind, box, ("SET", key, new, "KEEPTTL"), ("+", b"OK"),
+                         {key: KeyState(box, new, ttl)})
+        elif kind == "SET":  # without KEEPTTL: the TTL is gone
+            self._simple(raw, led, kind, box, ("SET", key, new), ("+", b"OK"), {key: KeyState(box, new, None)})
+        elif kind == "APPEND":
+            self._simple(raw, led, kind, box, ("APPEND", key, new), (":", len(value) + len(new)),
+                         {key: KeyState(box, value + new, ttl)})
+        elif kind == "SETRANGE":
+            offset = rng.randint(0, len(value) + 3)
+            piece = rng.randbytes(rng.randint(1, 6))
+            changed = bytearray(value.ljust(offset, b"\0"))
+            changed[offset : offset + len(piece)] = piece
+            self._simple(raw, led, kind, box, ("SETRANGE", key, offset, piece), (":", len(changed)),
+                         {key: KeyState(box, bytes(changed), ttl)})
+        elif kind == "INCR":
+            after = b"%d" % (int(value) + 1)
+            self._simple(raw, led, kind, box, ("INCR", key), (":", int(after)), {key: KeyState(box, after, ttl)})
+        elif kind == "INCRBYFLOAT":
+            (reply,) = self._pipeline(raw, led, box, [("INCRBYFLOAT", key, "1.25")], [{key: KeyState(box, None, ttl)}])
+            if reply[0] != "$" or abs(float(reply[1]) - (float(value) + 1.25)) > 1e-6:
+                raise UnexpectedReply(f"INCRBYFLOAT {key!r} by 1.25 from {value!r}: {reply!r}")
+            led.commit(kind, {key: KeyState(box, reply[1], ttl)})
+        elif kind == "MOVE":
+            target = rng.choice([b for b in range(DATABASES) if b != box])
+            self._simple(raw, led, kind, box, ("MOVE", key, self.boxes.index(target)), (":", 1),
+                         {key: KeyState(target, value, ttl)})
+        elif kind == "COPY DB":
+            target, copy = rng.randrange(DATABASES), fresh + b":copy"
+            self._simple(raw, led, kind, box, ("COPY", key, copy, "DB", self.boxes.index(target)), (":", 1),
+                         {copy: KeyState(target, value, ttl)})
+        elif kind == "COPY DB REPLACE":
+            others = [k for k, s in led.keys.items() if not s.doomed and k != key]
+            if not others:
+                return
+            dest = rng.choice(others)
+            target = led.keys[dest].box
+            self._simple(raw, led, kind, box, ("COPY", key, dest, "DB", self.boxes.index(target), "REPLACE"),
+                         (":", 1), {dest: KeyState(target, value, ttl)})
+        elif kind == "RENAME":
+            renamed = fresh + b":renamed"
+            self._simple(raw, led, kind, box, ("RENAME", key, renamed), ("+", b"OK"),
+                         {key: None, renamed: KeyState(box, value, ttl)})
+        else:
+            self._simple(raw, led, kind, box, ("DEL", key), (":", 1), {key: None})
+
+
+def _state_problem(key: bytes, st: KeyState | None, entries: list[tuple[int, bytes, int]], at: list[int],
+                   t0: int, t1: int) -> str | None:
+    """Why what was found of `key` (db, value, PEXPIRETIME) does not fit `st`; None if it does.
+    The dump ran from t0 to t1: a key whose deadline is in that window may or may not be there."""
+    if len(entries) > 1:
+        return f"{key!r} is in several databases: {entries}"
+    got = entries[0] if entries else None
+    if st is None:
+        return None if got is None else f"{key!r} should not exist; found {got}"
+    want_db = at.index(st.box)
+    if got is None:
+        if st.ttl is not None and st.ttl[0] <= t1:
+            return None  # its deadline came before the dump ended: lapsed
+        return f"{key!r} acknowledged in db {want_db} = {st.value!r} with TTL {st.ttl}: lost"
+    db, value, deadline = got
+    if db != want_db:
+        return f"{key!r} acknowledged in db {want_db}, found in db {db}"
+    if st.value is not None and value != st.value:
+        return f"{key!r} in db {db}: acknowledged value {st.value!r}, found {value!r}"
+    if st.ttl is None and deadline != -1:
+        return f"{key!r} in db {db}: acknowledged without a TTL (PERSIST, SET...), found PEXPIRETIME {deadline}"
+    if st.ttl is not None and not st.ttl[0] <= deadline <= st.ttl[1]:
+        return f"{key!r} in db {db}: acknowledged deadline {st.ttl}, found PEXPIRETIME {deadline}"
+    return None
+
+
+def _check_layout(found: dict[bytes, list[tuple[int, bytes, int]]], t0: int, t1: int, at: list[int],
+                  ledgers: list[TtlLedger]) -> tuple[list[str], list[dict[bytes, KeyState | None]]]:
+    """Problems with the databases laid out as `at`, and per ledger the states of its
+    command in flight that fit (the first that does)."""
+    problems: list[str] = []
+    chosen: list[dict[bytes, KeyState | None]] = []
+    for led in ledgers:
+        pick: dict[bytes, KeyState | None] = {}
+        if led.in_flight:
+            tried = []
+            for states in led.in_flight:
+                misfits = [p for k, s in states.items() if (p := _state_problem(k, s, found.get(k, []), at, t0, t1))]
+                if not misfits:
+                    pick = states
+                    break
+                tried.append(misfits)
+            else:
+                problems.append(f"the command in flight left its keys in none of its possible states: {tried}")
+                pick = led.in_flight[0]
+        chosen.append(pick)
+        for key, st in led.keys.items():
+            if key not in pick and (p := _state_problem(key, st, found.get(key, []), at, t0, t1)):
+                problems.append(p)
+    return problems, chosen
+
+
+def check_ttl_ledgers(dbs: DbDump, t0: int, t1: int, boxes: Boxes, ledgers: list[TtlLedger],
+                      prefix: bytes) -> list[str]:
+    """Compare the recovered databases with the ledgers. Nothing acknowledged may be lost
+    (value, database, exact deadline); no key may be found past its deadline; the
+    command in flight at the crash (and a SWAPDB in flight) count as done or not done.
+    With no problem, the ledgers adopt what was recovered: a later crash may not lose it."""
+    found: dict[bytes, list[tuple[int, bytes, int]]] = {}
+    for db, entries in dbs.items():
+        for key, (value, deadline) in entries.items():
+            found.setdefault(key, []).append((db, value, deadline))
+    problems = [f"{key!r} in db {db} has PEXPIRETIME {deadline}, before the dump began at {t0}: it outlived "
+                f"its deadline" for key, entries in found.items() for db, _v, deadline in entries
+                if 0 <= deadline <= t0]
+    results = [(at, *_check_layout(found, t0, t1, at, ledgers)) for at in boxes.layouts()]
+    at, layout_problems, chosen = next((r for r in results if not r[1]), results[0])
+    problems += layout_problems
+    known = set().union(*(led.known() for led in ledgers))
+    phantoms = [key for key in found if key.startswith(prefix) and key not in known]
+    if phantoms:
+        problems.append(f"{len(phantoms)} keys that no acknowledged or pending write left there: {phantoms[:5]}")
+    if problems:
+        return problems
+    boxes.at, boxes.swap_in_flight = list(at), None
+    for led, pick in zip(ledgers, chosen, strict=True):
+        led.commit("recovered", pick)
+        for key, st in list(led.keys.items()):
+            if key not in found:
+                del led.keys[key]  # lapsed
+                continue
+            _db, value, deadline = found[key][0]
+            led.keys[key] = KeyState(st.box, value, None if deadline == -1 else (deadline, deadline), st.doomed)
+    return []
+
+
+def test_crash_with_ttls_and_databases_loses_nothing(launcher: Launcher) -> None:
+    """kill -9 rounds under --fsync always with TTL commands in all 16 databases: every
+    acknowledged key is recovered with its value, in its database, with the exact
+    acknowledged deadline (or none after PERSIST / SET without KEEPTTL); nothing is
+    found past its deadline; the AOF holds only absolute TTLs."""
+    rng = random.Random(SEED)
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    boxes = Boxes()
+    ledgers: list[TtlLedger] = []
+    for rnd in range(TTL_CRASH_ROUNDS):
+        with TtlWriters(server, boxes, f"ttl{rnd}", threads=4, seed=SEED + rnd) as writers:
+            writers.wait_acks(rng.randint(300, 2000))
+            writers.crash(server)
+            writers.finish()
+            writers.assert_no_error()
+        ledgers += writers.ledgers
+        server = launcher.kvred(data)
+        t0 = now_ms()
+        dbs = dump_dbs(server, expiring=True)
+        t1 = now_ms()
+        problems = check_ttl_ledgers(dbs, t0, t1, boxes, ledgers, b"ttl")
+        assert not problems, (f"round {rnd}, seed {SEED}, {writers.acks()} acks before the kill: "
+                              f"{len(problems)} problems, first ones:\n" + "\n".join(problems[:20]))
+        assert not temp_files(data)
+    ops: dict[str, int] = {}
+    for led in ledgers:
+        for kind, count in led.ops.items():
+            ops[kind] = ops.get(kind, 0) + count
+    assert ops.get("SWAPDB", 0) >= 1 and ops.get("MOVE", 0) >= 1 and ops.get("INCR", 0) >= 1, ops
+    assert server.stop(STOP_TIMEOUT_S) == 0
+    assert check_aof(aof_path(data)).returncode == 0
+    commands = aof_commands(aof_path(data).read_bytes())
+    assert not not_absolute_ttls(commands), f"relative TTLs in the AOF: {not_absolute_ttls(commands)[:5]}"
+    assert any(argv[0] == b"SELECT" for argv in commands) and any(argv[0] == b"PEXPIREAT" for argv in commands)
+
+
+# ---------------------------------------------------------------- TTLs that lapse while the server is down
+
+
+def test_ttls_that_lapse_while_the_server_is_down(launcher: Launcher) -> None:
+    """Keys whose deadline passes while kvred is stopped are gone after the restart (not
+    merely hidden: DBSIZE and INFO keyspace agree), their deletion is logged as DEL in
+    their database, and the other keys keep their exact deadline."""
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    far = now_ms() + 3_600_000
+    for db in (0, 2, 15):
+        with db_client(server, db) as r:
+            assert r.set(f"keep:{db}:ttl", "t") is True
+            assert r.pexpireat(f"keep:{db}:ttl", far + db) is True
+            assert r.set(f"keep:{db}:pxat", "p", pxat=far + 100 + db) is True
+            assert r.set(f"keep:{db}:plain", "no ttl") is True
+    expected = dump_dbs(server)
+    # the keys that lapse while the server is down: set last, just before the stop
+    lapse_at = now_ms() + LAPSE_AHEAD_MS
+    lapsing: dict[int, list[bytes]] = {}
+    for db in (0, 2, 9, 15):  # db 9 holds only keys that lapse
+        names = lapsing[db] = [f"lapse:{db}:{i}".encode() for i in range(4)]
+        with db_client(server, db) as r:
+            pipe = r.pipeline(transaction=False)
+            for i, name in enumerate(names[:3]):
+                pipe.set(name, f"v{i}").pexpireat(name, lapse_at + i)
+            pipe.set(names[3], "pxat", pxat=lapse_at + 5)
+            assert pipe.execute() == [True] * 7
+    assert wait_exit_after(server, signal.SIGTERM) == 0
+    stopped_at = now_ms()
+    assert stopped_at < lapse_at, (f"the stop ended {stopped_at - lapse_at + LAPSE_AHEAD_MS} ms after the writes: "
+                                   f"the keys did not lapse while the server was down (raise LAPSE_AHEAD_MS)")
+    before = aof_commands(aof_path(data).read_bytes())
+    size = aof_path(data).stat().st_size
+    assert not [argv for argv in before if argv[0] == b"DEL"]
+    last_db = [int(argv[1]) for argv in before if argv[0] == b"SELECT"][-1]
+
+    last = lapse_at + 5
+    wait_for("the deadlines to pass", lambda: now_ms() > last, LAPSE_AHEAD_MS / 1000 + 5.0)
+    server = launcher.kvred(data)
+    # before any lookup (a lookup would delete a lapsed key lazily): they were deleted at the start
+    keyspace = info(server, "keyspace")
+    assert {db: (v["keys"], v["expires"]) for db, v in keyspace.items()} == {
+        f"db{db}": (len(entries), 2) for db, entries in expected.items()}, keyspace
+    for db in range(DATABASES):
+        with db_client(server, db) as r:
+            assert r.dbsize() == len(expected.get(db, {})), f"db {db}: DBSIZE counts lapsed keys"
+            assert r.exists(*lapsing.get(db, [b"nosuch"])) == 0, f"db {db}: a lapsed key is still there"
+    assert_same_dbs(expected, dump_dbs(server), "after the restart")
+
+    def deletions() -> set[tuple[int, bytes]]:
+        tail = aof_path(data).read_bytes()[size:]
+        return {(db, key) for db, argv in commands_by_db(aof_commands(tail), last_db) if argv[0] == b"DEL"
+                for key in argv[1:]}
+
+    wanted = {(db, key) for db, names in lapsing.items() for key in names}
+    wait_for("the lapsed keys' DELs in the AOF", lambda: deletions() >= wanted, 10.0,
+             lambda: f"logged {sorted(deletions())}, wanted {sorted(wanted)}")
+    kill_all(server)
+    assert check_aof(aof_path(data)).returncode == 0
+    server = launcher.kvred(data)
+    assert_same_dbs(expected, dump_dbs(server), "after a second restart")
+    assert info(server, "keyspace").keys() == {f"db{db}" for db in expected}
+
+
+# ---------------------------------------------------------------- rewrite, interop, MULTI
+
+
+def ttl_workload(server: ServerProcess, tag: str, dbs: tuple[int, ...]) -> None:
+    """Every TTL command kvred logs, in the databases `dbs`, with far deadlines (nothing
+    lapses during a test), then MOVE / COPY ... DB across them and a SWAPDB."""
+    second, ms = now_ms() // 1000, now_ms()
+    for i, db in enumerate(dbs):
+        nxt = dbs[(i + 1) % len(dbs)]
+        with db_client(server, db) as r:
+            def k(name: str, prefix: str = f"{tag}:{db}:") -> str:
+                return prefix + name
+
+            assert r.set(k("plain"), b"\x00plain\r\n") is True
+            assert r.set(k("ex"), "ex", ex=3600) is True
+            assert r.set(k("px"), "px", px=3_600_123) is True
+            assert r.set(k("exat"), "exat", exat=second + 7200) is True
+            assert r.set(k("pxat"), "pxat", pxat=ms + 7_200_321) is True
+            assert r.execute_command("SETEX", k("setex"), 5000, "setex") is True
+            assert r.set(k("exp"), "e") is True
+            assert r.expire(k("exp"), 4000) is True
+            assert r.set(k("pexpat"), "p") is True
+            assert r.pexpireat(k("pexpat"), ms + 9_000_007) is True
+            assert r.set(k("persist"), "p", ex=100) is True
+            assert r.persist(k("persist")) is True
+            assert r.set(k("ctr"), 10, ex=3600) is True
+            assert r.incr(k("ctr")) == 11
+            assert r.incrbyfloat(k("ctr"), 0.5) == 11.5
+            assert r.set(k("str"), "abc", px=3_000_000) is True
+            assert r.append(k("str"), "def") == 6
+            assert r.setrange(k("str"), 8, "xy") == 10
+            assert r.set(k("keep"), "k1", ex=3000) is True
+            assert r.set(k("keep"), "k2", keepttl=True) is True
+            assert r.set(k("nokeep"), "n1", ex=3000) is True
+            assert r.set(k("nokeep"), "n2") is True
+            assert r.getex(k("ex"), px=3_500_000) == b"ex"
+            assert r.getex(k("exat"), persist=True) == b"exat"
+            assert r.set(k("mv"), "moved", ex=2000) is True
+            assert r.move(k("mv"), nxt) is True
+            assert r.copy(k("px"), k("copy"), destination_db=nxt) is True
+            assert r.rename(k("pxat"), k("renamed")) is True
+            assert r.set(k("gone"), "g", ex=1000) is True
+            assert r.delete(k("gone")) == 1
+    first, last = dbs[0], dbs[-1]
+    with RawClient(server.port) as raw:  # a transaction that changes database halfway
+        raw.send(cmd("SELECT", str(last)) + cmd("MULTI") + cmd("SELECT", str(first))
+                 + cmd("SET", f"{tag}:tx", "in a transaction", "PX", "3600000")
+                 + cmd("COPY", f"{tag}:tx", f"{tag}:txcopy", "DB", str(last)) + cmd("EXPIRE", f"{tag}:tx", "7000")
+                 + cmd("SELECT", str(last)) + cmd("INCRBYFLOAT", f"{tag}:txcopy:n", "2.5") + cmd("EXEC"))
+        replies = [raw.read_reply() for _ in range(9)]
+        assert replies == [b"+OK\r\n", b"+OK\r\n"] + [b"+QUEUED\r\n"] * 6 + [
+            b"*6\r\n+OK\r\n+OK\r\n:1\r\n:1\r\n+OK\r\n$3\r\n2.5\r\n"], replies
+    if len(dbs) > 1:
+        with db_client(server, first) as r:
+            assert r.swapdb(first, dbs[1]) is True
+
+
+def test_rewrite_with_ttls_and_databases(launcher: Launcher) -> None:
+    """BGREWRITEAOF of several databases with TTLs, writes in other databases during and
+    after it: a crash and restart give the same databases, keys, values and deadlines.
+    The first write after the fork is in db 0 while the snapshot ends in db 15: the
+    rewrite's tail must SELECT it again."""
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    with db_client(server, 1) as r:  # enough data that the rewrite takes a while
+        pipe = r.pipeline(transaction=False)
+        for i in range(0, 20_000, 500):
+            pipe.mset({b"bulk:%06d" % j: b"%d:" % j + b"x" * 1500 for j in range(i, i + 500)})
+        assert all(reply is True for reply in pipe.execute())
+    ttl_workload(server, "pre", (1, 4, 15))
+    far = now_ms() + 3_600_000
+    during = 0
+    with db_client(server, 0) as r:
+        assert r.set("pre:last", "the last change before the fork is in db 0") is True
+        assert r.bgrewriteaof() is True
+        assert r.set("during:0", "right after the fork, in db 0", pxat=far) is True
+        for i in range(1000):
+            with db_client(server, (0, 3, 12, 15)[i % 4]) as w:
+                assert w.set(f"during:{i}:x", i, px=3_000_000 + i) is True
+                assert w.pexpireat(f"during:{i}:x", far + i) is True
+            if not info(server)["aof_rewrite_in_progress"]:
+                break
+            during += 1
+    assert during, "no write was acknowledged while the rewrite ran: make the dataset larger"
+    wait_for("the rewrite", lambda: (i := info(server))["aof_rewrite_in_progress"] == 0
+             and i["aof_last_bgrewrite_status"] == "ok" and i["aof_rewrites"] >= 1, REWRITE_TIMEOUT_S,
+             lambda: str(info(server)))
+    content = aof_path(data).read_bytes()
+    assert content.startswith(b"*2\r\n$6\r\nSELECT\r\n"), content[:60]
+    commands = aof_commands(content)
+    assert any(argv[0] == b"PEXPIREAT" for argv in commands)
+    assert not not_absolute_ttls(commands), not_absolute_ttls(commands)[:5]
+    dbs_of = {argv[1]: db for db, argv in commands_by_db(commands) if argv[0] == b"SET"}
+    assert dbs_of[b"during:0"] == 0, "the rewrite's tail has the first write after the fork in the wrong database"
+    ttl_workload(server, "post", (2, 7, 0))
+    with db_client(server, 3) as r:
+        assert r.persist("during:1:x") is True
+        assert r.expire("during:5:x", 600) is True
+    expected = dump_dbs(server)
+    assert {0, 1, 2, 3, 4, 7, 15} <= set(expected), sorted(expected)
+    kill_all(server)
+    server = launcher.kvred(data)
+    assert_same_dbs(expected, dump_dbs(server), "after the rewrite and a crash")
+    assert not temp_files(data)
+
+
+def redis_aof_content(redis_dir: Path) -> bytes:
+    """redis-server's base and incr files, in manifest order, as one plain AOF."""
+    aof_dir = redis_dir / "appendonlydir"
+    manifest = (aof_dir / "appendonly.aof.manifest").read_text().splitlines()
+    entries = [dict(zip(line.split()[::2], line.split()[1::2], strict=True)) for line in manifest if line.strip()]
+    base = [e["file"] for e in entries if e["type"] == "b"]
+    incr = sorted((e for e in entries if e["type"] == "i"), key=lambda e: int(e["seq"]))
+    assert len(base) == 1 and incr, manifest
+    content = b"".join((aof_dir / name).read_bytes() for name in base + [e["file"] for e in incr])
+    assert content.startswith(b"*"), "expected a plain RESP AOF (no RDB preamble)"
+    return content
+
+
+def test_redis_server_loads_a_kvred_aof_with_ttls_and_databases(launcher: Launcher) -> None:
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    ttl_workload(server, "a", (0, 3, 15))
+    with client(server) as r:
+        r.execute_command("BGREWRITEAOF")
+    wait_for("the rewrite", lambda: (i := info(server))["aof_rewrites"] >= 1 and not i["aof_rewrite_in_progress"]
+             and i["aof_last_bgrewrite_status"] == "ok", REWRITE_TIMEOUT_S)
+    ttl_workload(server, "b", (15, 0, 3))
+    expected = dump_dbs(server)
+    assert set(expected) == {0, 3, 15}, sorted(expected)
+    assert wait_exit_after(server, signal.SIGTERM) == 0
+
+    redis_dir = launcher.data_dir("redis")
+    shutil.copy(aof_path(data), redis_dir / AOF_NAME)
+    real = launcher.redis(redis_dir, "--appendonly", "yes", "--appendfilename", AOF_NAME)
+    assert_same_dbs(expected, dump_dbs(real), f"redis-server loading kvred's AOF\n{real.log_tail()}")
+
+
+def test_kvred_loads_a_redis_server_aof_with_ttls_and_databases(launcher: Launcher) -> None:
+    redis_dir = launcher.data_dir("redis")
+    real = launcher.redis(redis_dir, "--appendonly", "yes", "--aof-use-rdb-preamble", "no",
+                          "--appendfsync", "always")
+    ttl_workload(real, "a", (0, 5, 15))
+    with client(real) as r:
+        r.bgrewriteaof()
+    wait_for("redis's rewrite", lambda: (i := info(real))["aof_rewrite_in_progress"] == 0
+             and i["aof_rewrite_scheduled"] == 0 and i["aof_last_bgrewrite_status"] == "ok"
+             and i["aof_rewrites"] >= 1, REWRITE_TIMEOUT_S)
+    ttl_workload(real, "b", (5, 9, 0))
+    expected = dump_dbs(real)
+    assert set(expected) == {0, 5, 9, 15}, sorted(expected)
+    assert wait_exit_after(real, signal.SIGTERM) == 0
+
+    data = launcher.data_dir()
+    aof_path(data).write_bytes(redis_aof_content(redis_dir))
+    server = launcher.kvred(data)
+    assert_same_dbs(expected, dump_dbs(server), "kvred loading redis-server's AOF")
+
+
+def test_select_inside_multi_replays_into_that_database(launcher: Launcher) -> None:
+    """MULTI; SELECT 3; SET ...; EXEC: the SET replays into database 3, and the client
+    stays in database 3 afterwards (as in Redis); a block that switches twice too."""
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    far = now_ms() + 3_600_000
+    ok, queued = b"+OK\r\n", b"+QUEUED\r\n"
+    with RawClient(server.port) as raw:
+        assert raw.call("SET", "tx:before", "db 0") == ok  # the last change logged is in db 0
+        raw.send(cmd("MULTI") + cmd("SELECT", "3") + cmd("SET", "tx:a", "in 3") + cmd("EXEC"))
+        assert [raw.read_reply() for _ in range(4)] == [ok, queued, queued, b"*2\r\n+OK\r\n+OK\r\n"]
+        assert raw.call("SET", "tx:after", "still in 3") == ok
+        raw.send(cmd("MULTI") + cmd("SELECT", "5") + cmd("SET", "tx:b", "in 5", "PXAT", str(far))
+                 + cmd("SELECT", "0") + cmd("SET", "tx:c", "in 0") + cmd("EXEC"))
+        replies = [raw.read_reply() for _ in range(6)]
+        assert replies == [ok] + [queued] * 4 + [b"*4\r\n" + ok * 4], replies
+        assert raw.call("SET", "tx:back", "in 0") == ok
+    expected: DbDump = {0: {b"tx:before": (b"db 0", -1), b"tx:c": (b"in 0", -1), b"tx:back": (b"in 0", -1)},
+                        3: {b"tx:a": (b"in 3", -1), b"tx:after": (b"still in 3", -1)},
+                        5: {b"tx:b": (b"in 5", far)}}
+    assert_same_dbs(expected, dump_dbs(server), "live")
+    kill_all(server)
+    logged = {argv[1]: db for db, argv in commands_by_db(aof_commands(aof_path(data).read_bytes()))
+              if argv[0] == b"SET"}
+    assert logged == {b"tx:before": 0, b"tx:a": 3, b"tx:after": 3, b"tx:b": 5, b"tx:c": 0, b"tx:back": 0}, logged
+    server = launcher.kvred(data)
+    assert_same_dbs(expected, dump_dbs(server), "after a crash and restart")
