@@ -32,7 +32,7 @@ import signal
 import time
 
 from .aof import AppendOnlyFile
-from .keyspace import Databases, time_ms
+from .keyspace import Databases
 from .resp import encode_command
 
 __all__ = ["AofRewriter", "remove_stale_temp_files"]
@@ -61,20 +61,18 @@ def fsync_directory(directory: str) -> None:
 
 
 def _write_snapshot(databases: Databases, path: str) -> None:
-    """In the child: every database as SELECT, its keys, and their TTLs as PEXPIREAT
-    (keys already expired are left out, as Redis's rewrite does), fsynced."""
-    now = time_ms()
+    """In the child: every database as SELECT, its keys, and their TTLs as PEXPIREAT,
+    fsynced. Keys whose time has passed are written too, with their past deadline, as
+    Redis 7 does: the parent may still change such a key after the fork (its clock is
+    not the child's), and the tail's change must find the key it changes."""
     with open(path, "wb", buffering=WRITE_BUFFER_BYTES) as f:
         write = f.write
         for db in databases.dbs:
             if not db.data:
                 continue
             write(encode_command([b"SELECT", b"%d" % db.id]))
-            expires = db.expires
             batch: list[bytes] = [b"MSET"]
             for key, value in db.data.items():
-                if expires and expires.get(key, now + 1) <= now:
-                    continue
                 batch.append(key)
                 batch.append(value)
                 if len(batch) > 2 * KEYS_PER_MSET:
@@ -82,9 +80,8 @@ def _write_snapshot(databases: Databases, path: str) -> None:
                     batch = [b"MSET"]
             if len(batch) > 1:
                 write(encode_command(batch))
-            for key, when in expires.items():
-                if when > now:
-                    write(encode_command([b"PEXPIREAT", key, b"%d" % when]))
+            for key, when in db.expires.items():
+                write(encode_command([b"PEXPIREAT", key, b"%d" % when]))
         f.flush()
         os.fsync(f.fileno())
 
