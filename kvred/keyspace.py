@@ -228,11 +228,15 @@ class Keyspace:
         return value
 
     def peek(self, key: bytes) -> Any:
-        """The value without touching its access time (TYPE, TTL, OBJECT, EXISTS:
-        Redis's LOOKUP_NOTOUCH); still expires it if due."""
+        """As lookup_read, without touching the access time (TYPE, TTL, OBJECT, EXISTS,
+        SCAN TYPE: Redis's LOOKUP_NOTOUCH, which still counts the hit or miss)."""
         value = self.data.get(key)
         if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
-            return None
+            value = None
+        if value is None:
+            self.databases.misses += 1
+        else:
+            self.databases.hits += 1
         return value
 
     def lookup_typed(self, key: bytes, types: tuple[type, ...], write: bool = False) -> Any:
@@ -249,6 +253,10 @@ class Keyspace:
     def __contains__(self, key: bytes) -> bool:
         return self.peek(key) is not None
 
+    def has_unexpired(self, key: bytes) -> bool:
+        """Whether `key` exists and has not expired; an expired key is left in place (KEYS)."""
+        return key in self.data and not self.is_expired(key)
+
     def random_key(self) -> bytes | None:
         """RANDOMKEY: a random key that has not expired (expired picks are deleted)."""
         while True:
@@ -259,31 +267,29 @@ class Keyspace:
                 return key
 
     def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
-        """SCAN: about `count` keys from `cursor`, work proportional to `count`;
-        expired keys met are deleted, not returned."""
-        next_cursor, found = self.order.scan(cursor, count, self.data)
-        if self.expires:
-            found = [key for key in found if not (key in self.expires and self._expire_if_due(key))]
-        return next_cursor, found
+        """SCAN: about `count` keys from `cursor`, work proportional to `count`, expired
+        ones included. The caller filters them (MATCH, TYPE), then calls drop_expired:
+        Redis 7.0 deletes only the expired keys that passed its filters."""
+        return self.order.scan(cursor, count, self.data)
+
+    def drop_expired(self, keys: list[bytes]) -> list[bytes]:
+        """The keys that have not expired; the expired ones are deleted."""
+        if not self.expires:
+            return keys
+        return [key for key in keys if not (key in self.expires and self._expire_if_due(key))]
 
     def keys(self) -> Iterator[bytes]:
-        """Every key that has not expired (KEYS). Expired keys are deleted as met, after
-        the walk (the dict may not change while it is iterated)."""
+        """Every key that has not expired (KEYS). Expired keys are skipped, not deleted:
+        Redis 7.0's KEYS only asks keyIsExpired, so DBSIZE still counts them after it."""
         expires = self.expires
-        if not expires:
+        if not expires or self.databases.loading:
             yield from self.data
             return
         now = self.databases.now_ms()
-        due = []
         for key in self.data:
             when = expires.get(key)
-            if when is not None and when <= now:
-                due.append(key)
-            else:
+            if when is None or when > now:
                 yield key
-        if not self.databases.loading:
-            for key in due:
-                self.expire_now(key)
 
     def idle_seconds(self, key: bytes) -> int:
         """OBJECT IDLETIME: seconds since the key was last read or written."""
@@ -447,11 +453,38 @@ class Keyspace:
         return False
 
     def touch_all_watched(self, other: Keyspace | None) -> None:
-        """FLUSHDB / SWAPDB: watchers of keys that exist here (or in `other`) are touched."""
-        for key, clients in self.watched.items():
-            if key in self.data or (other is not None and key in other.data):
-                for client in clients:
-                    client.dirty_cas = True
+        """FLUSHDB, and SWAPDB with `other` the database whose contents replace these
+        (Redis's touchAllWatchedKeysInDb): watchers of keys that exist here or there are
+        touched. Except where nothing changed logically, as for one key: a key expired when
+        watched that is now gone, or is replaced by an expired key; and a missing key
+        replaced by an expired one, which then counts as expired when watched."""
+        seen: set[int] = set()
+        for clients in self.watched.values():
+            for client in clients:
+                if id(client) not in seen:
+                    seen.add(id(client))
+                    self._touch_watched_by(client, other)
+
+    def _touch_watched_by(self, client: Watcher, other: Keyspace | None) -> None:
+        """touch_all_watched for one client: one pass over its watched list."""
+        for i, (db, key, expired) in enumerate(client.watched):
+            if db is not self:
+                continue
+            here = key in self.data
+            there = other is not None and key in other.data
+            if not (here or there):
+                continue
+            replaced_by_expired = there and other is not None and other.is_expired(key)
+            if expired:
+                if not there:
+                    client.watched[i] = (self, key, False)  # gone: no longer "expired"
+                    continue
+                if replaced_by_expired:
+                    continue  # expired still
+            elif not here and replaced_by_expired:
+                client.watched[i] = (self, key, True)
+                continue
+            client.dirty_cas = True
 
     def unwatch(self, client: Watcher, key: bytes) -> None:
         clients = self.watched.get(key)

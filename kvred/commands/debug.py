@@ -8,10 +8,11 @@ client, for that long: that is what it is for.
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 
 from .. import resp
-from .base import Context, command, unknown_subcommand, wrong_arity
+from .base import Context, command, error_quoting
 
 __all__: list[str] = []
 
@@ -57,6 +58,15 @@ def _strtod(text: bytes) -> float:
     return 0.0
 
 
+_ATOI = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+
+
+def _atoi_is_nonzero(text: bytes) -> bool:
+    """C's atoi(text) != 0: a leading integer after white space, 0 when there is none."""
+    match = _ATOI.match(text)
+    return match is not None and match[1].lstrip(b"+-").strip(b"0") != b""  # no int(): any length
+
+
 @command("debug", -2, "admin noscript loading stale")
 def debug(ctx: Context, argv: list[bytes]) -> bytes:
     if not _allowed(ctx):
@@ -64,15 +74,13 @@ def debug(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub == b"help":
         return resp.array([resp.simple(line) for line in _HELP])
-    if sub == b"set-active-expire":
-        if len(argv) != 3:
-            return wrong_arity("debug")
-        ctx.databases.active_expire_enabled = argv[2].strip() not in (b"0", b"")
+    if sub == b"set-active-expire" and len(argv) == 3:
+        ctx.databases.active_expire_enabled = _atoi_is_nonzero(argv[2])
         return resp.OK
-    if sub == b"sleep":
-        if len(argv) != 3:
-            return wrong_arity("debug")
+    if sub == b"sleep" and len(argv) == 3:
         seconds = _strtod(argv[2][:64])
         time.sleep(min(max(seconds, 0.0), MAX_SLEEP_S))
         return resp.OK
-    return unknown_subcommand(argv[1], "debug")
+    # Redis's addReplySubcommandSyntaxError: the subcommand as a C string, at most 128 bytes
+    return error_quoting("unknown subcommand or wrong number of arguments for '", argv[1].split(b"\0", 1)[0][:128],
+                         "'. Try DEBUG HELP.")

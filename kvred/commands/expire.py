@@ -16,7 +16,7 @@ __all__: list[str] = []
 
 ZERO = b":0\r\n"
 ONE = b":1\r\n"
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT64_MAX = 2**63 - 1
 EXPIRE_NX, EXPIRE_XX, EXPIRE_GT, EXPIRE_LT = 1, 2, 4, 8
 _EXPIRE_OPTIONS = {b"nx": EXPIRE_NX, b"xx": EXPIRE_XX, b"gt": EXPIRE_GT, b"lt": EXPIRE_LT}
 
@@ -47,7 +47,7 @@ def _expire(ctx: Context, argv: list[bytes], relative: bool, seconds: bool) -> b
         return ERR_NOT_INT
     invalid = b"-ERR invalid expire time in '" + argv[0].lower() + b"' command\r\n"
     if seconds:
-        if not _INT64_MIN // 1000 <= when <= _INT64_MAX // 1000:
+        if not -(_INT64_MAX // 1000) <= when <= _INT64_MAX // 1000:  # C's LLONG_MIN / 1000 truncates
             return invalid
         when *= 1000
     databases = ctx.databases

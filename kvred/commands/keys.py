@@ -92,7 +92,7 @@ def keys(ctx: Context, argv: list[bytes]) -> bytes:
     pattern = compile_glob(argv[1])
     keyspace = ctx.keyspace
     if pattern.literal is not None and not pattern.matches_everything:
-        found = [pattern.literal] if keyspace.exists(pattern.literal) else []
+        found = [pattern.literal] if keyspace.has_unexpired(pattern.literal) else []
     elif pattern.matches_everything:
         found = list(keyspace.keys())
     else:
@@ -154,7 +154,7 @@ def scan(ctx: Context, argv: list[bytes]) -> bytes:
         elif opt == b"match":
             pattern = None if argv[i + 1] == b"*" else compile_glob(argv[i + 1])
         elif opt == b"type":
-            type_filter = argv[i + 1].lower()
+            type_filter = argv[i + 1].split(b"\0", 1)[0].lower()  # strcasecmp: a C string
         else:
             return ERR_SYNTAX
         i += 2
@@ -163,7 +163,10 @@ def scan(ctx: Context, argv: list[bytes]) -> bytes:
     if pattern is not None:
         found = pattern.select(found)
     if type_filter is not None:
+        # Redis 7.0 looks the type up first, which deletes an expired key: its type is
+        # then "none", and TYPE none returns it.
         found = [key for key in found if type_name(keyspace.peek(key)) == type_filter]
+    found = keyspace.drop_expired(found)
     return b"*2\r\n" + resp.bulk(b"%d" % next_cursor) + _key_array(ctx, found)
 
 
@@ -176,7 +179,8 @@ def _rename(ctx: Context, argv: list[bytes], only_if_new: bool) -> bytes:
         return b"-ERR no such key\r\n"
     if src == dst:
         return ZERO if only_if_new else OK
-    if only_if_new and keyspace.lookup_write(dst) is not None:
+    # looked up for RENAME too: an expired destination is deleted (and counted) as expired
+    if keyspace.lookup_write(dst) is not None and only_if_new:
         return ZERO
     when = keyspace.get_expire(src)
     keyspace.delete(src)
@@ -284,11 +288,9 @@ def copy(ctx: Context, argv: list[bytes]) -> bytes:
         if opt == b"replace":
             replace = True
         elif opt == b"db" and i + 1 < len(argv):
-            index = int_arg(argv[i + 1])
-            if index is None:
-                return ERR_NOT_INT
-            if not 0 <= index < len(ctx.databases):
-                return ERR_DB_RANGE
+            index = db_index(argv[i + 1], len(ctx.databases))
+            if isinstance(index, bytes):
+                return index
             target = ctx.databases.dbs[index]
             i += 1
         else:
