@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from . import ipc, resp
 from .commands import FORWARDED_NAMES, Command, lookup, unknown_command, wrong_arity
 from .commands.base import error_quoting
+from .commands.debug import ERR_DEBUG_NOT_ALLOWED, debug_allowed
 from .commands.server import valid_client_name
 from .fastparse import FastRequestParser
 
@@ -102,6 +103,7 @@ class Connection(asyncio.Protocol):
         "authenticated",
         "last_active",
         "deferred",
+        "peer",
     )
 
     def __init__(self, worker: Worker) -> None:
@@ -126,6 +128,7 @@ class Connection(asyncio.Protocol):
         self.multi_failed = False
         self.paused = 0  # PAUSED_BY_* bits
         self.deferred = 0  # replies the writer answered REPLY_DEFERRED and still owes
+        self.peer = ""  # the client's address, "host:port" (set once connected)
         self.closing = False  # close once every owed reply is written
         self.closed = False
 
@@ -147,7 +150,8 @@ class Connection(asyncio.Protocol):
             return
         worker.clients[self.client_id] = self
         worker.count_client(+1)
-        worker.send_event(ipc.OP_CONNECT, self, [_address(transport, "peername"), _address(transport, "sockname")])
+        self.peer = _address(transport, "peername")
+        worker.send_event(ipc.OP_CONNECT, self, [self.peer, _address(transport, "sockname")])
         if worker.reading_paused:
             self.pause(PAUSED_BY_LINK)
 
@@ -261,8 +265,14 @@ class Connection(asyncio.Protocol):
             return self.reject(None, unknown_command(argv))
         if not cmd.arity_ok(len(argv)):
             return self.reject(cmd, wrong_arity(cmd.name))
+        if cmd.subcommands:
+            error = cmd.check_subcommand(argv)
+            if error is not None:
+                return self.reject(cmd, error)
         if not self.authenticated and "no-auth" not in cmd.flags:
             return self.reject(cmd, ERR_NOAUTH)
+        if "protected" in cmd.flags and not debug_allowed(self.worker.config.enable_debug_command, self.peer):
+            return self.reject(cmd, ERR_DEBUG_NOT_ALLOWED)
         if self.multi is not None:
             if "no-multi" in cmd.flags:
                 return self.reject(cmd, ERR_NOT_IN_MULTI)

@@ -131,10 +131,9 @@ class Executor:
         """One client's entry of a batch: its replies (bytes, or a list joined later),
         or an int (DROPPED) when they passed the output limit."""
         ctx = self.ctx
-        if client is not ctx.client:
-            ctx.client = client
-            if ctx.keyspace.id != client.db:
-                self.use_db(client.db)
+        ctx.client = client
+        if ctx.keyspace.id != client.db:  # another client's, or this one's after a RESET
+            self.use_db(client.db)
         if resp3 is not ctx.resp3:
             ctx.resp3 = resp3
             ctx.null = resp.NULL_RESP3 if resp3 else resp.NULL_BULK
@@ -188,6 +187,10 @@ class Executor:
                 return unknown_command(argv)
         if not cmd.min_argc <= len(argv) <= cmd.max_argc:
             return wrong_arity(cmd.name)
+        if cmd.subcommands:
+            error = cmd.check_subcommand(argv)
+            if error is not None:
+                return error
         handler = cmd.handler
         if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
             return ERR_CONNECTION_COMMAND

@@ -95,8 +95,11 @@ class ServerProcess:
     """
 
     def __init__(self, name: str, argv: list[str], port: int, workdir: Path,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, listeners: int = 0):
         self.name = name
+        # kvred: ready only once this many workers listen. The first worker answers PING
+        # while the next one still starts; connections made then all land on the first.
+        self.listeners = listeners
         self.argv = argv
         self.port = port
         self.dir = workdir
@@ -150,7 +153,20 @@ class ServerProcess:
 
     def is_ready(self) -> bool:
         """The readiness probe wait_ready polls; subclasses may accept other replies."""
-        return answers_ping(self.port, timeout=1.0)
+        return answers_ping(self.port, timeout=1.0) and self.all_listening()
+
+    def all_listening(self) -> bool:
+        if not self.listeners:
+            return True
+        listening = 0
+        for p in self.capture_tree():
+            try:
+                if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
+                       for c in p.net_connections(kind="tcp")):
+                    listening += 1
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return listening >= self.listeners
 
     def capture_tree(self) -> list[psutil.Process]:
         """Record (and return) the current descendants of the main process."""
@@ -248,7 +264,7 @@ def start_kvred(workdir: Path, **flags: object) -> ServerProcess:
         if value is not True:
             argv.append(str(value))
     return ServerProcess("kvred", argv, int(options["port"]), workdir,  # type: ignore[call-overload]
-                         env=_kvred_env()).start()
+                         env=_kvred_env(), listeners=int(options["workers"])).start()  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="module")

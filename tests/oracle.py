@@ -78,7 +78,7 @@ class FlexServer(ServerProcess):
     """A ServerProcess that is ready when PING gets +PONG or -NOAUTH."""
 
     def is_ready(self) -> bool:
-        return _answers(self.port)
+        return _answers(self.port) and self.all_listening()
 
 
 def _flag(name: str) -> str:
@@ -128,7 +128,8 @@ def start_server(workdir: Path, kind: str = "kvred", *, env_extra: dict[str, str
         if key in ("protected_mode", "appendonly") and isinstance(value, bool):
             value = "yes" if value else "no"
         argv += [_flag(key), str(value)]
-    return FlexServer("kvred", argv, port, workdir, env=env).start(START_TIMEOUT_S)
+    return FlexServer("kvred", argv, port, workdir, env=env,
+                      listeners=int(options["workers"])).start(START_TIMEOUT_S)  # type: ignore[call-overload]
 
 
 class Servers:

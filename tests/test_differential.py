@@ -224,8 +224,6 @@ class Case:
     steps: list[Any] = field(default_factory=list)
     # run on a fresh connection after the steps, whatever happened (server-wide settings)
     cleanup: list[Any] = field(default_factory=list)
-    # a known mismatch whose fix is outside the command handlers: why, for a strict xfail
-    xfail: str = ""
 
 
 # --- normalisers ---------------------------------------------------------------
@@ -333,12 +331,6 @@ def lazy_case(id: str, *steps: Any) -> None:
     the active expire cycle is off during the steps and back on afterwards, always."""
     on = C("DEBUG", "SET-ACTIVE-EXPIRE", "1")
     CASES.append(Case(id, [C("FLUSHALL"), C("DEBUG", "SET-ACTIVE-EXPIRE", "0"), *steps, on], [on]))
-
-
-def known_mismatch(id: str, why: str, *steps: Any) -> None:
-    """A case kvred fails for a reason outside the command handlers: a strict xfail, so
-    that it reports the day it passes."""
-    CASES.append(Case(id, [C("FLUSHALL"), *steps], xfail=why))
 
 
 def arity(name: str, *args: str) -> None:
@@ -1079,9 +1071,9 @@ case("object-other-subcommands", C("SET", "k", "v"), C("OBJECT", "IDLETIME", "k"
      C("OBJECT", "FREQ", "k"), C("OBJECT", "REFCOUNT", "k"), C("OBJECT", "ENCODING", "missing"),
      C("OBJECT", "REFCOUNT", "missing"), C("OBJECT", "IDLETIME", "missing"), C("OBJECT", "FREQ", "missing"),
      C("object", "encoding", "k"), C("OBJECT", "EnCoDiNg", "k"), C("OBJECT", "HELP"), C("object", "help"))
-known_mismatch("object-errors-in-multi", "Redis rejects an unknown OBJECT subcommand or a subcommand's wrong "
-               "arity when MULTI queues it, aborting the transaction; kvred's worker knows no subcommands "
-               "(kvred/connection.py)", C("SET", "k", "v"), C("MULTI"), C("OBJECT", "FOO"),
+# Redis rejects an unknown OBJECT subcommand or a subcommand's wrong arity when MULTI
+# queues it, which aborts the transaction (the command table knows the subcommands).
+case("object-errors-in-multi", C("SET", "k", "v"), C("MULTI"), C("OBJECT", "FOO"),
                C("OBJECT", "ENCODING"), C("OBJECT", "HELP", "x"), C("DEL", "k"), C("EXEC"), C("EXISTS", "k"))
 case("object-errors", C("SET", "k", "v"), C("OBJECT"), C("OBJECT", "ENCODING"), C("OBJECT", "ENCODING", "k", "x"),
      C("OBJECT", "REFCOUNT"), C("OBJECT", "IDLETIME", "a", "b"), C("OBJECT", "FREQ"),
@@ -1178,9 +1170,7 @@ case("watch-reset-unwatches", C("SELECT", "2"), C("WATCH", "k"), C("RESET"), C("
 case("watch-several-keys", C("WATCH", "a", "b", "c", "a"), C2("SET", "c", "v"), C("MULTI"), C("PING"),
      C("EXEC"), C("WATCH", "a"), C("WATCH", "b"), C2("SET", "a", "v"), C("MULTI"), C("PING"), C("EXEC"))
 case("watch-arity", C("WATCH"), C("UNWATCH", "a"), C("watch"))
-known_mismatch("reset", "RESET does not take the writer back to database 0 while the same client stays "
-               "current (kvred/writer.py sets client.db; kvred/execute.py's run_entry switches only on a new client)",
-               C("SELECT", "2"), C("SET", "k", "v"), C("MULTI"), C("SET", "j", "v"), C("RESET"), C("EXEC"),
+case("reset", C("SELECT", "2"), C("SET", "k", "v"), C("MULTI"), C("SET", "j", "v"), C("RESET"), C("EXEC"),
                C("DBSIZE"), C("SELECT", "2"), C("DBSIZE"), C("RESET", "x"))
 # SHUTDOWN is refused inside MULTI (no-multi); ShutdownInMulti never lets it run.
 case("multi-shutdown-refused", C("SET", "k", "v"), C("MULTI"), ShutdownInMulti(), C("EXEC"),
@@ -1293,10 +1283,7 @@ def _cleanup(servers: Servers, seq: Case) -> None:
             side.close()
 
 
-@pytest.mark.parametrize("seq", [
-    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(not against_redis(), strict=True, reason=c.xfail)]
-                 if c.xfail else [])
-    for c in CASES])
+@pytest.mark.parametrize("seq", CASES, ids=[c.id for c in CASES])
 def test_same_replies_as_redis(servers: Servers, seq: Case) -> None:
     servers.ensure_kvred_alive(seq.id)
     try:
@@ -1367,8 +1354,6 @@ def test_debug_refused_unless_enabled(debug_disabled: tuple[ServerProcess, Serve
     assert not mismatches, f"{len(mismatches)} differing step(s):\n" + "\n".join(mismatches)
 
 
-@pytest.mark.xfail(not against_redis(), strict=True, reason="Redis refuses DEBUG when MULTI queues it (processCommand), which "
-                   "aborts the transaction; kvred's worker queues it (the check belongs in kvred/connection.py)")
 def test_debug_refused_inside_multi(debug_disabled: tuple[ServerProcess, ServerProcess]) -> None:
     mismatches = _compare(*debug_disabled, [
         C("FLUSHALL"), C("MULTI"), C("DEBUG", "SLEEP", "0"), C("SET", "k", "v"), C("EXEC"), C("EXISTS", "k")])

@@ -94,7 +94,8 @@ class Launcher:
         argv = [*prefix, sys.executable, "-m", "kvred"]
         for key, value in options.items():
             argv += ["--" + key.replace("_", "-"), str(value)]
-        server = ServerProcess(f"kvred-{self._count}", argv, port, self.run_dir, env=_kvred_env())
+        server = ServerProcess(f"kvred-{self._count}", argv, port, self.run_dir, env=_kvred_env(),
+                               listeners=int(options["workers"]))  # type: ignore[call-overload]
         self.started.append(server)
         return server
 

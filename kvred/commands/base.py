@@ -133,6 +133,7 @@ class Command:
         "key_step",
         "local",
         "write",
+        "subcommands",
     )
 
     def __init__(
@@ -153,9 +154,26 @@ class Command:
         self.first_key, self.last_key, self.key_step = keys
         self.local = "local" in flags  # a worker may answer it without the writer
         self.write = "write" in flags
+        # a container command (CONFIG, CLIENT, OBJECT...): lowercase subcommand -> its arity
+        self.subcommands: dict[bytes, int] = {}
 
     def arity_ok(self, argc: int) -> bool:
         return self.min_argc <= argc <= self.max_argc
+
+    def check_subcommand(self, argv: list[bytes]) -> bytes | None:
+        """For a container command, Redis's errors for an unknown subcommand or a wrong
+        number of arguments (both found when the command is looked up, before it is
+        queued in MULTI); None if it is fine."""
+        if not self.subcommands or len(argv) < 2:
+            return None  # not a container, or one that also runs alone (COMMAND)
+        sub = argv[1].lower()
+        arity = self.subcommands.get(sub)
+        if arity is None:
+            return unknown_subcommand(argv[1], self.name)
+        argc = len(argv)
+        if (arity > 0 and argc != arity) or argc < -arity:
+            return wrong_arity(f"{self.name}|{sub.decode()}")
+        return None
 
 
 # name -> Command, under both the lowercase and the uppercase name so that the
@@ -172,11 +190,20 @@ def register(
     COMMANDS[name.upper().encode()] = cmd
 
 
-def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[H], H]:
-    """Register the decorated handler as command `name`."""
+def command(
+    name: str,
+    arity: int,
+    flags: str = "",
+    keys: tuple[int, int, int] = (0, 0, 0),
+    subcommands: dict[str, int] | None = None,
+) -> Callable[[H], H]:
+    """Register the decorated handler as command `name` (a container, with `subcommands`:
+    name -> arity, Redis's convention, argv[0] and the subcommand counted)."""
 
     def decorate(handler: H) -> H:
         register(name, handler, arity, flags, keys)
+        if subcommands:
+            COMMANDS[name.encode()].subcommands = {sub.encode(): n for sub, n in subcommands.items()}
         return handler
 
     return decorate

@@ -14,7 +14,7 @@ import time
 from .. import resp
 from .base import Context, command, error_quoting
 
-__all__: list[str] = []
+__all__ = ["debug_allowed", "ERR_DEBUG_NOT_ALLOWED"]
 
 ERR_DEBUG_NOT_ALLOWED = (
     b"-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it "
@@ -35,13 +35,14 @@ _HELP = [
 ]
 
 
-def _allowed(ctx: Context) -> bool:
-    setting = ctx.config.enable_debug_command
+def debug_allowed(setting: str, addr: str) -> bool:
+    """Redis's enable-debug-command rule for a client at `addr` ("host:port", "[v6]:port");
+    the writer checks it when DEBUG runs, the worker when MULTI would queue it."""
     if setting == "yes":
         return True
     if setting != "local":
         return False
-    host = ctx.client.addr.rsplit(":", 1)[0].strip("[]")
+    host = addr.rsplit(":", 1)[0].strip("[]")
     try:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
@@ -67,9 +68,9 @@ def _atoi_is_nonzero(text: bytes) -> bool:
     return match is not None and match[1].lstrip(b"+-").strip(b"0") != b""  # no int(): any length
 
 
-@command("debug", -2, "admin noscript loading stale")
+@command("debug", -2, "admin noscript loading stale protected")
 def debug(ctx: Context, argv: list[bytes]) -> bytes:
-    if not _allowed(ctx):
+    if not debug_allowed(ctx.config.enable_debug_command, ctx.client.addr):
         return ERR_DEBUG_NOT_ALLOWED
     sub = argv[1].lower()
     if sub == b"help":

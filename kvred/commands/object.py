@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .. import resp
 from ..keyspace import STRING_TYPES
-from .base import Context, command, unknown_subcommand, wrong_arity
+from .base import Context, command
 
 __all__ = ["encoding_of"]
 
@@ -58,17 +58,12 @@ def encoding_of(value: object) -> bytes:
     return b"raw"
 
 
-@command("object", -2, "slow")
+@command("object", -2, "slow", subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2})
 def object_(ctx: Context, argv: list[bytes]) -> bytes:
+    """(The command table checks the subcommand and its arity.)"""
     sub = argv[1].lower()
     if sub == b"help":
-        if len(argv) != 2:
-            return wrong_arity("object|help")
         return resp.array([resp.simple(line) for line in _HELP])
-    if sub not in (b"encoding", b"refcount", b"idletime", b"freq"):
-        return unknown_subcommand(argv[1], "object")
-    if len(argv) != 3:
-        return wrong_arity("object|" + sub.decode())
     keyspace, key = ctx.keyspace, argv[2]
     value = keyspace.peek(key)  # OBJECT does not count as an access
     if value is None:
