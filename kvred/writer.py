@@ -618,6 +618,7 @@ class Writer:
             },
             "replication": {"role": "master", "connected_slaves": 0},
             "cpu": _cpu_times(),
+            "cluster": {"cluster_enabled": 0},  # clients read it at start-up (redis-py's tests do)
             "keyspace": {
                 f"db{db.id}": f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={db.avg_ttl}"
                 for db in databases.dbs

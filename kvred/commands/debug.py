@@ -1,4 +1,4 @@
-"""DEBUG (Redis's debug.c), the subcommands tests rely on: SET-ACTIVE-EXPIRE and SLEEP.
+"""DEBUG (Redis's debug.c), the subcommands tests rely on: SET-ACTIVE-EXPIRE, SLEEP, ERROR.
 
 As in Redis 7, DEBUG is refused unless `--enable-debug-command` is `yes`, or `local`
 and the client is on a loopback address. DEBUG SLEEP stops the writer, and so every
@@ -28,6 +28,9 @@ _HELP = [
     b"    Setting it to 0 disables expiring keys in background when they are not",
     b"    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
     b"    default.",
+    b"ERROR <string>",
+    b"    Return a Redis protocol error with <string> as message. Useful for clients",
+    b"    unit tests to simulate Redis errors.",
     b"SLEEP <seconds>",
     b"    Stop the server for <seconds>. Decimals allowed.",
     b"HELP",
@@ -78,6 +81,9 @@ def debug(ctx: Context, argv: list[bytes]) -> bytes:
     if sub == b"set-active-expire" and len(argv) == 3:
         ctx.databases.active_expire_enabled = _atoi_is_nonzero(argv[2])
         return resp.OK
+    if sub == b"error" and len(argv) == 3:
+        # any error reply a test needs (redis-py fakes a LOADING error with it), on one line
+        return b"-" + argv[2].replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
     if sub == b"sleep" and len(argv) == 3:
         seconds = _strtod(argv[2][:64])
         time.sleep(min(max(seconds, 0.0), MAX_SLEEP_S))

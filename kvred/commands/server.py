@@ -193,7 +193,9 @@ def client(ctx: Context, argv: list[bytes]) -> bytes:
 
 # ---------------------------------------------------------------- INFO
 
-INFO_DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace")
+INFO_DEFAULT_SECTIONS = (
+    "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"
+)
 
 
 def format_info(sections: dict[str, dict[str, object]], wanted: list[bytes]) -> bytes:
