@@ -20,9 +20,12 @@ Expiry, as Redis 7.0 does it:
 A command sees one time (`now_ms`); EXEC freezes it for the whole transaction,
 as Redis's command time snapshot does, so a key cannot expire halfway through one.
 
-TTLs are absolute unix milliseconds. Last access is an LRU clock in seconds (for
-OBJECT IDLETIME and eviction): the clock value is one shared int object per
-second, so the `access` dict costs an entry per key, not an int object per key.
+TTLs are absolute unix milliseconds. Last access (for OBJECT IDLETIME, and the
+eviction that will need it) is an LRU clock in seconds, kept only when
+`Databases.track_access` is on (--track-key-access): one more dict entry touched per
+lookup cost 8-13% of GET/SET throughput when the writer is the limit (bench/,
+redis-benchmark -P 16), the cache misses of a second per-key table. The clock value
+is one shared int object per second, so `access` costs an entry per key, not an int.
 """
 
 from __future__ import annotations
@@ -89,7 +92,9 @@ def _propagate_nothing(db: int, argv: list[bytes]) -> None:
 class Databases:
     """The N databases and what they share."""
 
-    def __init__(self, count: int = 16) -> None:
+    def __init__(self, count: int = 16, track_access: bool = False) -> None:
+        self.lru_clock = int(time.time())  # seconds; one shared int object per second (tick)
+        self.track_access = track_access  # keep each key's last access (each Keyspace copies it)
         self.dbs = [Keyspace(self, i) for i in range(count)]
         # (database index, argv): log a change for replay, in that database. The writer
         # replaces it once the AOF is open; while loading, nothing is logged.
@@ -97,17 +102,29 @@ class Databases:
         self.loading = False  # replaying the AOF: nothing expires
         self.frozen_ms = 0  # a transaction's time (0: none, each lookup reads the clock)
         self.active_expire_enabled = True  # DEBUG SET-ACTIVE-EXPIRE
-        self.lru_clock = int(time.time())  # seconds; one shared int object per second
         # statistics (INFO stats)
         self.expired_keys = 0
         self.expired_stale_perc = 0.0
         self.expire_cycle_cpu_ms = 0.0
-        self.hits = 0
-        self.misses = 0
         self._expire_db = 0  # where the next active expire cycle starts
 
     def __len__(self) -> int:
         return len(self.dbs)
+
+    @property
+    def hits(self) -> int:
+        """keyspace_hits: lookups that found their key (counted per database: cheaper)."""
+        return sum(db.hits for db in self.dbs)
+
+    @property
+    def misses(self) -> int:
+        return sum(db.misses for db in self.dbs)
+
+    def reset_stats(self) -> None:
+        self.expired_keys = 0
+        self.expired_stale_perc = self.expire_cycle_cpu_ms = 0.0
+        for db in self.dbs:
+            db.hits = db.misses = 0
 
     def now_ms(self) -> int:
         return self.frozen_ms or time_ms()
@@ -117,6 +134,8 @@ class Databases:
         now = int(time.time())
         if now != self.lru_clock:
             self.lru_clock = now
+            for db in self.dbs:  # each database holds it too: one attribute load per access
+                db.clock = now
 
     def flushall(self) -> None:
         for db in self.dbs:
@@ -199,6 +218,10 @@ class Keyspace:
         self.expire_order = KeyOrder()  # keys of `expires`
         self._expire_cursor = 0  # where the active expire walk resumes in expire_order
         self.avg_ttl = 0  # ms, a running estimate from the active expire walks (INFO keyspace)
+        self.clock = databases.lru_clock  # the LRU clock, a copy kept fresh by Databases.tick
+        self.track = databases.track_access  # keep `access` up to date (read on the hot paths)
+        self.hits = 0  # lookups that found their key (INFO keyspace_hits), and those that did not
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -209,13 +232,15 @@ class Keyspace:
         """The value of `key`, None if it does not exist (expiring it first if due);
         counts a keyspace hit or miss and the access."""
         value = self.data.get(key)
-        if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
-            value = None
         if value is None:
-            self.databases.misses += 1
+            self.misses += 1
             return None
-        self.databases.hits += 1
-        self.access[key] = self.databases.lru_clock
+        if self.expires and key in self.expires and self._expire_if_due(key):
+            self.misses += 1
+            return None
+        self.hits += 1
+        if self.track:
+            self.access[key] = self.clock
         return value
 
     def lookup_write(self, key: bytes) -> Any:
@@ -223,8 +248,8 @@ class Keyspace:
         value = self.data.get(key)
         if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
             return None
-        if value is not None:
-            self.access[key] = self.databases.lru_clock
+        if value is not None and self.track:
+            self.access[key] = self.clock
         return value
 
     def peek(self, key: bytes) -> Any:
@@ -234,9 +259,9 @@ class Keyspace:
         if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
             value = None
         if value is None:
-            self.databases.misses += 1
+            self.misses += 1
         else:
-            self.databases.hits += 1
+            self.hits += 1
         return value
 
     def lookup_typed(self, key: bytes, types: tuple[type, ...], write: bool = False) -> Any:
@@ -292,8 +317,9 @@ class Keyspace:
                 yield key
 
     def idle_seconds(self, key: bytes) -> int:
-        """OBJECT IDLETIME: seconds since the key was last read or written."""
-        clock = self.databases.lru_clock
+        """OBJECT IDLETIME: seconds since the key was last read or written (when tracked;
+        a key not seen since tracking began counts from then)."""
+        clock = self.clock
         return max(clock - self.access.get(key, clock), 0)
 
     # ---------------------------------------------------------------- changes
@@ -308,7 +334,8 @@ class Keyspace:
             data[key] = value
             if self.expires and not keep_ttl:
                 self.expires.pop(key, None)
-        self.access[key] = self.databases.lru_clock
+        if self.track:
+            self.access[key] = self.clock
         if self.watched:
             self.signal_modified(key)
 

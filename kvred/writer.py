@@ -82,7 +82,7 @@ class Writer:
     def __init__(self, config: Config, control: socket.socket) -> None:
         self.config = config
         self.control = control  # to the supervisor: new links arrive here (SCM_RIGHTS)
-        self.databases = Databases(config.databases)
+        self.databases = Databases(config.databases, config.track_key_access)
         self.executor = Executor(config, self.databases, self)
         self.clients: dict[int, WriterClient] = {}
         self.links: list[Link] = []
@@ -388,6 +388,7 @@ class Writer:
             queued, client.queued = client.queued, []
             for op, _client_id, resp3, payload in queued:
                 replies.append(self.executor.run_entry(op, client, resp3, payload))
+                self.executor.stat_commands += len(payload) + op
             self._pass_resumes.append((client.link, client.id, replies))
             links.add(client.link)
         self._commit_pass()
@@ -409,6 +410,7 @@ class Writer:
         deferred = self.deferred
         clients = self.clients
         run_entry = self.executor.run_entry
+        commands = 0  # counted here, once per batch: an attribute += per entry cost ~400 instructions
         for entry in batch:
             op, client_id, resp3, payload = entry
             if op <= ipc.OP_EXEC:  # OP_RUN or OP_EXEC
@@ -418,12 +420,14 @@ class Writer:
                 else:
                     client = clients.get(client_id) or self._unannounced_client(client_id, link)
                     replies.append(run_entry(op, client, resp3, payload))
+                    commands += len(payload) + op  # EXEC counts itself (OP_EXEC is 1, OP_RUN 0)
                 continue
             try:
                 self._client_event(op, client_id, payload, link)
             except Exception:
                 log.exception("internal error handling event %d of client %d", op, client_id)
             replies.append(None)
+        self.executor.stat_commands += commands
         self._pass_batches.append((link, batch, replies))
 
     def _unannounced_client(self, client_id: int, link: Link) -> WriterClient:
@@ -475,6 +479,7 @@ class Writer:
             "save": b"",
             "databases": b"%d" % c.databases,
             "enable-debug-command": c.enable_debug_command.encode(),
+            "track-key-access": b"yes" if c.track_key_access else b"no",
             "maxmemory": b"0",
             "timeout": b"%d" % c.timeout,
             "loglevel": c.loglevel.encode(),
@@ -545,9 +550,7 @@ class Writer:
     def reset_stats(self) -> bytes:
         self.executor.stat_commands = 0
         self.stat_connections = 0
-        databases = self.databases
-        databases.expired_keys = databases.hits = databases.misses = 0
-        databases.expired_stale_perc = databases.expire_cycle_cpu_ms = 0.0
+        self.databases.reset_stats()
         return resp.OK
 
     def client_list(self, only: WriterClient | None = None) -> bytes:

@@ -1239,13 +1239,14 @@ class Servers:
         code = self.kvred.stop()
         self.crashes.append(f"kvred was down (exit code {code}) after the case before "
                             f"{case_id!r}")
-        self.kvred = start_kvred(self.kvred.dir)
+        self.kvred = start_kvred(self.kvred.dir, track_key_access="yes")
 
 
 @pytest.fixture(scope="module")
 def servers(redis_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Servers]:
-    pair = Servers(redis_server, start_kvred(tmp_path_factory.mktemp("kvred")))
+    # key access times on, so that OBJECT IDLETIME compares (test_idletime_needs_tracking: off)
+    pair = Servers(redis_server, start_kvred(tmp_path_factory.mktemp("kvred"), track_key_access="yes"))
     try:
         yield pair
     finally:
@@ -1358,3 +1359,14 @@ def test_debug_refused_inside_multi(debug_disabled: tuple[ServerProcess, ServerP
     mismatches = _compare(*debug_disabled, [
         C("FLUSHALL"), C("MULTI"), C("DEBUG", "SLEEP", "0"), C("SET", "k", "v"), C("EXEC"), C("EXISTS", "k")])
     assert not mismatches, f"{len(mismatches)} differing step(s):\n" + "\n".join(mismatches)
+
+
+@pytest.mark.skipif(against_redis(), reason="a kvred setting")
+def test_idletime_needs_tracking(kvred_module: ServerProcess) -> None:
+    """kvred records key access times only with --track-key-access yes (they cost
+    throughput); without it OBJECT IDLETIME says so instead of answering a number."""
+    with RawClient(kvred_module.port) as c:
+        assert c.call("SET", "k", "v") == b"+OK\r\n"
+        assert c.call("OBJECT", "IDLETIME", "k").startswith(b"-ERR Idle time not tracked")
+        assert c.call("OBJECT", "IDLETIME", "missing") == b"$-1\r\n"
+        assert c.call("CONFIG", "GET", "track-key-access") == b"*2\r\n$16\r\ntrack-key-access\r\n$2\r\nno\r\n"

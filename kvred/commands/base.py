@@ -134,6 +134,7 @@ class Command:
         "local",
         "write",
         "subcommands",
+        "direct",
     )
 
     def __init__(
@@ -156,6 +157,9 @@ class Command:
         self.write = "write" in flags
         # a container command (CONFIG, CLIENT, OBJECT...): lowercase subcommand -> its arity
         self.subcommands: dict[bytes, int] = {}
+        # the writer may call the handler once the arity is right (no subcommands to check,
+        # not a connection command): its hot loop skips call() for these
+        self.direct = handler is not None
 
     def arity_ok(self, argc: int) -> bool:
         return self.min_argc <= argc <= self.max_argc
@@ -203,7 +207,9 @@ def command(
     def decorate(handler: H) -> H:
         register(name, handler, arity, flags, keys)
         if subcommands:
-            COMMANDS[name.encode()].subcommands = {sub.encode(): n for sub, n in subcommands.items()}
+            cmd = COMMANDS[name.encode()]
+            cmd.subcommands = {sub.encode(): n for sub, n in subcommands.items()}
+            cmd.direct = False
         return handler
 
     return decorate

@@ -5,8 +5,10 @@ the same value: a string is `int` when it is a 64-bit integer of at most 20
 characters, `embstr` up to 44 bytes, `raw` beyond or once changed in place (APPEND,
 SETRANGE). REFCOUNT is Redis's: shared small integers (0 to 9999) report
 2147483647, everything else 1. IDLETIME is the seconds since the key was last
-read or written (the LRU clock in kvred/keyspace.py). FREQ needs an LFU
-maxmemory-policy, which kvred does not have: Redis's error.
+read or written (the LRU clock in kvred/keyspace.py), kept only with
+--track-key-access yes (it costs 8-13% of writer-bound throughput); without it,
+IDLETIME says so in an error rather than answer a number it does not know. FREQ
+needs an LFU maxmemory-policy, which kvred does not have: Redis's error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ __all__ = ["encoding_of"]
 OBJ_SHARED_INTEGERS = 10000  # Redis shares the integer objects 0..9999
 OBJ_SHARED_REFCOUNT = 2147483647
 EMBSTR_SIZE_LIMIT = 44
+ERR_IDLE_NOT_TRACKED = (
+    b"-ERR Idle time not tracked: kvred records key access times only when started with "
+    b"--track-key-access yes, which costs throughput.\r\n"
+)
 ERR_NO_LFU = (
     b"-ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
     b"switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"
@@ -75,5 +81,7 @@ def object_(ctx: Context, argv: list[bytes]) -> bytes:
         shared = number is not None and 0 <= number < OBJ_SHARED_INTEGERS
         return resp.integer(OBJ_SHARED_REFCOUNT if shared else 1)
     if sub == b"idletime":
+        if not keyspace.track:
+            return ERR_IDLE_NOT_TRACKED
         return resp.integer(keyspace.idle_seconds(key))
     return ERR_NO_LFU

@@ -59,9 +59,20 @@ def _string(ctx: Context, key: bytes, write: bool = False) -> bytes | bytearray 
 
 @command("get", 2, "readonly fast", (1, 1, 1))
 def get(ctx: Context, argv: list[bytes]) -> bytes:
-    value = ctx.keyspace.lookup_read(argv[1])
-    if value is None:
-        return ctx.null
+    # Keyspace.lookup_read, inlined for its common case (a key without a TTL): GET is the
+    # hottest command, and the method call alone was ~500 of the ~6,800 instructions a GET
+    # costs the writer (callgrind). Anything else takes the method.
+    keyspace = ctx.keyspace
+    key = argv[1]
+    value = keyspace.data.get(key)
+    if value is None or (keyspace.expires and key in keyspace.expires):
+        value = keyspace.lookup_read(key)
+        if value is None:
+            return ctx.null
+    else:
+        keyspace.hits += 1
+        if keyspace.track:
+            keyspace.access[key] = keyspace.clock
     if type(value) is not bytes and type(value) is not bytearray:
         return ERR_WRONGTYPE
     return b"$%d\r\n%b\r\n" % (len(value), value)  # type: ignore[str-format]  # %b takes a bytearray
@@ -136,7 +147,15 @@ def set_(ctx: Context, argv: list[bytes]) -> bytes:
     keyspace = ctx.keyspace
     key = argv[1]
     if len(argv) == 3:  # the hot path: plain SET key value
-        keyspace.set_key(key, argv[2])
+        data = keyspace.data
+        if key in data and not keyspace.watched and not (keyspace.expires and key in keyspace.expires):
+            # Keyspace.set_key inlined for an overwrite with nothing else to maintain (no
+            # TTL to drop, no watcher to touch): the method call was ~300 of ~5,600 (callgrind)
+            data[key] = argv[2]
+            if keyspace.track:
+                keyspace.access[key] = keyspace.clock
+        else:
+            keyspace.set_key(key, argv[2])
         ctx.aof_feed(argv)
         return OK
     parsed = parse_string_options(argv, 3, for_set=True)
