@@ -36,6 +36,7 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -43,6 +44,7 @@ import psutil
 from . import __version__, ipc, resp
 from .aof import AofWriteError, AppendOnlyFile
 from .clients import WriterClient
+from .collector import CycleCollector
 from .commands.base import Handler
 from .config import Config, setup_logging
 from .execute import Executor
@@ -57,6 +59,7 @@ log = logging.getLogger("kvred.writer")
 
 LINK_RECV_BYTES = 1 << 20  # one recv() per readable link per pass
 CRON_INTERVAL_S = 0.1  # statistics sampling, as Redis's serverCron at hz 10
+EXPIRE_BEHIND_INTERVAL_S = 0.02  # the next expire cycle while keys are left to expire (kvred/keyspace.py)
 REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour kvred reproduces
 ERR_REWRITE_FORK = (
     b"-ERR Can't execute an AOF background rewriting. Please check the server logs for more information.\r\n"
@@ -92,6 +95,7 @@ class Writer:
         self.deferred: dict[int, WriterClient] = {}
         self._pass_resumes: list[tuple[Link, int, list[Any]]] = []  # released this pass
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
+        self.collector = CycleCollector()  # the dataset out of the cycle collector's view
         # statistics for INFO
         self.stat_connections = 0
         self._ops_sample = (time.monotonic(), 0)
@@ -126,6 +130,7 @@ class Writer:
             expired = self.databases.expire_after_load()
             if expired:
                 log.info("%d keys expired while the server was down: deleted", expired)
+        self.collector.freeze_now()  # the loaded dataset is never traversed by a collection
         self.control.sendall(b"R")  # loaded: the supervisor may start the workers
         self._serve()
         self._shutdown()
@@ -188,10 +193,10 @@ class Writer:
     def _serve(self) -> None:
         sel = self._selector = selectors.DefaultSelector()
         sel.register(self.control, selectors.EVENT_READ, None)
-        cron_due = time.monotonic() + CRON_INTERVAL_S
+        cron_due = expire_due = time.monotonic() + CRON_INTERVAL_S
         while not self._stopping:
             try:
-                events = sel.select(CRON_INTERVAL_S)
+                events = sel.select(max(0.0, min(cron_due, expire_due) - time.monotonic()))
             except InterruptedError:
                 continue
             replied = []
@@ -212,6 +217,9 @@ class Writer:
                 self._rewrite_requested = False  # scheduled by a BGREWRITEAOF inside EXEC
                 self._start_rewrite()
             now = time.monotonic()
+            if now >= expire_due:
+                behind = self._duty(self._expire_keys)
+                expire_due = now + (EXPIRE_BEHIND_INTERVAL_S if behind else CRON_INTERVAL_S)
             if now >= cron_due:
                 self._cron(now)
                 cron_due = now + CRON_INTERVAL_S
@@ -632,26 +640,37 @@ class Writer:
     def _cron(self, now: float) -> None:
         # Each duty on its own: one failing (a bug, an odd OS error) must not stop the others.
         self.databases.tick()
-        for duty in (self._retry_aof, self._expire_keys, self._poll_rewrite, self.trimmer.maybe_trim):
-            try:
-                duty()
-            except Exception:
-                log.exception("internal error in the writer's cron (%s)", duty.__name__)
+        duties = (self._retry_aof, self._poll_rewrite, self.databases.advance_compactions,
+                  self.trimmer.maybe_trim, self.collector.maybe_freeze)
+        for duty in duties:
+            self._duty(duty)
         then, count = self._ops_sample
         commands = self.executor.stat_commands
         if now > then:
             self.instantaneous_ops = int((commands - count) / (now - then))
         self._ops_sample = (now, commands)
 
-    def _expire_keys(self) -> None:
-        """The active expire cycle; its DELs are logged and written like any pass's."""
-        self.databases.active_expire_cycle()
+    @staticmethod
+    def _duty(duty: Callable[[], Any]) -> Any:
+        """Run one periodic duty on its own: one failing (a bug, an odd OS error) must
+        not stop the others, nor the writer."""
+        try:
+            return duty()
+        except Exception:
+            log.exception("internal error in the writer's cron (%s)", duty.__name__)
+            return None
+
+    def _expire_keys(self) -> bool:
+        """The active expire cycle; its DELs are logged and written like any pass's.
+        True if keys are left to expire now."""
+        behind = self.databases.active_expire_cycle()
         aof = self.aof
         if aof is not None and aof.aof_buf:
             try:
                 aof.flush()
             except AofWriteError:
                 self.executor.refusing = aof.last_write_error or "unknown error"
+        return behind
 
 
 def _joined(reply: Any) -> Any:

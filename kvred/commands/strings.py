@@ -162,12 +162,9 @@ def set_(ctx: Context, argv: list[bytes]) -> bytes:
     if isinstance(parsed, bytes):
         return parsed
     flags, expire = parsed
-    when: int | None = None
-    if expire is not None:
-        absolute = expire_at_ms(flags, expire, ctx.databases.now_ms(), b"set")
-        if isinstance(absolute, bytes):
-            return absolute
-        when = absolute
+    when = _deadline(ctx, flags, expire, b"set")
+    if isinstance(when, bytes):
+        return when
     if flags & SET_GET:
         old = _string(ctx, key)
         reply = ctx.null if old is None else _bulk(old)
@@ -184,6 +181,13 @@ def set_(ctx: Context, argv: list[bytes]) -> bytes:
         keyspace.set_expire(key, when)
         ctx.aof_feed([b"SET", key, argv[2], b"PXAT", b"%d" % when])  # absolute: replay is exact
     return reply
+
+
+def _deadline(ctx: Context, flags: int, expire: bytes | None, name: bytes) -> int | bytes | None:
+    """The absolute unix ms an EX/PX/EXAT/PXAT option gives (None without one), or its error."""
+    if expire is None:
+        return None
+    return expire_at_ms(flags, expire, ctx.databases.now_ms(), name)
 
 
 def _set_with_ttl(ctx: Context, argv: list[bytes], unit_flag: int) -> bytes:
@@ -219,12 +223,9 @@ def getex(ctx: Context, argv: list[bytes]) -> bytes:
     value = _string(ctx, key)
     if value is None:
         return ctx.null
-    when: int | None = None
-    if expire is not None:
-        absolute = expire_at_ms(flags, expire, ctx.databases.now_ms(), b"getex")
-        if isinstance(absolute, bytes):
-            return absolute
-        when = absolute
+    when = _deadline(ctx, flags, expire, b"getex")  # checked after the lookup, as Redis
+    if isinstance(when, bytes):
+        return when
     reply = _bulk(value)
     if when is not None:
         if flags & (SET_EXAT | SET_PXAT) and when <= ctx.databases.now_ms() and not ctx.databases.loading:
