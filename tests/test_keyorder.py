@@ -6,7 +6,6 @@ call; random picks.
 from __future__ import annotations
 
 from collections import Counter
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 
