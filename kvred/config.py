@@ -92,6 +92,15 @@ class Config:
     databases: int = 16
     enable_debug_command: str = "no"  # Redis 7's default: DEBUG is refused
     track_key_access: bool = False  # OBJECT IDLETIME: costs throughput (kvred/keyspace.py)
+    # the sizes up to which Redis keeps an aggregate compact: OBJECT ENCODING follows them
+    hash_max_listpack_entries: int = 512
+    hash_max_listpack_value: int = 64
+    set_max_intset_entries: int = 512
+    zset_max_listpack_entries: int = 128
+    zset_max_listpack_value: int = 64
+    list_max_listpack_size: int = -2
+    list_compress_depth: int = 0
+    hll_sparse_max_bytes: int = 3000
 
     @property
     def aof_path(self) -> str:
@@ -277,6 +286,27 @@ def _appendfilename(text: str) -> str:
     return text
 
 
+# (name, default, parser): Redis 7.0's compact-encoding thresholds
+ENCODING_SETTINGS: list[tuple[str, int, Callable[[str], int]]] = [
+    ("hash-max-listpack-entries", 512, _int_between(0, LLONG_MAX)),
+    ("hash-max-listpack-value", 64, _any_size),
+    ("set-max-intset-entries", 512, _int_between(0, LLONG_MAX)),
+    ("zset-max-listpack-entries", 128, _int_between(0, LLONG_MAX)),
+    ("zset-max-listpack-value", 64, _any_size),
+    ("list-max-listpack-size", -2, _int_between(-(2**31), INT_MAX)),
+    ("list-compress-depth", 0, _int_between(0, INT_MAX)),
+    ("hll-sparse-max-bytes", 3000, _any_size),
+]
+# Redis 7.0's older names for them, which CONFIG GET also answers
+ENCODING_ALIASES = {
+    "hash-max-ziplist-entries": "hash-max-listpack-entries",
+    "hash-max-ziplist-value": "hash-max-listpack-value",
+    "zset-max-ziplist-entries": "zset-max-listpack-entries",
+    "zset-max-ziplist-value": "zset-max-listpack-value",
+    "list-max-ziplist-size": "list-max-listpack-size",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="kvred",
@@ -354,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="record each key's last access, for OBJECT IDLETIME: yes or no (default no; "
         "it costs 8-13%% of throughput when the writer is the limit)",
     )
+    for name, default, kind in ENCODING_SETTINGS:
+        parser.add_argument(
+            f"--{name}",
+            type=kind,
+            default=default,
+            help=f"Redis's {name} (default {default}): the size up to which Redis keeps such a value compact, "
+            "which OBJECT ENCODING reports",
+        )
     parser.add_argument(
         "--databases",
         type=_int_between(1, DATABASES_MAX),
@@ -542,6 +580,7 @@ def parse_args(argv: list[str]) -> Config:
         databases=args.databases,
         enable_debug_command=args.enable_debug_command,
         track_key_access=args.track_key_access,
+        **{name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name, _d, _k in ENCODING_SETTINGS},
     )
 
 

@@ -44,14 +44,10 @@ __all__ = [
     "Keyspace",
     "WrongType",
     "Watcher",
-    "STRING_TYPES",
-    "type_name",
-    "copy_value",
     "time_ms",
     "ACTIVE_EXPIRE_KEYS_PER_LOOP",
 ]
 
-STRING_TYPES = (bytes, bytearray)  # a string is bytes, or a bytearray once changed in place
 ACTIVE_EXPIRE_KEYS_PER_LOOP = 20  # Redis's ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
 ACTIVE_EXPIRE_ACCEPTABLE_STALE = 10  # percent: walk again while more than this had expired (Redis 7.0)
 ACTIVE_EXPIRE_BUDGET_S = 0.005  # per cycle; the writer repeats it every 20 ms while it is behind
@@ -60,21 +56,6 @@ COMPACTION_BUDGET_S = 0.001  # per cron tick, for key-order compactions under wa
 
 def time_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def copy_value(value: Any) -> Any:
-    """COPY's duplicate: immutable values are shared, mutable ones copied."""
-    if type(value) is bytearray:
-        return bytearray(value)
-    return value
-
-
-def type_name(value: object) -> bytes:
-    """TYPE's answer for a stored value."""
-    return _TYPE_NAMES.get(type(value), b"none")
-
-
-_TYPE_NAMES: dict[type, bytes] = {bytes: b"string", bytearray: b"string"}
 
 
 class WrongType(Exception):

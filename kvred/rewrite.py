@@ -34,6 +34,7 @@ import time
 from .aof import AppendOnlyFile
 from .keyspace import Databases
 from .resp import encode_command
+from .valuetypes import STRING_TYPES, value_type
 
 __all__ = ["AofRewriter", "remove_stale_temp_files"]
 
@@ -61,7 +62,8 @@ def fsync_directory(directory: str) -> None:
 
 
 def _write_snapshot(databases: Databases, path: str) -> None:
-    """In the child: every database as SELECT, its keys, and their TTLs as PEXPIREAT,
+    """In the child: every database as SELECT, its keys (strings many per MSET, other
+    types with their own commands, kvred/valuetypes.py), and their TTLs as PEXPIREAT,
     fsynced. Keys whose time has passed are written too, with their past deadline, as
     Redis 7 does: the parent may still change such a key after the fork (its clock is
     not the child's), and the tail's change must find the key it changes."""
@@ -73,6 +75,10 @@ def _write_snapshot(databases: Databases, path: str) -> None:
             write(encode_command([b"SELECT", b"%d" % db.id]))
             batch: list[bytes] = [b"MSET"]
             for key, value in db.data.items():
+                if type(value) not in STRING_TYPES:
+                    for cmd in value_type(value).rewrite(key, value):  # type: ignore[union-attr]
+                        write(encode_command(cmd))
+                    continue
                 batch.append(key)
                 batch.append(value)
                 if len(batch) > 2 * KEYS_PER_MSET:

@@ -46,7 +46,7 @@ from .aof import AofWriteError, AppendOnlyFile
 from .clients import WriterClient
 from .collector import CycleCollector
 from .commands.base import Handler
-from .config import Config, setup_logging
+from .config import ENCODING_ALIASES, ENCODING_SETTINGS, Config, setup_logging
 from .execute import Executor
 from .keyspace import Databases, WrongType, unwatch_all
 from .memory import MemoryTrimmer
@@ -498,6 +498,8 @@ class Writer:
             "client-query-buffer-limit": b"%d" % c.client_query_buffer_limit,
             "client-output-buffer-limit": b"normal %d %d 0"
             % (c.client_output_buffer_limit, c.client_output_buffer_limit),
+            **{name: b"%d" % getattr(c, name.replace("-", "_")) for name, _default, _parse in ENCODING_SETTINGS},
+            **{alias: b"%d" % getattr(c, name.replace("-", "_")) for alias, name in ENCODING_ALIASES.items()},
         }
 
     def _poll_rewrite(self) -> None:

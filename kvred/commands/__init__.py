@@ -3,11 +3,29 @@
 Families register their handlers with `@command` when imported, one module per
 family as Redis's source files: `strings` (t_string.c: GET, SET, INCR...), `keys`
 (db.c: DEL, SCAN, RENAME, SELECT, MOVE...), `expire` (expire.c: EXPIRE, TTL...),
-`multi` (WATCH), `object` (OBJECT), `debug` (DEBUG), and `server` (PING, CONFIG,
-CLIENT, INFO, and the connection commands the worker runs).
+`multi` (WATCH), `object` (OBJECT), `debug` (DEBUG), `server` (PING, CONFIG,
+CLIENT, INFO, and the connection commands the worker runs), and one module per value
+type: `lists` (t_list.c), `hashes` (t_hash.c), `sets` (t_set.c), `zsets` (t_zset.c),
+`bitops` (bitops.c: SETBIT, BITCOUNT, BITFIELD...), `hyperloglog` (hyperloglog.c),
+`sort` (sort.c); `scanning` is HSCAN/SSCAN/ZSCAN's shared iteration.
 """
 
-from . import debug, expire, keys, multi, object, server, strings  # noqa: F401  (importing registers the commands)
+from . import (  # noqa: F401  (importing registers the commands)
+    bitops,
+    debug,
+    expire,
+    hashes,
+    hyperloglog,
+    keys,
+    lists,
+    multi,
+    object,
+    server,
+    sets,
+    sort,
+    strings,
+    zsets,
+)
 from .base import COMMANDS, Command, lookup, unknown_command, wrong_arity
 
 # Names (as stored: lowercase and uppercase) of the commands only the writer runs.

@@ -13,7 +13,8 @@ import re
 
 from .. import resp
 from ..glob import compile_glob
-from ..keyspace import Keyspace, copy_value, type_name
+from ..keyspace import Keyspace
+from ..valuetypes import copy_value, type_name
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
 
 __all__ = ["parse_cursor", "db_index"]

@@ -1,7 +1,7 @@
 """OBJECT (Redis's object.c): how a key's value is kept, its references, its idle time.
 
 kvred stores values as Python objects, so ENCODING answers what Redis would use for
-the same value: a string is `int` when it is a 64-bit integer of at most 20
+the same value (each type says, kvred/valuetypes.py): a string is `int` when it is a 64-bit integer of at most 20
 characters, `embstr` up to 44 bytes, `raw` beyond or once changed in place (APPEND,
 SETRANGE). REFCOUNT is Redis's: shared small integers (0 to 9999) report
 2147483647, everything else 1. IDLETIME is the seconds since the key was last
@@ -14,14 +14,13 @@ needs an LFU maxmemory-policy, which kvred does not have: Redis's error.
 from __future__ import annotations
 
 from .. import resp
-from ..keyspace import STRING_TYPES
+from ..valuetypes import string_as_integer, value_type
 from .base import Context, command
 
-__all__ = ["encoding_of"]
+__all__: list[str] = []
 
 OBJ_SHARED_INTEGERS = 10000  # Redis shares the integer objects 0..9999
 OBJ_SHARED_REFCOUNT = 2147483647
-EMBSTR_SIZE_LIMIT = 44
 ERR_IDLE_NOT_TRACKED = (
     b"-ERR Idle time not tracked: kvred records key access times only when started with "
     b"--track-key-access yes, which costs throughput.\r\n"
@@ -49,21 +48,6 @@ _HELP = [
 ]
 
 
-def _as_integer(value: object) -> int | None:
-    """string2l as tryObjectEncoding applies it: the integer a string encodes, if any."""
-    if type(value) is not bytes or len(value) > 20:
-        return None
-    return resp.parse_strict_int(value)
-
-
-def encoding_of(value: object) -> bytes:
-    if type(value) in STRING_TYPES:
-        if _as_integer(value) is not None:
-            return b"int"
-        return b"embstr" if type(value) is bytes and len(value) <= EMBSTR_SIZE_LIMIT else b"raw"  # type: ignore[arg-type]
-    return b"raw"
-
-
 @command("object", -2, "slow", subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2})
 def object_(ctx: Context, argv: list[bytes]) -> bytes:
     """(The command table checks the subcommand and its arity.)"""
@@ -75,9 +59,10 @@ def object_(ctx: Context, argv: list[bytes]) -> bytes:
     if value is None:
         return ctx.null
     if sub == b"encoding":
-        return resp.bulk(encoding_of(value))
+        kind = value_type(value)
+        return resp.bulk(b"raw" if kind is None else kind.encoding(value))
     if sub == b"refcount":
-        number = _as_integer(value)
+        number = string_as_integer(value)
         shared = number is not None and 0 <= number < OBJ_SHARED_INTEGERS
         return resp.integer(OBJ_SHARED_REFCOUNT if shared else 1)
     if sub == b"idletime":

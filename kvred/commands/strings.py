@@ -15,7 +15,8 @@ replay as they did live); INCRBYFLOAT as the SET of its result with KEEPTTL.
 from __future__ import annotations
 
 from .. import resp
-from ..keyspace import STRING_TYPES, Keyspace
+from ..keyspace import Keyspace
+from ..valuetypes import STRING_TYPES
 from .base import (
     ERR_NOT_FLOAT,
     ERR_NOT_INT,
