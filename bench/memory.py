@@ -20,6 +20,12 @@ migrates from the old single-file format into appendonlydir/, as its log
 shows) and times the start until PING answers +PONG and DBSIZE equals --keys.
 An empty start (no AOF) is timed as well: the fixed cost of starting.
 
+Per type (--types): for each value type a fresh server of each kind receives
+--elements elements into one list (RPUSH), one hash (HSET), one set (SADD), one sorted
+set (ZADD), and --elements/10 small hashes of 2 fields each (HSET), 100 elements per
+command, pipelined; reported: the RSS growth over the empty server, kvred against
+redis-server.
+
 Writes memory.json and memory.md to --out (default bench/results/<ts>-memory).
 """
 
@@ -34,7 +40,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +151,76 @@ def measure_memory(keys: int, value_size: int, workers_list: list[int], redis_bi
     return rows
 
 
+def _element(i: int) -> bytes:
+    return b"element:%012d" % i
+
+
+def _type_commands(kind: str, elements: int) -> Iterator[list[bytes]]:
+    """The commands that load `elements` elements of `kind`, 100 per command."""
+    for start in range(0, elements, 100):
+        chunk = range(start, min(elements, start + 100))
+        if kind == "list":
+            yield [b"RPUSH", b"biglist", *(_element(i) for i in chunk)]
+        elif kind == "hash":
+            yield [b"HSET", b"bighash", *(x for i in chunk for x in (_element(i), b"v%09d" % i))]
+        elif kind == "set":
+            yield [b"SADD", b"bigset", *(_element(i) for i in chunk)]
+        elif kind == "zset":
+            yield [b"ZADD", b"bigzset", *(x for i in chunk for x in (b"%d.5" % i, _element(i)))]
+        elif kind == "small-hashes":
+            for i in range(start // 10, min(elements, start + 100) // 10):
+                yield [b"HSET", b"hash:%012d" % i, b"name", b"n%09d" % i, b"count", b"%d" % i]
+        else:
+            raise ValueError(kind)
+
+
+TYPE_LOADS = ("list", "hash", "set", "zset", "small-hashes")
+
+
+def load_commands(port: int, commands: Iterator[list[bytes]], timeout: float = 120.0) -> float:
+    """Send `commands` pipelined (100 per write); each must get an integer reply."""
+    t0 = time.perf_counter()
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        while True:
+            batch = [c for _, c in zip(range(100), commands, strict=False)]
+            if not batch:
+                break
+            sock.sendall(b"".join(benchlib.encode_command(*c) for c in batch))
+            buf = b""
+            while buf.count(b"\r\n") < len(batch):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("server closed the connection while loading")
+                buf += chunk
+            if any(not line.startswith(b":") for line in buf.split(b"\r\n")[:-1]):
+                raise RuntimeError(f"unexpected reply while loading: {buf[:200]!r}")
+    return time.perf_counter() - t0
+
+
+def measure_types(elements: int, workers: int, redis_bin: str, root: Path,
+                  log: Callable[[str], None]) -> list[dict[str, Any]]:
+    rows = []
+    for kind in TYPE_LOADS:
+        def workdir(name: str, kind: str = kind) -> Path:
+            return _fresh_dir(root, f"type-{kind}", name)
+
+        for server in _servers(workdir, [workers], redis_bin):
+            log(f"memory per type: {server.label}: {kind}, {elements:,} elements")
+            server.start(timeout=120)
+            try:
+                time.sleep(0.5)
+                empty = benchlib.tree_memory(server)
+                load_s = load_commands(server.port, _type_commands(kind, elements))
+                time.sleep(1.0)
+                loaded = benchlib.tree_memory(server)
+            finally:
+                server.stop()
+            rows.append({"type": kind, "server": server.label, "kind": server.kind, "elements": elements,
+                         "load_s": round(load_s, 3), "rss_growth_bytes": loaded["rss_bytes"] - empty["rss_bytes"]})
+    return rows
+
+
 def _fresh_dir(root: Path, prefix: str, name: str) -> Path:
     path = root / f"{prefix}-{name}"
     path.mkdir(parents=True)
@@ -233,6 +309,21 @@ def render_markdown(data: dict[str, Any]) -> str:
                 lines.append(f"- {r['server']}: pid {p['pid']} `{p['name']}` RSS {mib(p['rss'])}, "
                              f"PSS {mib(p['pss'])}, USS {mib(p['uss'])}")
         lines.append("")
+    per_type = data.get("types") or []
+    if per_type:
+        lines += ["## Memory per value type", "",
+                  "RSS growth over the empty server after loading the elements (one fresh server per row).", "",
+                  "| load | elements | kvred growth | redis-server growth | kvred / redis | load time kvred / redis |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for kind in TYPE_LOADS:
+            k = next((r for r in per_type if r["type"] == kind and r["kind"] == "kvred"), None)
+            r = next((r for r in per_type if r["type"] == kind and r["kind"] == "redis"), None)
+            if not k or not r:
+                continue
+            ratio = f"{k['rss_growth_bytes'] / r['rss_growth_bytes']:.2f}" if r["rss_growth_bytes"] > 0 else "–"
+            lines.append(f"| {kind} | {k['elements']:,} | {mib(k['rss_growth_bytes'])} | {mib(r['rss_growth_bytes'])} "
+                         f"| {ratio} | {k['load_s']:.1f} s / {r['load_s']:.1f} s |")
+        lines.append("")
     st = data.get("startup")
     if st:
         lines += [f"## Start-up: replaying a {keys:,}-key AOF ({st['aof_bytes'] / 2**20:.1f} MiB of SET commands)",
@@ -264,13 +355,17 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def run_all(keys: int, workers_list: list[int], out: Path, repeats: int = 3, value_size: int = 100,
             redis_bin: str = "redis-server", tmpdir: Path | None = None,
-            log: Callable[[str], None] = print, memory: bool = True, startup: bool = True) -> dict[str, Any]:
+            log: Callable[[str], None] = print, memory: bool = True, startup: bool = True,
+            types_elements: int = 0) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="kvred-memory-", dir=tmpdir))
     data: dict[str, Any] = {"keys": keys, "value_size": value_size, "workers_list": workers_list}
     try:
         if memory:
             data["memory"] = measure_memory(keys, value_size, workers_list, redis_bin, root, log)
+            _write(out, data)
+        if types_elements:
+            data["types"] = measure_types(types_elements, workers_list[0], redis_bin, root, log)
             _write(out, data)
         if startup:
             data["startup"] = measure_startup(keys, value_size, workers_list, redis_bin, root, repeats, log)
@@ -297,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redis-server", default="redis-server", help="redis-server binary")
     p.add_argument("--skip-memory", action="store_true", help="only the start-up measurement")
     p.add_argument("--skip-startup", action="store_true", help="only the memory measurement")
+    p.add_argument("--types", action="store_true", help="also memory per value type (list, hash, set, zset, "
+                   "small hashes)")
+    p.add_argument("--elements", type=int, default=1_000_000, help="elements per type with --types (default 1000000)")
     args = p.parse_args(argv)
     if args.keys < 1 or args.repeats < 1 or args.value_size < 1:
         p.error("--keys, --repeats and --value-size must be at least 1")
@@ -305,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_all(args.keys, workers, out, args.repeats, args.value_size, args.redis_server, args.tmpdir,
                 log=lambda m: print(m, file=sys.stderr, flush=True), memory=not args.skip_memory,
-                startup=not args.skip_startup)
+                startup=not args.skip_startup, types_elements=args.elements if args.types else 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

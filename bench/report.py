@@ -44,7 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from benchlib import BENCH_DIR, HOST, Server, ServerError, median  # noqa: E402
 
-RB_TESTS = ("ping", "ping_inline", "ping_mbulk", "set", "get", "incr", "mset")
+# redis-benchmark's tests (`-t` names); with these, its whole default suite. `lrange` runs
+# its LPUSH fill and LRANGE_100/300/500/600, one row each.
+RB_TESTS = ("ping", "ping_inline", "ping_mbulk", "set", "get", "incr", "lpush", "rpush", "lpop", "rpop", "sadd",
+            "hset", "spop", "zadd", "zpopmin", "lrange", "mset")
+DEFAULT_SUITE = "ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange,mset"
 CLIENT_TESTS = ("ping", "get", "exists", "set", "del", "mset", "incr")
 TOOLS = ("redis-benchmark", "client")
 FSYNC_POLICIES = ("always", "everysec", "no")
@@ -82,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fsync", help=f"fsync policies, comma-separated (default {DEFAULTS['fsync']})")
     p.add_argument("--workers-list", help=f"kvred --workers values (default {DEFAULTS['workers_list']})")
-    p.add_argument("--tests", help=f"tests (default {DEFAULTS['tests']}); redis-benchmark knows "
+    p.add_argument("--tests", help=f"tests (default {DEFAULTS['tests']}; `default`: redis-benchmark's default suite); redis-benchmark knows "
                    f"{','.join(RB_TESTS)}, client.py knows {','.join(CLIENT_TESTS)}")
     p.add_argument("--clients", help=f"connection counts, -c (default {DEFAULTS['clients']})")
     p.add_argument("--pipelines", help=f"pipeline depths, -P (default {DEFAULTS['pipelines']})")
@@ -112,7 +116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         args.fsync = csv_list(args.fsync)
         args.workers_list = int_list(args.workers_list)
-        args.tests = csv_list(args.tests)
+        args.tests = csv_list(args.tests.replace("default", DEFAULT_SUITE))
         args.clients = int_list(args.clients)
         args.pipelines = int_list(args.pipelines)
         args.tools = csv_list(args.tools)
