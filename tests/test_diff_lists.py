@@ -20,6 +20,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     check_case,
     check_survived,
     hello_masked,
+    info_fields,
     int_range,
     servers,
 )
@@ -232,6 +233,11 @@ case("ttl-kept", C("RPUSH", "l", "a", "b", "c", "d", "e"), C("PEXPIREAT", "l", M
      C("LMPOP", "1", "l", "LEFT"), C("PEXPIRETIME", "l"), C("LRANGE", "l", *ALL), C("PTTL", "l", norm=int_range(
          1, 4102444800123)), C("RPOP", "l", "10"), C("PEXPIRETIME", "l"), C("RPUSH", "l", "new"), C("TTL", "l"),
      C("SET", "t", "v", "EXAT", T_2100), C("DEL", "t"), C("RPUSH", "t", "a"), C("TTL", "t"))
+case("keyspace-hits", C("RPUSH", "l", "a", "b"), C("CONFIG", "RESETSTAT"), C("LLEN", "l"), C("LLEN", "x"),
+     C("LRANGE", "l", *ALL), C("LRANGE", "x", *ALL), C("LINDEX", "l", "0"), C("LINDEX", "x", "0"), C("LPOS", "l", "a"),
+     C("LPOS", "x", "a"), C("LPUSH", "l", "c"), C("LPOP", "l"), C("LPOP", "x"), C("LMOVE", "l", "y", "LEFT", "LEFT"),
+     C("LMPOP", "2", "x", "l", "LEFT"), C("LSET", "l", "0", "q"), C("LREM", "x", "0", "a"), C("LTRIM", "y", "0", "0"),
+     C("INFO", "stats", norm=info_fields("keyspace_hits", "keyspace_misses")))
 case("multi-exec", C("MULTI"), C("RPUSH", "l", "a", "b", "c"), C("LPOP", "l"), C("LRANGE", "l", *ALL),
      C("LMPOP", "1", "l", "RIGHT", "COUNT", "5"), C("LPOS", "l", "a", "RANK", "0"), C("LPUSH", "s"),
      C("EXEC"), C("EXISTS", "l"), C("MULTI"), C("LPUSH", "l"), C("EXEC"), C("SET", "s", "v"), C("MULTI"),
@@ -337,6 +343,8 @@ def test_aof_kill_and_rewrite(tmp_path: Path) -> None:
         with RawClient(server.port, timeout=5) as c:
             _workload(c)
         expected = _lists(server.port, KEYS)
+        logged = _commands((tmp_path / "kvred.aof").read_bytes())
+        assert [b"RPOP", b"src", b"1"] in logged and not any(argv[0].upper() == b"LMPOP" for argv in logged)
         assert expected["plain"][0].startswith(b"*151\r\n") and expected["ttl"][1] == b":" + MS_2100.encode() + b"\r\n"
         server.proc.kill()  # type: ignore[union-attr]
         server.proc.wait(10)  # type: ignore[union-attr]
