@@ -223,6 +223,9 @@ case("object-encoding", C("RPUSH", "small", "a"), C("OBJECT", "ENCODING", "small
      C("RPUSH", "big", *[str(i) for i in range(200)]), C("OBJECT", "ENCODING", "big"),
      C("RPUSH", "long", "x" * 100), C("OBJECT", "ENCODING", "long"), C("LTRIM", "big", "0", "0"),
      C("OBJECT", "ENCODING", "big"), C("RPUSH", "ints", "1", "2", "3"), C("OBJECT", "ENCODING", "ints"))
+# the list settings (CONFIG SET of them is not in kvred yet: only their defaults are compared)
+case("list-settings", C("CONFIG", "GET", "list-max-listpack-size"), C("CONFIG", "GET", "list-max-ziplist-size"),
+     C("CONFIG", "GET", "list-compress-depth"))
 case("scan-type-list", C("RPUSH", "l1", "a"), C("RPUSH", "l2", "b"), C("SET", "s", "v"),
      ScanAll(("TYPE", "list")), ScanAll(("TYPE", "LIST")), ScanAll(("TYPE", "string")),
      ScanAll(("MATCH", "l1", "TYPE", "list")))
