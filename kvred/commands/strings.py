@@ -452,3 +452,129 @@ def msetnx(ctx: Context, argv: list[bytes]) -> bytes:
         keyspace.set_key(argv[i], argv[i + 1])
     ctx.aof_feed(argv)
     return ONE
+
+
+# --- LCS -------------------------------------------------------------------------
+
+ERR_LCS_TYPES = b"-ERR The specified keys must contain string values\r\n"
+ERR_LCS_BOTH = b"-ERR If you want both the length and indexes, please just use IDX.\r\n"
+ERR_LCS_TOO_LONG = b"-ERR String too long for LCS\r\n"
+ERR_LCS_MEMORY = b"-ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n"
+_UINT32_MAX = 2**32 - 1
+
+
+def _lcs_rows(a: bytes, b: bytes) -> list[int]:
+    """The bit-parallel LCS table (Allison-Dix, Hyyro): rows[i] has a clear bit j for
+    every j where LCS(a[:i], b[:j+1]) = LCS(a[:i], b[:j]) + 1, so LCS(a[:i], b[:j]) is the
+    number of clear bits below bit j. O(len(a) * len(b) / word) in CPython's big ints,
+    instead of Redis's table of len(a) * len(b) integers filled one by one."""
+    width = len(b)
+    full = (1 << width) - 1
+    masks: dict[int, int] = {}
+    for j, char in enumerate(b):
+        masks[char] = masks.get(char, 0) | (1 << j)
+    row = full
+    rows = [row]
+    for char in a:
+        match = row & masks.get(char, 0)
+        row = ((row + match) | (row - match)) & full
+        rows.append(row)
+    return rows
+
+
+@command("lcs", -3, "readonly", (1, 2, 1))
+def lcs(ctx: Context, argv: list[bytes]) -> bytes:
+    """LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest common
+    subsequence, its length, or its matching ranges (walked back from the ends, as
+    Redis does, so ties resolve the same way and the same LCS is answered)."""
+    keyspace = ctx.keyspace
+    first, second = keyspace.lookup_read(argv[1]), keyspace.lookup_read(argv[2])
+    if (first is not None and type(first) not in STRING_TYPES) or (
+        second is not None and type(second) not in STRING_TYPES
+    ):
+        return ERR_LCS_TYPES
+    a = b"" if first is None else bytes(first)
+    b = b"" if second is None else bytes(second)
+    get_len = get_idx = with_len = False
+    min_len = 0
+    j = 3
+    while j < len(argv):
+        opt = argv[j].split(b"\0", 1)[0].lower()
+        if opt == b"idx":
+            get_idx = True
+        elif opt == b"len":
+            get_len = True
+        elif opt == b"withmatchlen":
+            with_len = True
+        elif opt == b"minmatchlen" and j + 1 < len(argv):
+            parsed = int_arg(argv[j + 1])
+            if parsed is None:
+                return ERR_NOT_INT
+            min_len = max(parsed, 0)
+            j += 1
+        else:
+            return ERR_SYNTAX
+        j += 1
+    if get_idx and get_len:
+        return ERR_LCS_BOTH
+    alen, blen = len(a), len(b)
+    if alen >= _UINT32_MAX - 1 or blen >= _UINT32_MAX - 1:
+        return ERR_LCS_TOO_LONG
+    if (alen + 1) * (blen + 1) * 4 > ctx.config.proto_max_bulk_len:
+        return ERR_LCS_MEMORY  # Redis's limit on its table, kept though ours is smaller
+    rows = _lcs_rows(a, b)
+
+    def at(i: int, j: int) -> int:  # LCS(a[:i], b[:j])
+        return j - (rows[i] & ((1 << j) - 1)).bit_count()
+
+    total = at(alen, blen)
+    if get_len:
+        return resp.integer(total)
+    result = bytearray(total)
+    idx = total
+    matches: list[bytes] = []
+    size = 0
+    limit = ctx.output_limit
+    a_start = alen  # alen: no range being tracked
+    a_end = b_start = b_end = 0
+    i, j = alen, blen
+    while i > 0 and j > 0:
+        emit = False
+        if a[i - 1] == b[j - 1]:
+            result[idx - 1] = a[i - 1]
+            if a_start == alen:
+                a_start = a_end = i - 1
+                b_start = b_end = j - 1
+            elif a_start == i and b_start == j:
+                a_start -= 1
+                b_start -= 1
+            else:
+                emit = True
+            if a_start == 0 or b_start == 0:
+                emit = True
+            idx -= 1
+            i -= 1
+            j -= 1
+        else:
+            if at(i - 1, j) > at(i, j - 1):
+                i -= 1
+            else:
+                j -= 1
+            if a_start != alen:
+                emit = True
+        if emit:
+            match_len = a_end - a_start + 1
+            if get_idx and (min_len == 0 or match_len >= min_len):
+                part = b"*%d\r\n*2\r\n:%d\r\n:%d\r\n*2\r\n:%d\r\n:%d\r\n" % (
+                    3 if with_len else 2, a_start, a_end, b_start, b_end)
+                if with_len:
+                    part += b":%d\r\n" % match_len
+                matches.append(part)
+                size += len(part)
+                if size > limit:
+                    raise ReplyTooLarge
+            a_start = alen
+    if not get_idx:
+        return _bulk(result)
+    head = b"%2\r\n" if ctx.resp3 else b"*4\r\n"
+    return b"%b$7\r\nmatches\r\n*%d\r\n%b$3\r\nlen\r\n:%d\r\n" % (head, len(matches), b"".join(matches), total)
