@@ -181,6 +181,13 @@ case("bitop-large", C("SETRANGE", "a", "100000", b"\xf0\x0f"), C("SETBIT", "a", 
      C("BITPOS", "o", "1", "10"), C("BITOP", "AND", "x", "a", "b"), C("BITCOUNT", "x"),
      C("BITOP", "NOT", "n", "a"), C("BITCOUNT", "n"), C("BITOP", "XOR", "y", "a", "n"), C("BITCOUNT", "y"),
      C("BITPOS", "y", "0"))
+case("bitop-across-chunks", C("SETRANGE", "a", "1500000", b"\x0f\xf0"), C("SETRANGE", "b", "1048570", "abcdefghijkl"),
+     C("SETRANGE", "c", "2097150", b"\xff\xff\xff"), C("BITOP", "XOR", "x", "a", "b", "c"), C("STRLEN", "x"),
+     C("BITCOUNT", "x"), C("GETRANGE", "x", "1048570", "1048582"), C("GETRANGE", "x", "1500000", "1500001"),
+     C("GETRANGE", "x", "2097150", "-1"), C("BITOP", "OR", "o", "b", "a"), C("BITCOUNT", "o"),
+     C("BITOP", "AND", "n", "a", "b", "c"), C("BITCOUNT", "n"), C("BITOP", "NOT", "t", "c"), C("BITCOUNT", "t"),
+     C("BITPOS", "t", "0"), C("BITPOS", "x", "1", "1048576"), C("BITPOS", "x", "1", "1048580"),
+     C("BITCOUNT", "x", "8388500", "16777215", "BIT"))
 case("bitop-multi", C("SET", "a", "ab"), C("MULTI"), C("BITOP", "NOT", "d", "a"), C("GET", "d"),
      C("BITOP", "NOT", "d", "a", "b"), C("EXEC"))
 

@@ -41,6 +41,7 @@ ERR_OVERFLOW_TYPE = b"-ERR Invalid OVERFLOW type specified\r\n"
 ERR_BITFIELD_RO = b"-ERR BITFIELD_RO only supports the GET subcommand\r\n"
 
 CHUNK = 1 << 16  # bytes per step of the whole-range scans (bounds the temporary ints)
+OP_CHUNK = 1 << 20  # bytes per step of BITOP (bounds its temporary ints, however many keys)
 _ZEROS = bytes(CHUNK)
 _ONES = b"\xff" * CHUNK
 
@@ -189,26 +190,25 @@ def _first_bit(value: bytes | bytearray, first_bit: int, last_bit: int, bit: int
     """The offset of the first bit equal to `bit` in [first_bit, last_bit]; -1 if none."""
     first, last = first_bit >> 3, last_bit >> 3
     skip = _ZEROS if bit else _ONES  # a chunk of these holds no such bit
-    with memoryview(value) as view:
-        pos = first
-        while pos <= last:
-            stop = min(pos + CHUNK, last + 1)
-            chunk = view[pos:stop]
-            length = stop - pos
-            if chunk == skip[:length]:
-                pos = stop
-                continue
-            width = length * 8
-            n = int.from_bytes(chunk, "big")
-            if not bit:
-                n ^= (1 << width) - 1
-            if pos == first:
-                n &= (1 << (width - (first_bit & 7))) - 1
-            if stop == last + 1:
-                n &= ~((1 << (7 - (last_bit & 7))) - 1)
-            if n:
-                return pos * 8 + width - n.bit_length()
+    pos = first
+    while pos <= last:
+        stop = min(pos + CHUNK, last + 1)
+        chunk = value[pos:stop]  # a copy compares 16x faster than a memoryview slice
+        length = stop - pos
+        if chunk == (skip if length == CHUNK else skip[:length]):
             pos = stop
+            continue
+        width = length * 8
+        n = int.from_bytes(chunk, "big")
+        if not bit:
+            n ^= (1 << width) - 1
+        if pos == first:
+            n &= (1 << (width - (first_bit & 7))) - 1
+        if stop == last + 1:
+            n &= ~((1 << (7 - (last_bit & 7))) - 1)
+        if n:
+            return pos * 8 + width - n.bit_length()
+        pos = stop
     return -1
 
 
@@ -283,24 +283,26 @@ def bitop(ctx: Context, argv: list[bytes]) -> bytes:
         if keyspace.delete(dest):
             ctx.aof_feed(argv)
         return ZERO
-    bits = size * 8
-    if op == b"not":
-        result = int.from_bytes(values[0], "big") ^ ((1 << bits) - 1)
-    else:
-        numbers = [int.from_bytes(v, "big") << ((size - len(v)) * 8) for v in values]
-        result = numbers[0]
-        if op == b"and":
-            for n in numbers[1:]:
-                result &= n
-        elif op == b"or":
-            for n in numbers[1:]:
-                result |= n
-        else:
-            for n in numbers[1:]:
-                result ^= n
-    encoded = result.to_bytes(size, "big")
-    # a short bytes value would report embstr/int: a bytearray is raw, as Redis's result
-    keyspace.set_key(dest, encoded if size > 44 else bytearray(encoded))
+    result = bytearray(size)  # a bytearray is `raw`, as Redis's result is
+    for pos in range(0, size, OP_CHUNK):
+        stop = min(pos + OP_CHUNK, size)
+        width = stop - pos
+        acc = -1
+        for value in values:
+            part = value[pos:stop]
+            n = int.from_bytes(part, "big") << ((width - len(part)) * 8)  # zero-padded
+            if acc == -1:
+                acc = n
+            elif op == b"and":
+                acc &= n
+            elif op == b"or":
+                acc |= n
+            else:
+                acc ^= n
+        if op == b"not":
+            acc ^= (1 << (width * 8)) - 1
+        result[pos:stop] = acc.to_bytes(width, "big")
+    keyspace.set_key(dest, result)
     ctx.aof_feed(argv)
     return resp.integer(size)
 
