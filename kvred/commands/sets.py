@@ -253,8 +253,10 @@ def _spop_count(ctx: Context, argv: list[bytes]) -> bytes:
         return _set_header(ctx, 0)
     size = len(value)
     popped: Iterable[bytes]
-    if count >= size:  # the whole set: Redis propagates a DEL
-        popped = list(ordered(value))
+    if count >= size:
+        # the whole set, listed as Redis lists a union of it (a new set, intset if its
+        # members allow: ascending); Redis propagates a DEL
+        popped = list(ordered(new_set(value, ctx.config.set_max_intset_entries)))
         ctx.keyspace.delete(key)
         ctx.aof_feed([b"DEL", key])
     elif (size - count) * SPOP_MOVE_STRATEGY_MUL > count:  # few: random pops
