@@ -6,6 +6,7 @@ The machinery is tests/differential.py.
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     C,
     Case,
     Cases,
+    Cmd,
     Servers,
     check_case,
     check_survived,
@@ -242,7 +244,8 @@ case("bitfield-errors", C("SET", "s", "x"), C("BITFIELD", "s", "GET", "u64", "0"
      C("BITFIELD", "s", "GET", "u8", "-1"), C("BITFIELD", "s", "GET", "u8", "x"),
      C("BITFIELD", "s", "GET", "u8", "#-1"), C("BITFIELD", "s", "GET", "u8", "#x"),
      C("BITFIELD", "s", "GET", "u8", "#"), C("BITFIELD", "s", "GET", "u8", BIG_OFFSET),
-     C("BITFIELD", "s", "GET", "u8", "#536870912"), C("BITFIELD", "s", "GET", "u8"), C("BITFIELD", "s", "GET"),
+     C("BITFIELD", "s", "GET", "u8", "#536870912"), C("BITFIELD", "s", "GET", "u8", "#2305843009213693953"),
+     C("BITFIELD", "s", "GET", "u8", "#2305843009213693952"), C("BITFIELD", "s", "GET", "i64", "#9223372036854775807"), C("BITFIELD", "s", "GET", "u8"), C("BITFIELD", "s", "GET"),
      C("BITFIELD", "s", "SET", "u8", "0"), C("BITFIELD", "s", "SET", "u8", "0", "x"),
      C("BITFIELD", "s", "INCRBY", "u8", "0", "1.5"), C("BITFIELD", "s", "INCRBY", "u8", "0"),
      C("BITFIELD", "s", "OVERFLOW"), C("BITFIELD", "s", "OVERFLOW", "X"),
@@ -306,6 +309,54 @@ case("lcs-binary-and-longer", C("SET", "a", b"\x00\xff\r\n" * 300 + b"tail"),
      C("LCS", "c", "d", "LEN"), C("LCS", "c", "d"), C("LCS", "c", "d", "IDX", "MINMATCHLEN", "5"))
 case("lcs-multi", C("MSET", "a", "abcd", "b", "xbd"), C("MULTI"), C("LCS", "a", "b"),
      C("LCS", "a", "b", "IDX", "LEN"), C("LCS", "a"), C("EXEC"))
+
+def _random_steps(seed: int, count: int) -> list[Cmd]:
+    """Random bitmap commands over a few small keys (seeded: the same steps every run),
+    each followed by nothing else: every reply is compared, and GETs show the data."""
+    rng = random.Random(seed)
+    keys = ["a", "b", "c"]
+    steps: list[Cmd] = []
+
+    def index() -> str:
+        return str(rng.randint(-12, 12))
+
+    for _ in range(count):
+        key = rng.choice(keys)
+        kind = rng.randrange(9)
+        if kind == 0:
+            steps.append(C("SETBIT", key, str(rng.randint(0, 90)), str(rng.randint(0, 1))))
+        elif kind == 1:
+            steps.append(C("BITCOUNT", key, index(), index(), *rng.choice([(), ("BIT",), ("BYTE",)])))
+        elif kind == 2:
+            extra = rng.choice([(), (index(),), (index(), index()), (index(), index(), "BIT")])
+            steps.append(C("BITPOS", key, str(rng.randint(0, 1)), *extra))
+        elif kind == 3:
+            steps.append(C("BITOP", rng.choice(["AND", "OR", "XOR"]), key, *rng.sample(keys, rng.randint(1, 3))))
+        elif kind == 4:
+            steps.append(C("BITOP", "NOT", key, rng.choice(keys)))
+        elif kind in (5, 6):
+            args: list[str] = []
+            for _op in range(rng.randint(1, 4)):
+                sub = rng.choice(["GET", "SET", "INCRBY", "OVERFLOW"])
+                if sub == "OVERFLOW":
+                    args += [sub, rng.choice(["WRAP", "SAT", "FAIL"])]
+                    continue
+                signed = rng.random() < 0.5
+                bits = rng.randint(1, 64 if signed else 63)
+                offset = rng.choice([str(rng.randint(0, 100)), f"#{rng.randint(0, 5)}"])
+                args += [sub, ("i" if signed else "u") + str(bits), offset]
+                if sub != "GET":
+                    args.append(str(rng.randint(-(2**bits), 2**bits)))
+            steps.append(C("BITFIELD", key, *args))
+        elif kind == 7:
+            steps.append(C("GET", key))
+        else:
+            steps.append(C("LCS", key, rng.choice(keys), *rng.choice([(), ("IDX", "WITHMATCHLEN"), ("LEN",)])))
+    return steps
+
+
+for _seed in range(4):
+    case(f"random-bitmaps-{_seed}", *_random_steps(_seed, 300))
 
 # --- the bitmap family seen as strings ------------------------------------------------
 

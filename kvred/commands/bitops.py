@@ -57,8 +57,8 @@ def _bit_offset(ctx: Context, arg: bytes, hash_bits: int = 0) -> int | None:
     (not checked while loading the AOF)."""
     if hash_bits and arg[:1] == b"#":
         offset = int_arg(arg[1:])
-        if offset is not None:
-            offset *= hash_bits
+        if offset is not None:  # multiplied as int64, wrapping as Redis's does
+            offset = ((offset * hash_bits + 2**63) & 0xFFFFFFFFFFFFFFFF) - 2**63
     else:
         offset = int_arg(arg)
     if offset is None or offset < 0:
