@@ -60,7 +60,10 @@ case("setbit-errors", C("SETBIT", "k", "-1", "1"), C("SETBIT", "k", "x", "1"), C
      C("SETBIT", "k", "0", "1"), C("SETBIT", "k", "x", "0"), C("GET", "k"))
 case("setbit-wrongtype", C("RPUSH", "l", "a"), C("SETBIT", "l", "0", "1"), C("GETBIT", "l", "0"),
      C("GETBIT", "l", "x"), C("SETBIT", "l", "x", "1"), C("SETBIT", "l", "0", "5"), C("LRANGE", "l", "0", "-1"),
-     C("SETBIT", "b", "0", "1"), C("LPUSH", "b", "x"), C("LLEN", "b"))
+     C("SETBIT", "b", "0", "1"), C("LPUSH", "b", "x"), C("LLEN", "b"), C("SADD", "st", "m"),
+     C("SETBIT", "st", "0", "1"), C("GETBIT", "st", "0"), C("BITCOUNT", "st"), C("BITPOS", "st", "0"),
+     C("BITOP", "OR", "d", "b", "st"), C("BITFIELD", "st", "GET", "u8", "0"), C("LCS", "st", "b"),
+     C("SADD", "b", "m"), C("SMEMBERS", "st"), C("GET", "b"))
 arity("SETBIT", "k", "0")
 arity("SETBIT", "k", "0", "1", "2")
 arity("GETBIT", "k")
