@@ -691,8 +691,7 @@ def pfdebug(ctx: Context, argv: list[bytes]) -> bytes:
         if buf[4] == HLL_SPARSE:
             if not _to_dense(buf):
                 return ERR_INVALID
-            ctx.keyspace.modified(key)
-            ctx.aof_feed(argv)
+            ctx.aof_feed(argv)  # Redis propagates the conversion (no WATCH signal)
         size = 16 + 4 * HLL_REGISTERS
         if size > ctx.output_limit:
             raise ReplyTooLarge
@@ -709,8 +708,7 @@ def pfdebug(ctx: Context, argv: list[bytes]) -> bytes:
             return ZERO
         if not _to_dense(buf):
             return ERR_INVALID
-        ctx.keyspace.modified(key)
-        ctx.aof_feed(argv)
+        ctx.aof_feed(argv)  # as GETREG: propagated, WATCH not signalled
         return ONE
     return error_quoting("Unknown PFDEBUG subcommand '", sub)
 
