@@ -179,7 +179,12 @@ def _sort(ctx: Context, argv: list[bytes], read_only: bool) -> bytes:
             elements.reverse()
         chosen = elements[start : end + 1]
     else:
-        elements = list(value) if name != b"zset" else [member for _score, member in value.ordered]
+        if name == b"zset":
+            elements = [member for _score, member in value.ordered]
+        elif name == b"set" and value_type(value).encoding(value) == b"intset":  # type: ignore[union-attr]
+            elements = sorted(value, key=int)  # an intset iterates in ascending order
+        else:
+            elements = list(value)
         if not dont_sort:
             result = _sorted(keyspace, elements, sort_by, alpha, desc)
             if result is None:
@@ -220,13 +225,16 @@ def _sorted(keyspace: Keyspace, elements: list[bytes], sort_by: bytes | None, al
     return [element for _weight, element in pairs]
 
 
-def _compare(nullable: bool) -> Callable[[tuple[Any, bytes], tuple[Any, bytes]], int]:
+def _compare(by_pattern: bool) -> Callable[[tuple[Any, bytes], tuple[Any, bytes]], int]:
+    """sortCompare. Equal ALPHA weights from a BY pattern (missing ones included) compare
+    equal and keep the key's order (the sort is stable, as glibc's qsort is)."""
+
     def cmp(a: tuple[Any, bytes], b: tuple[Any, bytes]) -> int:
         wa, wb = a[0], b[0]
-        if nullable and (wa is None or wb is None):
-            if wa is None and wb is None:
-                return 0 if a[1] == b[1] else (-1 if a[1] < b[1] else 1)
-            return -1 if wa is None else 1
+        if by_pattern:
+            if wa is None or wb is None:
+                return 0 if wa is wb else (-1 if wa is None else 1)
+            return 0 if wa == wb else (-1 if wa < wb else 1)
         if wa != wb:
             return -1 if wa < wb else 1
         return 0 if a[1] == b[1] else (-1 if a[1] < b[1] else 1)
