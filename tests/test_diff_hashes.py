@@ -194,6 +194,12 @@ case("hash-ttl-kept-in-place", C("HSET", "h", "a", "1", "b", "x"), C("PEXPIREAT"
      C("HINCRBYFLOAT", "h", "a", "0.5"), C("PEXPIRETIME", "h"), C("HGETALL", "h"),
      C("DEL", "h"), C("HSET", "h", "a", "1"), C("PTTL", "h"), C("EXPIREAT", "h", T_2100), C("HDEL", "h", "a"),
      C("EXISTS", "h"), C("HSET", "h", "a", "1"), C("TTL", "h"))
+case("hash-ttl-kept-big", C("HSET", "h", *BIG), C("EXPIREAT", "h", T_2100), C("HSET", "h", "f1", "new"),
+     C("HSET", "h", "new", "1"), C("HSET", "h", "new", "2"), C("EXPIRETIME", "h"), C("HLEN", "h"), C("HGET", "h", "f1"),
+     C("WATCH", "h"), C2("HSET", "h", "f2", "x"), C("MULTI"), C("HGET", "h", "f2"), C("EXEC"), C("PERSIST", "h"),
+     C("WATCH", "h"), C2("HSET", "h", "f3", "y"), C("MULTI"), C("HGET", "h", "f3"), C("EXEC"), C("HGET", "h", "f3"),
+     C("WATCH", "h"), C2("HSETNX", "h", "f3", "z"), C("MULTI"), C("HGET", "h", "f3"), C("EXEC"),
+     C("SET", "s", "x"), C("HSET", "s", "a", "1"), C("EXPIREAT", "s", T_2100), C("HSET", "s", "a", "1"))
 case("hash-expired-is-gone", C("HSET", "h", "a", "1"), C("PEXPIREAT", "h", "1"),
      C("HGET", "h", "a"), C("HLEN", "h"), C("HSET", "h", "b", "2"), C("HGETALL", "h"), C("PTTL", "h"))
 
