@@ -377,6 +377,7 @@ def _val_op(value: int, length: int) -> int:
 _XZERO_BYTE = re.compile(rb"[\x40-\x7f]")
 # the registers a one-byte opcode covers (XZERO first bytes: 0, handled apart)
 _SPAN1 = bytes(b + 1 if b < 0x40 else (b & 3) + 1 if b & 0x80 else 0 for b in range(256))
+_CHUNK = 128  # opcodes summed at a time while skipping a run
 _UNKNOWN = -2  # a previous opcode not known (from a resume point)
 _START = (HLL_HDR_SIZE, 0, -1)  # scan from the first opcode
 
@@ -397,17 +398,23 @@ def _locate(
         q = found.start() if found is not None else end
         if q > p:
             spans = buf[p:q].translate(_SPAN1)
-            total = sum(spans)
-            if first + total > index:
-                cumulative = list(accumulate(spans))
-                k = bisect_right(cumulative, index - first)
-                opcode_first = first + (cumulative[k - 1] if k else 0)
-                if k >= 2:
-                    return p + k, opcode_first, spans[k], p + k - 1, p + k - 2
-                if k == 1:
-                    return p + 1, opcode_first, spans[1], p, prev
-                return p, first, spans[0], prev, prev2
-            first += total
+            # skip whole chunks by their sums, then search the chunk holding the register
+            chunk = 0
+            size = q - p
+            while chunk < size:
+                total = sum(spans[chunk : chunk + _CHUNK])
+                if first + total > index:
+                    cumulative = list(accumulate(spans[chunk : chunk + _CHUNK]))
+                    k = bisect_right(cumulative, index - first)
+                    opcode_first = first + (cumulative[k - 1] if k else 0)
+                    at = chunk + k  # offset of the opcode in the run
+                    if at >= 2:
+                        return p + at, opcode_first, spans[at], p + at - 1, p + at - 2
+                    if at == 1:
+                        return p + 1, opcode_first, spans[1], p, prev
+                    return p, first, spans[0], prev, prev2
+                first += total
+                chunk += _CHUNK
             prev2 = q - 2 if q - p >= 2 else prev
             prev = q - 1
             p = q
