@@ -30,7 +30,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     int_range,
     servers,
 )
-from rawclient import RawClient, parse_reply
+from rawclient import RawClient, encode_command, parse_reply
 
 CASES = Cases()
 case, arity = CASES.case, CASES.arity
@@ -497,3 +497,30 @@ def test_aof_kill_and_rewrite(tmp_path: Path) -> None:
         assert _hashes(server.port) == expected
     finally:
         server.stop()
+
+
+# --- the output limit (kvred only) -----------------------------------------------------------
+
+OUTPUT_LIMIT = 100_000
+PAD = "f" * 30  # 5000 fields of 35 bytes: HKEYS passes the limit too
+
+
+@pytest.mark.parametrize("args", [("HGETALL", "h"), ("HKEYS", "h"), ("HVALS", "h"), ("HRANDFIELD", "h", "-100000000"),
+                                  ("HRANDFIELD", "h", "-4611686018427387903", "WITHVALUES"),
+                                  ("HRANDFIELD", "h", "5000", "WITHVALUES"), ("HSCAN", "h", "0", "COUNT", "5000"),
+                                  ("HMGET", "h", *[f"{PAD}{i}" for i in range(2000)])])
+def test_reply_past_the_output_limit_drops_the_client(kvred_factory: Any, args: tuple[str, ...]) -> None:
+    """A reply that would pass the client's output limit closes the connection (Redis's
+    hard limit) without building the whole reply; the server and the hash are unharmed."""
+    server = kvred_factory(client_output_buffer_limit=OUTPUT_LIMIT, appendonly="no")
+    with RawClient(server.port, timeout=5) as c:
+        c.call("DEL", "h")
+        for start in range(0, 5000, 500):
+            c.call("HSET", "h", *[x for i in range(start, start + 500) for x in (f"{PAD}{i}", "v" * 100)])
+    with RawClient(server.port, timeout=5) as c:
+        c.send(encode_command(*args))
+        data, closed = c.read_until_close(10)
+        assert closed and len(data) < OUTPUT_LIMIT * 2
+    with RawClient(server.port, timeout=5) as c:
+        assert c.call("HLEN", "h") == b":5000\r\n"
+        assert c.call("HSTRLEN", "h", f"{PAD}4999") == b":100\r\n"
