@@ -23,7 +23,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     int_range,
     servers,
 )
-from rawclient import RawClient, parse_reply
+from rawclient import RawClient, encode_command, parse_reply
 
 from kvred.commands import COMMANDS
 from kvred.resp import RequestParser
@@ -563,3 +563,36 @@ def test_aof_rewrite_round_trip(tmp_path: Path) -> None:
         assert _snapshot(server.port) == before
     finally:
         server.stop()
+
+
+# --- the output limit (kvred only) -------------------------------------------------------
+
+OUTPUT_LIMIT = 100_000
+PAD = "m" * 30  # 5000 members of 35 bytes
+
+
+@pytest.mark.skipif(against_redis(), reason="kvred's output limit")
+@pytest.mark.parametrize("args", [("ZRANGE", "z", "0", "-1"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+                                  ("ZRANGEBYSCORE", "z", "-inf", "+inf"), ("ZREVRANGEBYLEX", "z", "+", "-"),
+                                  ("ZRANDMEMBER", "z", "-100000000"),
+                                  ("ZRANDMEMBER", "z", "-4611686018427387903", "WITHSCORES"),
+                                  ("ZRANDMEMBER", "z", "5000"), ("ZSCAN", "z", "0", "COUNT", "5000"),
+                                  ("ZUNION", "1", "z", "WITHSCORES"),
+                                  ("ZPOPMIN", "y", "5000")])
+def test_reply_past_the_output_limit_drops_the_client(kvred_factory: Any, args: tuple[str, ...]) -> None:
+    """A reply that would pass the client's output limit closes the connection without
+    building the whole reply; the server and the data are unharmed (ZPOPMIN's effect
+    is applied: the command stays whole)."""
+    server = kvred_factory(client_output_buffer_limit=OUTPUT_LIMIT, appendonly="no")
+    with RawClient(server.port, timeout=5) as c:
+        c.call("DEL", "z", "y")
+        for start in range(0, 5000, 500):
+            c.call("ZADD", "z", *[x for i in range(start, start + 500) for x in ("0", f"{PAD}{i}")])
+        c.call("ZUNIONSTORE", "y", "1", "z")
+    with RawClient(server.port, timeout=5) as c:
+        c.send(encode_command(*args))
+        data, closed = c.read_until_close(10)
+        assert closed and len(data) < OUTPUT_LIMIT * 2
+    with RawClient(server.port, timeout=5) as c:
+        assert c.call("ZCARD", "z") == b":5000\r\n"
+        assert c.call("ZCARD", "y") == (b":0\r\n" if args[0] == "ZPOPMIN" else b":5000\r\n")

@@ -424,9 +424,15 @@ def zmscore(ctx: Context, argv: list[bytes]) -> bytes:
     zs = _zset(ctx, argv[1])
     scores: dict[bytes, float] = {} if zs is None else zs.scores
     parts = []
+    size = 0
+    limit = ctx.output_limit
     for member in argv[2:]:
         score = scores.get(member)
-        parts.append(ctx.null if score is None else _double(ctx, score))
+        part = ctx.null if score is None else _double(ctx, score)
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            raise ReplyTooLarge
     return resp.array(parts)
 
 
