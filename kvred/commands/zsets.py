@@ -299,6 +299,10 @@ _ZADD_FLAGS = {b"nx": _NX, b"xx": _XX, b"ch": _CH, b"incr": _INCR, b"gt": _GT, b
 
 @command("zadd", -4, "write denyoom fast", (1, 1, 1))
 def zadd(ctx: Context, argv: list[bytes]) -> bytes:
+    if len(argv) == 4:  # the hot path (redis-benchmark's): ZADD key score member
+        score = parse_score(argv[2])  # no option parses as a score
+        if score is not None:
+            return _zadd_one(ctx, argv, score)
     flags = 0
     idx = 2
     argc = len(argv)
@@ -319,6 +323,30 @@ def zadd(ctx: Context, argv: list[bytes]) -> bytes:
 @command("zincrby", 4, "write denyoom fast", (1, 1, 1))
 def zincrby(ctx: Context, argv: list[bytes]) -> bytes:
     return _zadd(ctx, argv, _INCR, 2)
+
+
+def _zadd_one(ctx: Context, argv: list[bytes], score: float) -> bytes:
+    """ZADD key score member, without options."""
+    key, member = argv[1], argv[3]
+    keyspace = ctx.keyspace
+    zs = keyspace.lookup_typed(key, (ZSet,), True)
+    if zs is None:
+        config = ctx.config
+        zs = ZSet(config.zset_max_listpack_entries != 0 and len(member) <= config.zset_max_listpack_value)
+        keyspace.set_key(key, zs)
+    old = zs.scores.get(member)
+    if old is None:
+        _add_new(zs, member, score, ctx)
+        reply = b":1\r\n"
+    elif old != score:
+        _update(zs, member, old, score)
+        reply = ZERO
+    else:
+        return ZERO
+    if keyspace.watched:
+        keyspace.signal_modified(key)
+    ctx.aof_feed(argv)
+    return reply
 
 
 def _zadd(ctx: Context, argv: list[bytes], flags: int, idx: int) -> bytes:
@@ -793,6 +821,19 @@ def _zpop(ctx: Context, argv: list[bytes], pop_max: bool) -> bytes:
     zs = _zset(ctx, key, True)
     if zs is None or count == 0:
         return EMPTY_ARRAY
+    if len(argv) == 2:  # the hot path (redis-benchmark's ZPOPMIN): one pair, flat
+        score, member = zs.ordered.pop(-1 if pop_max else 0)
+        scores = zs.scores
+        del scores[member]
+        if not scores:
+            ctx.keyspace.delete(key)
+        else:
+            ctx.keyspace.modified(key)
+        ctx.aof_feed(argv)
+        text = b"%.17g" % score
+        if ctx.resp3:
+            return b"*2\r\n$%d\r\n%b\r\n,%b\r\n" % (len(member), member, text)
+        return b"*2\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(member), member, len(text), text)
     pairs = _pop(ctx, key, zs, count, pop_max)
     ctx.aof_feed(argv)
     return _reply_pairs(ctx, pairs, True, nested=ctx.resp3 and len(argv) == 3)
