@@ -1963,3 +1963,449 @@ def test_select_inside_multi_replays_into_that_database(launcher: Launcher) -> N
     assert logged == {b"tx:before": 0, b"tx:a": 3, b"tx:after": 3, b"tx:b": 5, b"tx:c": 0, b"tx:back": 0}, logged
     server = launcher.kvred(data)
     assert_same_dbs(expected, dump_dbs(server), "after a crash and restart")
+
+
+# --------------------------------------------------------------------------- 11: value types
+#
+# Lists, hashes, sets, sorted sets, bitmaps and HyperLogLogs (#12 item 9). Each command
+# must log its effect so that a replay rebuilds the same value: a random choice (SPOP)
+# logs the members removed, a float result (HINCRBYFLOAT) the value reached, a relative
+# TTL its absolute deadline; an aggregate emptied by a pop is deleted (and loses its
+# TTL). A rewrite emits each type with its own commands (RPUSH, HSET/HMSET, SADD,
+# ZADD) of at most 64 items, plus PEXPIREAT. The tests compare a type-aware dump: each
+# key's TYPE, its whole value and its PEXPIRETIME. Each test runs on kvred and, as a
+# check of the test itself, on redis-server (same AOF settings, same kill -9).
+#
+# No PFCOUNT in the workloads: Redis caches the cardinality in the HLL's header without
+# logging anything, so after a PFCOUNT the live bytes differ from the replayed ones.
+
+TypedValue = bytes | tuple[Any, ...]
+TypedDump = dict[int, dict[bytes, tuple[str, TypedValue, int]]]  # db -> key -> (TYPE, value, PEXPIRETIME)
+KINDS = ["kvred", "redis"]
+REDIS_AOF_OPTIONS = ("--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", "no")
+TYPED_FAR_MS = 3_600_000  # TTLs of the workloads: far enough never to lapse in a test
+TYPED_ROUNDS = 3
+READ_COMMANDS: dict[str, tuple[str | int, ...]] = {
+    "string": ("GET",), "list": ("LRANGE", 0, -1), "hash": ("HGETALL",), "set": ("SMEMBERS",),
+    "zset": ("ZRANGE", 0, -1, "WITHSCORES")}
+REBUILD_COMMANDS = {"list": {b"RPUSH"}, "hash": {b"HSET", b"HMSET"}, "set": {b"SADD"}, "zset": {b"ZADD"},
+                    "string": {b"SET", b"MSET"}}
+PAIRED_COMMANDS = {b"HSET", b"HMSET", b"ZADD", b"MSET"}  # an item is a field/value or score/member pair
+
+
+def raw_db_client(server: ServerProcess, db: int = 0) -> redis.Redis:
+    """A db_client without redis-py's reply conversions: replies as the server sends them."""
+    r = db_client(server, db)
+    r.response_callbacks.clear()
+    return r
+
+
+def start_typed(launcher: Launcher, kind: str, data: Path) -> ServerProcess:
+    """kvred (fsync always) or redis-server with a plain-RESP AOF, fsync always."""
+    return launcher.kvred(data) if kind == "kvred" else launcher.redis(data, *REDIS_AOF_OPTIONS)
+
+
+def _typed_value(kind: str, reply: Any) -> TypedValue:
+    if kind == "string":
+        assert isinstance(reply, bytes), reply
+        return reply
+    if kind == "hash":
+        items = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2], strict=True)
+        return tuple(sorted(items))
+    if kind == "set":
+        return tuple(sorted(reply))
+    if kind == "zset":
+        return tuple(zip(reply[::2], reply[1::2], strict=True))  # (member, score as formatted), in order
+    return tuple(reply)
+
+
+def dump_typed(server: ServerProcess) -> TypedDump:
+    """Every database: key -> (TYPE, whole value, PEXPIRETIME); hashes as sorted pairs,
+    sets sorted, sorted sets in ZRANGE order with the scores as the server formats them."""
+    out: TypedDump = {}
+    for db in range(DATABASES):
+        entries: dict[bytes, tuple[str, TypedValue, int]] = {}
+        with raw_db_client(server, db) as r:
+            keys: list[bytes] = []
+            cursor = b"0"
+            while True:
+                cursor, batch = r.execute_command("SCAN", cursor, "COUNT", 1000)
+                keys += batch
+                if cursor == b"0":
+                    break
+            keys = list(dict.fromkeys(keys))
+            for i in range(0, len(keys), 200):
+                chunk = keys[i : i + 200]
+                pipe = r.pipeline(transaction=False)
+                for key in chunk:
+                    pipe.execute_command("TYPE", key)
+                    pipe.execute_command("PEXPIRETIME", key)
+                heads = pipe.execute()
+                types = [t.decode() if isinstance(t, bytes) else str(t) for t in heads[::2]]
+                pipe = r.pipeline(transaction=False)
+                for key, kind in zip(chunk, types, strict=True):
+                    assert kind in READ_COMMANDS, f"db {db}: {key!r} has TYPE {kind}"
+                    command = READ_COMMANDS[kind]
+                    pipe.execute_command(command[0], key, *command[1:])
+                values = pipe.execute()
+                for key, kind, deadline, value in zip(chunk, types, heads[1::2], values, strict=True):
+                    entries[key] = (kind, _typed_value(kind, value), deadline)
+        if entries:
+            out[db] = entries
+    return out
+
+
+def _short(entry: object, limit: int = 300) -> str:
+    text = repr(entry)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def assert_same_typed(expected: TypedDump, got: TypedDump, what: str) -> None:
+    problems = []
+    for db in sorted(set(expected) | set(got)):
+        want, have = expected.get(db, {}), got.get(db, {})
+        for key in sorted(set(want) | set(have)):
+            if want.get(key) != have.get(key):
+                problems.append(f"db {db} {key!r}: expected (TYPE, value, PEXPIRETIME) {_short(want.get(key))}, "
+                                f"got {_short(have.get(key))}")
+    assert not problems, f"{what}: {len(problems)} differences, first ones:\n" + "\n".join(problems[:20])
+
+
+def without(dumped: TypedDump, prefix: bytes) -> TypedDump:
+    out = {db: {k: v for k, v in keys.items() if not k.startswith(prefix)} for db, keys in dumped.items()}
+    return {db: keys for db, keys in out.items() if keys}
+
+
+def items_after_key(argv: list[bytes]) -> int:
+    """The items a command carries after its key, as Redis's rewrite counts them."""
+    name = argv[0].upper()
+    if name == b"MSET":
+        return (len(argv) - 1) // 2
+    count = max(len(argv) - 2, 0)
+    return count // 2 if name in PAIRED_COMMANDS else count
+
+
+def typed_workload(server: ServerProcess, tag: str, db: int, other_db: int, previous: str | None = None) -> None:
+    """The write commands of every value type, with their deterministic-logging traps,
+    in database `db` (a few keys go to `other_db`); `previous`: the tag of an earlier
+    run whose keys are changed again (on top of what a replay rebuilt)."""
+    far = now_ms() + TYPED_FAR_MS
+    with raw_db_client(server, db) as r:
+        def x(*args: Any) -> Any:
+            return r.execute_command(*args)
+
+        def k(name: str) -> str:
+            return f"{tag}:{name}"
+
+        # lists
+        lst, lst2 = k("list"), k("list2")
+        assert x("RPUSH", lst, "a", "b", "c", "d", "e", "f", "g", "h") == 8
+        assert x("LPUSH", lst, "z", "y", b"x\x00\r\n") == 11
+        assert x("LPOP", lst, 2) == [b"x\x00\r\n", b"y"]
+        assert x("RPOP", lst) == b"h"
+        assert x("LINSERT", lst, "BEFORE", "c", "ins") == 9
+        assert x("LINSERT", lst, "AFTER", "nosuch", "no") == -1
+        assert x("LSET", lst, 0, "first") in (True, b"OK")
+        assert x("RPUSH", lst, "dup", "e", "dup", "dup") == 13
+        assert x("LREM", lst, 1, "e") == 1
+        assert x("LREM", lst, -2, "dup") == 2
+        assert x("LTRIM", lst, 0, 8) in (True, b"OK")
+        assert x("LMOVE", lst, lst2, "LEFT", "RIGHT") == b"first"
+        assert x("LMOVE", lst, lst, "RIGHT", "LEFT") is not None
+        assert x("LMPOP", 2, k("nolist"), lst, "LEFT", "COUNT", 2)[0] == lst.encode()
+        assert x("RPUSH", lst2, *(b"item %d" % i for i in range(150))) == 151  # a big list
+        assert x("EXPIRE", lst, 3600) == 1
+        assert x("PEXPIREAT", lst2, far) == 1
+        assert x("RPUSH", k("lpop"), 1, 2, 3) == 3  # emptied by pops: deleted, TTL gone with it
+        assert x("PEXPIREAT", k("lpop"), far + 1) == 1
+        assert x("LPOP", k("lpop"), 5) == [b"1", b"2", b"3"]
+        assert x("RPUSH", k("lpop"), "again") == 1
+        assert x("RPUSH", k("lmpop"), "a", "b") == 2
+        assert x("LMPOP", 1, k("lmpop"), "RIGHT", "COUNT", 9) == [k("lmpop").encode(), [b"b", b"a"]]
+        assert x("RPUSH", k("ltrim"), "a", "b") == 2
+        assert x("LTRIM", k("ltrim"), 5, 10) in (True, b"OK")
+        assert x("RPUSH", k("lmove"), "only") == 1
+        assert x("EXPIRE", k("lmove"), 500) == 1
+        assert x("LMOVE", k("lmove"), k("lmoved"), "RIGHT", "LEFT") == b"only"
+        # hashes
+        h = k("hash")
+        assert x("HSET", h, "f1", "v1", "f2", "v2", "f3", b"\x00bin\xff") == 3
+        assert x("HSET", h, "f1", "v1b", "f4", "") == 1
+        assert x("HDEL", h, "f2", "nosuch") == 1
+        assert x("HINCRBY", h, "n", 5) == 5
+        assert x("HINCRBY", h, "n", -12) == -7
+        assert x("HINCRBYFLOAT", h, "fl", "0.1") == b"0.1"
+        assert x("HINCRBYFLOAT", h, "fl", "0.2") == b"0.3"  # long double: exact only if logged as the result
+        assert x("HINCRBYFLOAT", h, "fl", "3.0000000000000004") is not None
+        assert x("HINCRBYFLOAT", h, "big", "1e300") is not None
+        assert x("HINCRBYFLOAT", h, "third", "1") == b"1"
+        assert x("HINCRBYFLOAT", h, "third", "-0.6666666666666666") is not None
+        assert x("HSETNX", h, "f1", "no") == 0
+        assert x("HSETNX", h, "f9", "yes") == 1
+        assert x("HMSET", h, "m1", "1", "m2", "2") in (True, b"OK")
+        assert x("EXPIRE", h, 7200) == 1
+        assert x("HSET", k("hbig"), *(b"f%d" % (i // 2) if i % 2 == 0 else b"v%d" % i for i in range(400))) == 200
+        assert x("HDEL", k("hbig"), *(b"f%d" % i for i in range(0, 200, 3))) == 67
+        assert x("HSET", k("hdel"), "a", "1") == 1
+        assert x("PEXPIREAT", k("hdel"), far + 2) == 1
+        assert x("HDEL", k("hdel"), "a") == 1
+        # sets: SPOP is random, the log must carry what it removed
+        s, s2, s3 = k("set"), k("set2"), k("set3")
+        assert x("SADD", s, *range(1, 21)) == 20  # an intset
+        assert x("SREM", s, 3, 4, "nosuch") == 2
+        assert x("SPOP", s) is not None
+        assert len(x("SPOP", s, 3)) == 3
+        assert x("SADD", s2, *"abcdefghij") == 10
+        assert len(x("SPOP", s2, 2)) == 2
+        assert x("SADD", s2, "keep", 7, 8) == 3
+        assert x("SMOVE", s2, s3, "keep") == 1
+        assert x("SMOVE", s2, s3, "nosuch") == 0
+        assert x("SADD", s3, 7, 8, 9, "z") == 4
+        assert x("SINTERSTORE", k("inter"), s2, s3) >= 2
+        assert x("SDIFFSTORE", k("diff"), s3, s2) >= 0
+        assert x("SUNIONSTORE", k("union"), s, s2, s3) > 0
+        assert x("SADD", k("sbig"), *(b"member %d" % i for i in range(200))) == 200
+        assert len(x("SPOP", k("sbig"), 10)) == 10  # few of many
+        assert len(x("SPOP", k("sbig"), 150)) == 150  # most of them: Redis keeps the rest instead
+        assert x("SADD", k("sints"), *range(0, 1000, 7)) == 143
+        assert len(x("SPOP", k("sints"), 100)) == 100
+        assert x("SADD", k("spop"), "x", "y") == 2  # emptied by SPOP: deleted
+        assert x("PEXPIREAT", k("spop"), far + 3) == 1
+        assert len(x("SPOP", k("spop"), 5)) == 2
+        assert x("SADD", k("sinter0"), "a") == 1
+        assert x("SINTERSTORE", k("sinter0"), k("nosuch"), s) == 0  # an empty result deletes the destination
+        assert x("EXPIRE", s, 5000) == 1
+        # sorted sets: odd scores; ZRANGE WITHSCORES shows them as the server formats them
+        z, z2 = k("zset"), k("zset2")
+        assert x("ZADD", z, "0.1", "a", "1e300", "b", "-inf", "c", "3.0000000000000004", "d", 2, "e") == 5
+        assert x("ZADD", z, "NX", 5, "a", 6, "f") == 1
+        assert x("ZADD", z, "XX", 7, "e", 8, "nosuch") == 0
+        assert x("ZADD", z, "GT", 1, "e") == 0
+        assert x("ZADD", z, "GT", "CH", 9, "e") == 1
+        assert x("ZADD", z, "LT", "0.05", "a") == 0
+        assert x("ZADD", z, "INCR", "0.2", "a") is not None
+        assert x("ZADD", z, "XX", "INCR", "1e300", "b") is not None
+        assert x("ZINCRBY", z, "0.1", "d") is not None
+        assert x("ZINCRBY", z, "-1.5", "new") is not None
+        assert x("ZINCRBY", z, "0.30000000000000004", "new") is not None
+        assert x("ZREM", z, "nosuch", "e") == 1
+        assert x("ZADD", z, "+inf", "top", 0, "zero", "-0.0", "negzero") == 3
+        assert len(x("ZPOPMIN", z)) == 2
+        assert len(x("ZPOPMAX", z, 2)) == 4
+        assert x("ZMPOP", 2, k("nozset"), z, "MIN", "COUNT", 1)[0] == z.encode()
+        assert x("ZADD", z2, *(v for i in range(1, 11) for v in (i, f"m{i}"))) == 10
+        assert x("ZREMRANGEBYSCORE", z2, "(2", 5) == 3
+        assert x("ZUNIONSTORE", k("zunion"), 2, z, z2, "WEIGHTS", 2, "0.5", "AGGREGATE", "MAX") > 0
+        assert x("ZINTERSTORE", k("zinter"), 2, z2, k("zunion"), "AGGREGATE", "SUM") >= 0
+        assert x("ZRANGESTORE", k("zrange"), z2, 5, "+inf", "BYSCORE", "LIMIT", 0, 3) == 3
+        assert x("ZADD", k("zbig"), *(v for i in range(200) for v in (i / 7, f"member {i}"))) == 200
+        assert x("ZREMRANGEBYRANK", k("zbig"), 0, 9) == 10
+        assert x("ZADD", k("zpop"), 1, "x") == 1  # emptied by pops: deleted
+        assert x("PEXPIREAT", k("zpop"), far + 4) == 1
+        assert len(x("ZPOPMIN", k("zpop"), 5)) == 2
+        assert x("ZADD", k("zmpop"), 1, "x", 2, "y") == 2
+        assert x("ZMPOP", 1, k("zmpop"), "MAX", "COUNT", 5)[0] == k("zmpop").encode()
+        assert x("ZADD", k("zrs0"), 1, "gone") == 1
+        assert x("ZRANGESTORE", k("zrs0"), z2, 100, 200, "BYSCORE") == 0  # empty result: destination deleted
+        assert x("PEXPIREAT", z, far + 5) == 1
+        # bitmaps
+        b, b2 = k("bits"), k("bits2")
+        assert x("SETBIT", b, 7, 1) == 0
+        assert x("SETBIT", b, 100, 1) == 0
+        assert x("SETBIT", b, 7, 0) == 1
+        assert x("SETBIT", b2, 3, 1) == 0
+        assert x("PEXPIREAT", b, far + 6) == 1
+        assert x("SETBIT", b, 9, 1) == 0  # keeps the TTL
+        assert x("BITOP", "OR", k("or"), b, b2) == 13
+        assert x("BITOP", "AND", k("and"), b, b2) == 13
+        assert x("BITOP", "XOR", k("xor"), b, b2, k("nosuch")) == 13
+        assert x("BITOP", "NOT", k("not"), b) == 13
+        assert x("SET", k("bopgone"), "x") in (True, b"OK")
+        assert x("BITOP", "OR", k("bopgone"), k("nosuch")) == 0  # empty result deletes the destination
+        assert x("BITFIELD", k("bf"), "SET", "u8", 0, 200, "INCRBY", "u8", 0, 100) == [0, 44]
+        assert x("BITFIELD", k("bf"), "OVERFLOW", "SAT", "INCRBY", "i16", 8, -40000,
+                 "OVERFLOW", "FAIL", "INCRBY", "u4", 30, 20, "OVERFLOW", "WRAP", "INCRBY", "i5", 100, 17) == [
+            -32768, None, -15]
+        assert x("BITFIELD", k("bf"), "OVERFLOW", "FAIL", "INCRBY", "u2", 0, 9) == [None]  # a no-op
+        assert x("BITFIELD", k("bf"), "GET", "u8", 0, "SET", "i8", "#3", -5) == [44, 0]
+        # HyperLogLogs
+        assert x("PFADD", k("hll1"), *"abcdefg") == 1
+        assert x("PFADD", k("hll2"), *(b"e%d" % i for i in range(5000))) == 1  # dense
+        assert x("PFADD", k("hll1"), "a") == 0
+        assert x("PFADD", k("hll3")) == 1  # creates an empty one
+        assert x("PFMERGE", k("hllm"), k("hll1"), k("hll3")) in (True, b"OK")
+        assert x("PFMERGE", k("hll1"), k("hll2")) in (True, b"OK")
+        assert x("PEXPIREAT", k("hllm"), far + 7) == 1
+        assert x("PFADD", k("hllm"), "more") == 1  # keeps the TTL
+        # across keys and databases
+        assert x("COPY", z2, k("zcopy")) == 1
+        assert x("COPY", h, k("hcopy"), "DB", other_db) == 1
+        assert x("RENAME", k("sbig"), k("srenamed")) in (True, b"OK")
+        assert x("MOVE", k("hbig"), other_db) == 1
+        assert x("DEL", k("union"), k("or")) == 2
+        tx = r.pipeline(transaction=True)  # random inside MULTI: logged inside the block
+        tx.execute_command("SPOP", k("sints"), 3)
+        tx.execute_command("SPOP", k("sints"))
+        tx.execute_command("RPUSH", k("txlist"), "t1", "t2")
+        tx.execute_command("HINCRBYFLOAT", h, "fl", "1.1")
+        tx.execute_command("ZINCRBY", z2, "0.1", "m1")
+        tx.execute_command("LPOP", k("txlist"))
+        results = tx.execute()
+        assert len(results[0]) == 3 and results[2] == 2, results
+        if previous is not None:  # changes on top of an earlier run's keys (replayed ones)
+            def p(name: str) -> str:
+                return f"{previous}:{name}"
+
+            assert len(x("SPOP", p("sints"), 5)) == 5
+            assert x("SPOP", p("set2")) is not None
+            assert x("LPOP", p("list2"), 3) is not None
+            assert x("RPUSH", p("list2"), "later") > 0
+            assert x("HINCRBYFLOAT", p("hash"), "fl", "0.7") is not None
+            assert x("HINCRBY", p("hash"), "n", 1) == -6
+            assert x("ZINCRBY", p("zset2"), "0.1", "m1") is not None
+            assert x("ZPOPMAX", p("zset2")) is not None
+            assert x("SETBIT", p("bits"), 200, 1) == 0
+            assert x("PFADD", p("hll1"), "later") in (0, 1)
+            assert x("EXPIRE", p("zset2"), 9000) == 1
+            assert x("PERSIST", p("list")) == 1
+
+
+# ---------------------------------------------------------------- kill -9 with writers of every type
+
+
+class TypedLedgerWriters:
+    """One thread per type, each on its own key of a fresh prefix, writing until the
+    crash; each records what was acknowledged, and whether one more command was in
+    flight (it may or may not have been applied)."""
+
+    SET_SIZE = 2000
+
+    def __init__(self, server: ServerProcess, prefix: str) -> None:
+        self.server = server
+        self.prefix = prefix
+        self.stop = threading.Event()
+        self.acks: dict[str, list[Any]] = {name: [] for name in ("list", "hash", "set", "zset")}
+        self.pending: dict[str, bool] = dict.fromkeys(self.acks, False)
+        self.errors: list[str] = []
+        with raw_db_client(server) as r:
+            assert r.execute_command("SADD", self.key("set"), *range(self.SET_SIZE)) == self.SET_SIZE
+        self.threads = [threading.Thread(target=self._run, args=(name,), daemon=True) for name in self.acks]
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    def _command(self, name: str, i: int) -> tuple[Any, ...]:
+        if name == "list":
+            return ("RPUSH", self.key("list"), i)
+        if name == "hash":
+            return ("HSET", self.key("hash"), f"f{i}", i)
+        if name == "set":
+            return ("SPOP", self.key("set"))
+        return ("ZINCRBY", self.key("zset"), "0.1", "m")
+
+    def _run(self, name: str) -> None:
+        r = raw_db_client(self.server)
+        try:
+            i = 0
+            while not self.stop.is_set():
+                self.pending[name] = True
+                reply = r.execute_command(*self._command(name, i))
+                self.acks[name].append(reply)
+                self.pending[name] = False
+                i += 1
+        except (redis.ConnectionError, redis.TimeoutError, ConnectionError):
+            pass  # the crash
+        except Exception as e:  # noqa: BLE001 - reported by check()
+            self.errors.append(f"{name}: {e!r}")
+        finally:
+            r.close()
+
+    def __enter__(self) -> TypedLedgerWriters:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(CLIENT_TIMEOUT_S + 5)
+
+    def wait_acks(self, each: int) -> None:
+        wait_for(f"{each} acknowledged writes per type", lambda: self.errors != [] or all(
+            len(a) >= each for a in self.acks.values()), START_TIMEOUT_S, lambda: str(self.counts()))
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(a) for name, a in self.acks.items()}
+
+    def check(self, dumped: TypedDump) -> list[str]:
+        """What differs in `dumped` (db 0) from the acknowledged writes."""
+        assert not self.errors, self.errors
+        keys = dumped.get(0, {})
+        problems = []
+
+        def got(name: str) -> tuple[str, TypedValue, int] | None:
+            return keys.get(self.key(name).encode())
+
+        acked = self.counts()
+        extra = {name: 1 if self.pending[name] else 0 for name in self.acks}
+        lst = got("list")
+        n = len(lst[1]) if lst else 0
+        if not acked["list"] <= n <= acked["list"] + extra["list"] or (
+                lst and lst[1] != tuple(b"%d" % i for i in range(n))):
+            problems.append(f"list: {acked['list']} RPUSH acknowledged, found {_short(lst)}")
+        hsh = got("hash")
+        n = len(hsh[1]) if hsh else 0
+        if not acked["hash"] <= n <= acked["hash"] + extra["hash"] or (
+                hsh and hsh[1] != tuple(sorted((b"f%d" % i, b"%d" % i) for i in range(n)))):
+            problems.append(f"hash: {acked['hash']} HSET acknowledged, found {_short(hsh)}")
+        popped = set(self.acks["set"])
+        remaining = {b"%d" % i for i in range(self.SET_SIZE)} - popped
+        st = got("set")
+        members = set(st[1]) if st else set()
+        if not members <= remaining or len(remaining) - len(members) > extra["set"]:
+            problems.append(f"set: {len(popped)} SPOP acknowledged, {len(remaining)} members should remain, found "
+                            f"{len(members)}; popped but present: {_short(sorted(members - remaining))}")
+        zs = got("zset")
+        found = float(zs[1][0][1]) if zs else None
+        values = [float(score) for score in self.acks["zset"]]
+        allowed: list[float | None] = [values[-1] if values else None]
+        if self.pending["zset"]:
+            allowed.append((values[-1] if values else 0.0) + 0.1)  # ZINCRBY adds doubles, as Python does
+        if found not in allowed:
+            problems.append(f"zset: {acked['zset']} ZINCRBY acknowledged, the score should be one of {allowed}, "
+                            f"found {found!r}")
+        return problems
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kill9_rounds_with_every_type(launcher: Launcher, kind: str) -> None:
+    """Rounds of: the every-type workload (on top of the previous rounds' replayed keys),
+    writers of each type running, kill -9 of the whole tree, restart. What was there
+    before the writers started must come back exactly; the writers' keys must hold
+    every acknowledged write (and at most the one in flight)."""
+    data = launcher.data_dir()
+    server = start_typed(launcher, kind, data)
+    previous: str | None = None
+    for rnd in range(TYPED_ROUNDS):
+        tag = f"r{rnd}"
+        typed_workload(server, tag, db=0, other_db=3 + rnd, previous=previous)
+        with raw_db_client(server, 5) as r:  # a database of its own as well
+            r.execute_command("RPUSH", f"{tag}:db5", "x", "y")
+            r.execute_command("SADD", f"{tag}:db5set", *range(10))
+            r.execute_command("SPOP", f"{tag}:db5set", 4)
+        expected = dump_typed(server)
+        ledger_prefix = f"led{rnd}"
+        with TypedLedgerWriters(server, ledger_prefix) as writers:
+            writers.wait_acks(30)
+            kill_all(server)
+        context = f"{kind}, round {rnd}, acks {writers.counts()}, in flight {writers.pending}"
+        server = start_typed(launcher, kind, data)
+        recovered = dump_typed(server)
+        assert_same_typed(without(expected, ledger_prefix.encode()), without(recovered, ledger_prefix.encode()),
+                          f"{context}: after kill -9 and restart")
+        problems = writers.check(recovered)
+        assert not problems, f"{context}:\n" + "\n".join(problems)
+        previous = tag
+    if kind == "kvred":
+        server.stop(STOP_TIMEOUT_S)
+        assert check_aof(aof_path(data)).returncode == 0
