@@ -2409,3 +2409,130 @@ def test_kill9_rounds_with_every_type(launcher: Launcher, kind: str) -> None:
     if kind == "kvred":
         server.stop(STOP_TIMEOUT_S)
         assert check_aof(aof_path(data)).returncode == 0
+
+
+# ---------------------------------------------------------------- rewrite of every type
+
+BIG_AGGREGATE = 10_000  # elements of each big list, hash, set and sorted set
+
+
+def load_big_aggregates(server: ServerProcess, prefix: str, ttl_ms: int | None) -> dict[str, int]:
+    """A list, hash, set (of strings) and sorted set of BIG_AGGREGATE elements each, plus an
+    intset; `ttl_ms`: their deadline, absolute unix ms. Their names -> element counts."""
+    counts: dict[str, int] = {}
+    with raw_db_client(server) as r:
+        pipe = r.pipeline(transaction=False)
+        for i in range(0, BIG_AGGREGATE, 1000):
+            span = range(i, i + 1000)
+            pipe.execute_command("RPUSH", f"{prefix}:list", *(b"element %d " % j + b"l" * (j % 50) for j in span))
+            pipe.execute_command("HSET", f"{prefix}:hash", *(v for j in span for v in (b"field %d" % j, b"v" * (j % 60))))
+            pipe.execute_command("SADD", f"{prefix}:set", *(b"member %d " % j + b"s" * (j % 40) for j in span))
+            pipe.execute_command("ZADD", f"{prefix}:zset", *(v for j in span for v in (b"%r" % (j / 3), b"m%d" % j)))
+        pipe.execute_command("SADD", f"{prefix}:intset", *range(0, 500 * 3, 3))
+        assert all(not isinstance(reply, Exception) for reply in pipe.execute())
+        counts = {f"{prefix}:{name}": BIG_AGGREGATE for name in ("list", "hash", "set", "zset")}
+        counts[f"{prefix}:intset"] = 500
+        if ttl_ms is not None:
+            for key in counts:
+                assert r.execute_command("PEXPIREAT", key, ttl_ms) == 1
+    return counts
+
+
+def rewritten_aof(kind: str, data: Path) -> tuple[list[list[bytes]], list[list[bytes]]]:
+    """(the rewrite's snapshot, everything) as commands: kvred's one file (its snapshot
+    cannot be told from its tail, both are returned whole), redis-server's base file
+    and base + incr files."""
+    if kind == "kvred":
+        commands = aof_commands(aof_path(data).read_bytes())
+        return commands, commands
+    aof_dir = data / "appendonlydir"
+    manifest = (aof_dir / "appendonly.aof.manifest").read_text().splitlines()
+    entries = [dict(zip(line.split()[::2], line.split()[1::2], strict=True)) for line in manifest if line.strip()]
+    (base,) = [e["file"] for e in entries if e["type"] == "b"]
+    return aof_commands((aof_dir / base).read_bytes()), aof_commands(redis_aof_content(data))
+
+
+def check_rebuilt(commands: list[list[bytes]], key: bytes, kind: str, count: int, deadline: int) -> list[str]:
+    """`key` (db 0) is rebuilt with its type's own commands, in full chunks of at most 64
+    items, plus one PEXPIREAT with its deadline if it has one."""
+    mine = [argv for db, argv in commands_by_db(commands) if db == 0 and len(argv) > 1 and argv[1] == key
+            and argv[0].upper() != b"MSET"]
+    names = {argv[0].upper() for argv in mine}
+    rebuild = [argv for argv in mine if argv[0].upper() in REBUILD_COMMANDS[kind]]
+    expires = [argv for argv in mine if argv[0].upper() == b"PEXPIREAT"]
+    problems = []
+    if not names <= REBUILD_COMMANDS[kind] | {b"PEXPIREAT"}:
+        problems.append(f"{key!r} ({kind}) rebuilt with {sorted(names)}")
+    if sum(items_after_key(argv) for argv in rebuild) != count:
+        problems.append(f"{key!r}: {sum(items_after_key(argv) for argv in rebuild)} items rebuilt, expected {count}")
+    if len(rebuild) != -(-count // 64):
+        problems.append(f"{key!r}: {len(rebuild)} commands for {count} items, expected {-(-count // 64)}")
+    want_expires = [[b"PEXPIREAT", key, b"%d" % deadline]] if deadline >= 0 else []
+    if [[a.upper() if i == 0 else a for i, a in enumerate(argv)] for argv in expires] != want_expires:
+        problems.append(f"{key!r}: TTL records {expires}, expected {want_expires}")
+    return problems
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rewrite_with_every_type(launcher: Launcher, kind: str) -> None:
+    """Big aggregates of every type (some with TTLs) and the every-type workload, then
+    BGREWRITEAOF with writes of every type running during it (SPOP included): the
+    snapshot has every type rebuilt with its own commands of at most 64 items plus
+    PEXPIREAT; after more writes, kill -9 and a restart give the same data."""
+    data = launcher.data_dir()
+    server = start_typed(launcher, kind, data)
+    far = now_ms() + TYPED_FAR_MS
+    big = load_big_aggregates(server, "big", far)
+    big.update(load_big_aggregates(server, "bignottl", None))
+    hot = load_big_aggregates(server, "hot", far + 1)
+    typed_workload(server, "pre", db=0, other_db=2)
+    during = 0
+    with raw_db_client(server) as r:
+        pipe = r.pipeline(transaction=False)
+        pipe.execute_command("BGREWRITEAOF")
+        for i in range(2000):
+            if i:
+                pipe = r.pipeline(transaction=False)
+            pipe.execute_command("RPUSH", "hot:list", b"during %d" % i)
+            pipe.execute_command("LPOP", "hot:list")
+            pipe.execute_command("HSET", "hot:hash", b"field %d" % i, b"during")
+            pipe.execute_command("HINCRBYFLOAT", "hot:hash", "float", "0.1")
+            pipe.execute_command("SPOP", "hot:set", 2)
+            pipe.execute_command("SADD", "hot:intset", -i)
+            pipe.execute_command("ZINCRBY", "hot:zset", "0.1", b"m%d" % i)
+            pipe.execute_command("ZPOPMAX", "hot:zset")
+            pipe.execute_command("SETBIT", f"during:bits:{i % 7}", i, 1)
+            pipe.execute_command("PFADD", "during:hll", i)
+            pipe.execute_command("RPUSH", f"during:list:{i}", "a", "b")
+            pipe.execute_command("EXPIRE", f"during:list:{i}", 4000 + i)
+            replies = pipe.execute()
+            assert not any(isinstance(reply, Exception) for reply in replies), replies
+            if not r.execute_command("INFO", "persistence").count(b"aof_rewrite_in_progress:1"):
+                break
+            during += 1
+    assert during, "no write was acknowledged while the rewrite ran: make the aggregates larger"
+    wait_for("the rewrite", lambda: (i := info(server))["aof_rewrite_in_progress"] == 0
+             and i.get("aof_rewrite_scheduled", 0) == 0 and i["aof_last_bgrewrite_status"] == "ok"
+             and i["aof_rewrites"] >= 1, REWRITE_TIMEOUT_S, lambda: str(info(server)))
+    snapshot, everything = rewritten_aof(kind, data)
+    too_long = [argv[:3] + [b"... %d items" % items_after_key(argv)] for argv in everything
+                if items_after_key(argv) > 64]
+    assert not too_long, too_long[:5]
+    assert not not_absolute_ttls(everything), not_absolute_ttls(everything)[:5]
+    live = dump_typed(server)
+    problems = []
+    for name, count in big.items():
+        key = name.encode()
+        kind_of, _, deadline = live[0][key]
+        problems += check_rebuilt(snapshot, key, kind_of, count, deadline)
+    assert not problems, "\n".join(problems)
+    if kind == "redis":  # the hot keys too: redis-server's base file is the snapshot alone
+        for name, count in hot.items():
+            assert not check_rebuilt(snapshot, name.encode(), live[0][name.encode()][0], count, far + 1)
+    typed_workload(server, "post", db=0, other_db=4, previous="pre")
+    expected = dump_typed(server)
+    kill_all(server)
+    server = start_typed(launcher, kind, data)
+    assert_same_typed(expected, dump_typed(server), f"{kind}: after the rewrite, kill -9 and a restart")
+    if kind == "kvred":
+        assert not temp_files(data)
