@@ -2536,3 +2536,73 @@ def test_rewrite_with_every_type(launcher: Launcher, kind: str) -> None:
     assert_same_typed(expected, dump_typed(server), f"{kind}: after the rewrite, kill -9 and a restart")
     if kind == "kvred":
         assert not temp_files(data)
+
+
+# ---------------------------------------------------------------- interop with redis-server, every type
+
+
+def every_type_history(server: ServerProcess) -> None:
+    """Big aggregates and the every-type workload, a rewrite, then more of the workload on
+    top of the rewritten keys (and in other databases): the AOF has both a rewrite's
+    snapshot and ordinary commands of every type."""
+    load_big_aggregates(server, "big", now_ms() + TYPED_FAR_MS)
+    typed_workload(server, "a", db=0, other_db=3)
+    rewrite_and_wait(server)
+    typed_workload(server, "b", db=0, other_db=3, previous="a")
+    typed_workload(server, "c", db=7, other_db=0)
+
+
+def rewrite_and_wait(server: ServerProcess) -> None:
+    before = info(server)["aof_rewrites"]
+    with client(server) as r:
+        r.execute_command("BGREWRITEAOF")
+    wait_for("the rewrite", lambda: (i := info(server))["aof_rewrite_in_progress"] == 0
+             and i.get("aof_rewrite_scheduled", 0) == 0 and i["aof_last_bgrewrite_status"] == "ok"
+             and i["aof_rewrites"] > before, REWRITE_TIMEOUT_S, lambda: str(info(server)))
+
+
+def test_redis_server_loads_a_kvred_aof_with_every_type(launcher: Launcher) -> None:
+    """redis-server loads kvred's AOF (a rewrite and commands of every type after it) into
+    the same data; and keeps it through its own rewrite and a kill -9."""
+    data = launcher.data_dir()
+    server = launcher.kvred(data)
+    every_type_history(server)
+    expected = dump_typed(server)
+    assert set(expected) == {0, 3, 7}, sorted(expected)
+    assert wait_exit_after(server, signal.SIGTERM) == 0
+
+    redis_dir = launcher.data_dir("redis")
+    shutil.copy(aof_path(data), redis_dir / AOF_NAME)
+    options = ("--appendonly", "yes", "--appendfilename", AOF_NAME, "--aof-use-rdb-preamble", "no",
+               "--appendfsync", "always")
+    real = launcher.redis(redis_dir, *options)
+    assert_same_typed(expected, dump_typed(real), f"redis-server loading kvred's AOF\n{real.log_tail()}")
+    rewrite_and_wait(real)
+    kill_all(real)
+    real = launcher.redis(redis_dir, *options)
+    assert_same_typed(expected, dump_typed(real), "redis-server after its own rewrite of kvred's data")
+
+
+def test_kvred_loads_a_redis_server_aof_with_every_type(launcher: Launcher) -> None:
+    """kvred loads redis-server's AOF (its rewrite: HMSET, ZADD with %.17g scores, SET of
+    HLLs and bitmaps, PEXPIREAT; then what Redis propagates: SREM for SPOP, HSET for
+    HINCRBYFLOAT, RPOP/ZPOPMIN for LMPOP/ZMPOP...) into the same data; and keeps it
+    through its own rewrite and a kill -9."""
+    redis_dir = launcher.data_dir("redis")
+    real = launcher.redis(redis_dir, *REDIS_AOF_OPTIONS)
+    every_type_history(real)
+    expected = dump_typed(real)
+    assert set(expected) == {0, 3, 7}, sorted(expected)
+    assert wait_exit_after(real, signal.SIGTERM) == 0
+
+    data = launcher.data_dir()
+    aof_path(data).write_bytes(redis_aof_content(redis_dir))
+    server = launcher.kvred(data)
+    assert_same_typed(expected, dump_typed(server), "kvred loading redis-server's AOF")
+    rewrite_and_wait(server)
+    commands = aof_commands(aof_path(data).read_bytes())
+    too_long = [argv[:3] for argv in commands if items_after_key(argv) > 64]
+    assert not too_long, too_long[:5]
+    kill_all(server)
+    server = launcher.kvred(data)
+    assert_same_typed(expected, dump_typed(server), "kvred after its own rewrite of redis-server's data")
