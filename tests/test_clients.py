@@ -185,6 +185,28 @@ def test_redis_benchmark(kvred_module: ServerProcess) -> None:
         assert f"{test}: " in output, output
 
 
+# What redis-benchmark runs with no -t, in order (redis-benchmark 7.0).
+DEFAULT_SUITE = ("PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "LPUSH", "RPUSH", "LPOP", "RPOP", "SADD",
+                 "HSET", "SPOP", "ZADD", "ZPOPMIN", "LPUSH (needed to benchmark LRANGE)",
+                 "LRANGE_100 (first 100 elements)", "LRANGE_300 (first 300 elements)",
+                 "LRANGE_500 (first 500 elements)", "LRANGE_600 (first 600 elements)", "MSET (10 keys)")
+
+
+def test_redis_benchmark_default_suite(kvred_module: ServerProcess) -> None:
+    """What a user runs first: `redis-benchmark -q` with no -t runs every test of its
+    default suite, each without an error."""
+    exe = require_tool("redis-benchmark")
+    result = subprocess.run(
+        [exe, "-p", str(kvred_module.port), "-n", "10000", "-q", "--csv"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=BENCHMARK_TIMEOUT_S,
+        check=False)
+    output = (result.stdout + result.stderr).decode(errors="replace")
+    assert result.returncode == 0, output
+    assert "WARNING" not in output and "error" not in output.lower(), output
+    ran = [line.split(",")[0].strip('"') for line in output.splitlines()[1:] if line.startswith('"')]
+    assert ran == list(DEFAULT_SUITE), output
+
+
 # --- processes -------------------------------------------------------------------
 
 
