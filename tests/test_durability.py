@@ -1,5 +1,6 @@
 """Durability of the AOF: crashes, torn tails, corruption, rewrites, shutdown,
-interop with redis-server's AOF, disk errors; TTLs and the 16 databases (section 10).
+interop with redis-server's AOF, disk errors; TTLs and the 16 databases (section 10); the
+value types: lists, hashes, sets, sorted sets, bitmaps, HyperLogLogs (section 11).
 
 Real processes, real files, real signals; no mocks. Every wait polls a
 condition with a deadline (POLL_S between checks), every process is stopped by
