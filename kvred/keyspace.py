@@ -34,7 +34,7 @@ is one shared int object per second, so `access` costs an entry per key, not an 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from typing import Any, Protocol
 
 from .keyorder import BLOCK, KeyOrder
@@ -346,6 +346,14 @@ class Keyspace:
         """A value was changed in place (APPEND, SETRANGE, and the other types' commands)."""
         if self.watched:
             self.signal_modified(key)
+
+    def modified_or_emptied(self, key: bytes, value: Sized) -> None:
+        """Elements were removed from an aggregate in place: delete its key if it is now
+        empty (Redis keeps no empty list, hash, set or sorted set), else signal the change."""
+        if len(value):
+            self.modified(key)
+        else:
+            self.delete(key)
 
     def delete(self, key: bytes) -> bool:
         """DEL one key; True if it existed (an expired key did not: it is expired)."""

@@ -313,10 +313,7 @@ def hdel(ctx: Context, argv: list[bytes]) -> bytes:
                 break  # Redis stops at the last field: the key is gone
     if not deleted:
         return ZERO
-    if h:
-        ctx.keyspace.modified(key)
-    else:
-        ctx.keyspace.delete(key)
+    ctx.keyspace.modified_or_emptied(key, h)
     ctx.aof_feed(argv)
     return b":%d\r\n" % deleted
 

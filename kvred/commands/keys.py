@@ -16,6 +16,7 @@ from ..glob import compile_glob
 from ..keyspace import Keyspace
 from ..valuetypes import copy_value, type_name
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
+from .scanning import parse_scan_options
 
 __all__ = ["parse_cursor", "db_index"]
 
@@ -139,30 +140,14 @@ def scan(ctx: Context, argv: list[bytes]) -> bytes:
     cursor = parse_cursor(argv[1])
     if cursor is None:
         return b"-ERR invalid cursor\r\n"
-    count, pattern, type_filter = 10, None, None
-    i = 2
-    while i < len(argv):
-        opt = argv[i].lower()
-        if i + 1 >= len(argv):
-            return ERR_SYNTAX
-        if opt == b"count":
-            count_arg = int_arg(argv[i + 1])
-            if count_arg is None:
-                return ERR_NOT_INT
-            if count_arg < 1:
-                return ERR_SYNTAX
-            count = count_arg
-        elif opt == b"match":
-            pattern = None if argv[i + 1] == b"*" else compile_glob(argv[i + 1])
-        elif opt == b"type":
-            type_filter = argv[i + 1].split(b"\0", 1)[0].lower()  # strcasecmp: a C string
-        else:
-            return ERR_SYNTAX
-        i += 2
+    options = parse_scan_options(argv, 2, with_type=True)
+    if isinstance(options, bytes):
+        return options
     keyspace = ctx.keyspace
-    next_cursor, found = keyspace.scan(cursor, count)
-    if pattern is not None:
-        found = pattern.select(found)
+    next_cursor, found = keyspace.scan(cursor, options.count)
+    if options.match is not None:
+        found = list(filter(options.match, found))
+    type_filter = options.type_filter
     if type_filter is not None:
         # Redis 7.0 looks the type up first, which deletes an expired key: its type is
         # then "none", and TYPE none returns it.

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from itertools import islice
 
-from ..keyspace import Keyspace, WrongType
+from ..keyspace import WrongType
 from ..valuetypes import REWRITE_ITEMS_PER_CMD, ValueType, register_type
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
 
@@ -75,15 +75,6 @@ LIST = register_type(ValueType(b"list", (deque,), _encoding, _copy, _rewrite))
 def _list(ctx: Context, key: bytes, write: bool = False) -> deque[bytes] | None:
     value: deque[bytes] | None = ctx.keyspace.lookup_typed(key, (deque,), write)
     return value
-
-
-def _changed(keyspace: Keyspace, key: bytes, value: deque[bytes]) -> None:
-    """After elements were removed in place: delete the list if it is empty, else
-    signal the change (WATCH)."""
-    if value:
-        keyspace.modified(key)
-    else:
-        keyspace.delete(key)
 
 
 # `$<n>\r\n` for the element sizes most lists hold: a lookup, not a format
@@ -415,7 +406,7 @@ def lrem(ctx: Context, argv: list[bytes]) -> bytes:
         kept.reverse()
     value.clear()
     value.extend(kept)
-    _changed(ctx.keyspace, key, value)
+    ctx.keyspace.modified_or_emptied(key, value)
     ctx.aof_feed(argv)
     return b":%d\r\n" % removed
 
@@ -487,7 +478,7 @@ def _move(ctx: Context, argv: list[bytes], from_left: bool, to_left: bool) -> by
         dst.appendleft(item)
     else:
         dst.append(item)
-    _changed(keyspace, source, src)
+    keyspace.modified_or_emptied(source, src)
     ctx.aof_feed(argv)
     return b"$%d\r\n%b\r\n" % (len(item), item)
 

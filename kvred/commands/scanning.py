@@ -1,5 +1,5 @@
 """HSCAN, SSCAN and ZSCAN's iteration over one aggregate (Redis's scanGenericCommand
-applied to a value), sans-IO.
+applied to a value), and the options of the whole SCAN family (SCAN adds TYPE), sans-IO.
 
 A compact aggregate (listpack or intset encoding in Redis) is returned whole by the
 first call with cursor 0, as Redis does, whatever COUNT says, in Redis's order.
@@ -39,16 +39,18 @@ class Scannable(Protocol):
 
 
 class ScanOptions:
-    __slots__ = ("count", "match")
+    __slots__ = ("count", "match", "type_filter")
 
-    def __init__(self, count: int, match: Callable[[bytes], bool] | None) -> None:
+    def __init__(self, count: int, match: Callable[[bytes], bool] | None, type_filter: bytes | None) -> None:
         self.count = count
         self.match = match  # None: every member
+        self.type_filter = type_filter  # SCAN's TYPE, lowercased; None: any type
 
 
-def parse_scan_options(argv: list[bytes], first: int) -> ScanOptions | bytes:
-    """MATCH pattern and COUNT n from argv[first:], with Redis's errors."""
-    count, match = 10, None
+def parse_scan_options(argv: list[bytes], first: int, with_type: bool = False) -> ScanOptions | bytes:
+    """MATCH pattern and COUNT n (and TYPE t for the keyspace's SCAN, `with_type`) from
+    argv[first:], with Redis's errors."""
+    count, match, type_filter = 10, None, None
     i = first
     while i < len(argv):
         opt = argv[i].lower()
@@ -63,10 +65,12 @@ def parse_scan_options(argv: list[bytes], first: int) -> ScanOptions | bytes:
             count = value
         elif opt == b"match":
             match = None if argv[i + 1] == b"*" else compile_glob(argv[i + 1]).match
+        elif opt == b"type" and with_type:
+            type_filter = argv[i + 1].split(b"\0", 1)[0].lower()  # strcasecmp: a C string
         else:
             return ERR_SYNTAX
         i += 2
-    return ScanOptions(count, match)
+    return ScanOptions(count, match, type_filter)
 
 
 def scan_members(value: Scannable, members: Collection[Any], cursor: int, count: int,

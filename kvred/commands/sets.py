@@ -171,14 +171,6 @@ def sadd(ctx: Context, argv: list[bytes]) -> bytes:
     return b":%d\r\n" % added
 
 
-def _removed(ctx: Context, key: bytes, value: RedisSet) -> None:
-    """After members were removed: an empty set is deleted, else watchers touched."""
-    if value:
-        ctx.keyspace.modified(key)
-    else:
-        ctx.keyspace.delete(key)
-
-
 @command("srem", -3, "write fast", (1, 1, 1))
 def srem(ctx: Context, argv: list[bytes]) -> bytes:
     key = argv[1]
@@ -193,7 +185,7 @@ def srem(ctx: Context, argv: list[bytes]) -> bytes:
     removed = before - len(value)
     if not removed:
         return ZERO
-    _removed(ctx, key, value)
+    ctx.keyspace.modified_or_emptied(key, value)
     ctx.aof_feed(argv)
     return b":%d\r\n" % removed
 
@@ -238,7 +230,7 @@ def spop(ctx: Context, argv: list[bytes]) -> bytes:
         return ctx.null
     member = _pick(value)
     value.remove(member)
-    _removed(ctx, key, value)
+    ctx.keyspace.modified_or_emptied(key, value)
     ctx.aof_feed([b"SREM", key, member])
     return b"$%d\r\n%b\r\n" % (len(member), member)
 
@@ -369,7 +361,7 @@ def smove(ctx: Context, argv: list[bytes]) -> bytes:
     if member not in src:
         return ZERO
     src.remove(member)
-    _removed(ctx, src_key, src)
+    ctx.keyspace.modified_or_emptied(src_key, src)
     max_intset = ctx.config.set_max_intset_entries
     if dst is None:
         keyspace.set_key(dst_key, new_set((member,), max_intset))

@@ -248,10 +248,7 @@ def _remove_members(ctx: Context, key: bytes, zs: ZSet, pairs: list[tuple[float,
     scores = zs.scores
     for _score, member in pairs:
         del scores[member]
-    if not scores:
-        ctx.keyspace.delete(key)
-    else:
-        ctx.keyspace.modified(key)
+    ctx.keyspace.modified_or_emptied(key, scores)
 
 
 # --- replies -----------------------------------------------------------------------
@@ -426,10 +423,7 @@ def zrem(ctx: Context, argv: list[bytes]) -> bytes:
             ordered.remove((score, member))
             removed += 1
     if removed:
-        if not scores:
-            ctx.keyspace.delete(key)
-        else:
-            ctx.keyspace.modified(key)
+        ctx.keyspace.modified_or_emptied(key, scores)
         ctx.aof_feed(argv)
     return b":%d\r\n" % removed
 
@@ -825,10 +819,7 @@ def _zpop(ctx: Context, argv: list[bytes], pop_max: bool) -> bytes:
         score, member = zs.ordered.pop(-1 if pop_max else 0)
         scores = zs.scores
         del scores[member]
-        if not scores:
-            ctx.keyspace.delete(key)
-        else:
-            ctx.keyspace.modified(key)
+        ctx.keyspace.modified_or_emptied(key, scores)
         ctx.aof_feed(argv)
         text = b"%.17g" % score
         if ctx.resp3:
