@@ -7,10 +7,10 @@ The machinery is tests/differential.py.
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import pytest
+from aoftools import aof_commands, kill_hard, rewrite_and_wait
 from conftest import ServerProcess, against_redis, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
@@ -26,8 +26,6 @@ from differential import (  # noqa: F401  (servers: the fixture)
     servers,
 )
 from rawclient import RawClient
-
-from kvred.resp import RequestParser
 
 CASES = Cases()
 case, arity = CASES.case, CASES.arity
@@ -411,32 +409,6 @@ def _reads(server: ServerProcess) -> list[bytes]:
         return [c.call(*cmd) for cmd in READS]
 
 
-def _commands_in(path: Path) -> list[list[bytes]]:
-    parser = RequestParser(strict=True)
-    commands = parser.feed(path.read_bytes())
-    assert parser.error is None and not parser.in_command
-    return commands
-
-
-def _kill(server: ServerProcess) -> None:
-    assert server.proc is not None
-    server.proc.kill()
-    server.proc.wait(10)
-    server.stop()
-
-
-def _rewrite(server: ServerProcess) -> None:
-    with RawClient(server.port) as c:
-        assert c.call("BGREWRITEAOF").startswith(b"+")
-        deadline = time.monotonic() + 30
-        while True:
-            info = c.call("INFO", "persistence")
-            if b"aof_rewrite_in_progress:0" in info and b"aof_rewrites:1\r" in info:
-                return
-            assert time.monotonic() < deadline, info
-            time.sleep(0.05)
-
-
 @pytest.mark.skipif(against_redis(), reason="kvred's AOF file")
 def test_aof_replay_and_rewrite(tmp_path: Path) -> None:
     server = start_kvred(tmp_path)
@@ -446,17 +418,17 @@ def test_aof_replay_and_rewrite(tmp_path: Path) -> None:
                 assert not c.call(*cmd).startswith(b"-"), cmd
         before = _reads(server)
         assert before[6] == b"$4\r\n\x00\x00\x00\x00\r\n" and before[7] == b":0\r\n"
-        logged = _commands_in(tmp_path / "kvred.aof")
+        logged = aof_commands((tmp_path / "kvred.aof").read_bytes())
         assert [b"BITFIELD", b"t", b"GET", b"u8", b"0"] not in logged
         assert sum(cmd[:2] == [b"SETBIT", b"s"] for cmd in logged) == 1
-        _kill(server)
+        kill_hard(server)
         server = start_kvred(tmp_path)
         assert _reads(server) == before
-        _rewrite(server)
-        rewritten = _commands_in(tmp_path / "kvred.aof")
+        rewrite_and_wait(server)
+        rewritten = aof_commands((tmp_path / "kvred.aof").read_bytes())
         assert all(len(cmd) <= 65 for cmd in rewritten), rewritten  # the name and 64 items
         assert not any(cmd[0] in (b"SETBIT", b"BITFIELD", b"BITOP") for cmd in rewritten)
-        _kill(server)
+        kill_hard(server)
         server = start_kvred(tmp_path)
         # the same, but a short string rebuilt by SET is embstr again (as in Redis after a restart)
         after = _reads(server)

@@ -7,12 +7,12 @@ most 64 field-value pairs)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aoftools import aof_commands, kill_hard, rewrite_and_wait
 from conftest import ServerProcess, free_port, require_tool, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
@@ -438,25 +438,6 @@ def _hashes(port: int) -> dict[str, tuple[bytes, ...]]:
     return out
 
 
-def _commands(aof: bytes) -> list[list[bytes]]:
-    """The commands of a plain RESP AOF."""
-    out: list[list[bytes]] = []
-    pos = 0
-    while pos < len(aof):
-        assert aof[pos : pos + 1] == b"*", aof[pos : pos + 40]
-        nl = aof.index(b"\r\n", pos)
-        count = int(aof[pos + 1 : nl])
-        pos = nl + 2
-        argv = []
-        for _ in range(count):
-            nl = aof.index(b"\r\n", pos)
-            size = int(aof[pos + 1 : nl])
-            argv.append(aof[nl + 2 : nl + 2 + size])
-            pos = nl + 2 + size + 2
-        out.append(argv)
-    return out
-
-
 def test_aof_kill_and_rewrite(tmp_path: Path) -> None:
     server = start_kvred(tmp_path, appendfsync="always")
     try:
@@ -467,26 +448,16 @@ def test_aof_kill_and_rewrite(tmp_path: Path) -> None:
         assert expected["ttl"][1] == b":" + MS_2100.encode() + b"\r\n"
         assert expected["big"][2] == b"$9\r\nhashtable\r\n" and expected["small"][2] == b"$8\r\nlistpack\r\n"
         assert expected["emptied"][3] == b"+none\r\n"
-        logged = _commands((tmp_path / "kvred.aof").read_bytes())
+        logged = aof_commands((tmp_path / "kvred.aof").read_bytes())
         assert [b"HSET", b"floats", b"f", b"10.6"] in logged  # HINCRBYFLOAT is logged as its result
         assert not any(argv[0].upper() == b"HINCRBYFLOAT" for argv in logged)
-        server.proc.kill()  # type: ignore[union-attr]
-        server.proc.wait(10)  # type: ignore[union-attr]
-        server.stop()
+        kill_hard(server)
         server = start_kvred(tmp_path, appendfsync="always")
         assert _hashes(server.port) == expected
 
-        with RawClient(server.port, timeout=5) as c:
-            assert c.call("BGREWRITEAOF").startswith(b"+")
-            deadline = time.monotonic() + 30
-            while True:
-                info = c.call("INFO", "persistence")
-                if b"aof_rewrite_in_progress:0" in info and b"aof_rewrites:1" in info:
-                    break
-                assert time.monotonic() < deadline, info
-                time.sleep(0.05)
+        rewrite_and_wait(server)
         hmsets = 0
-        for command in _commands((tmp_path / "kvred.aof").read_bytes()):
+        for command in aof_commands((tmp_path / "kvred.aof").read_bytes()):
             if command[0].upper() == b"HMSET":
                 hmsets += 1
                 pairs_in_command = (len(command) - 2) // 2

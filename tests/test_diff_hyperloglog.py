@@ -9,11 +9,11 @@ The machinery is tests/differential.py.
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aoftools import aof_commands, kill_hard, rewrite_and_wait
 from conftest import ServerProcess, against_redis, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
@@ -30,7 +30,6 @@ from differential import (  # noqa: F401  (servers: the fixture)
 from rawclient import RawClient
 
 from kvred.commands.hyperloglog import murmurhash64a
-from kvred.resp import RequestParser
 
 CASES = Cases()
 case, arity = CASES.case, CASES.arity
@@ -291,32 +290,6 @@ def _reads(server: ServerProcess) -> list[bytes]:
         return [c.call(*cmd) for cmd in READS]
 
 
-def _commands_in(path: Path) -> list[list[bytes]]:
-    parser = RequestParser(strict=True)
-    commands = parser.feed(path.read_bytes())
-    assert parser.error is None and not parser.in_command
-    return commands
-
-
-def _kill(server: ServerProcess) -> None:
-    assert server.proc is not None
-    server.proc.kill()
-    server.proc.wait(10)
-    server.stop()
-
-
-def _rewrite(server: ServerProcess) -> None:
-    with RawClient(server.port) as c:
-        assert c.call("BGREWRITEAOF").startswith(b"+")
-        deadline = time.monotonic() + 30
-        while True:
-            info = c.call("INFO", "persistence")
-            if b"aof_rewrite_in_progress:0" in info and b"aof_rewrites:1\r" in info:
-                return
-            assert time.monotonic() < deadline, info
-            time.sleep(0.05)
-
-
 @pytest.mark.skipif(against_redis(), reason="kvred's AOF file")
 def test_aof_replay_and_rewrite(tmp_path: Path) -> None:
     server = start_kvred(tmp_path)
@@ -325,18 +298,18 @@ def test_aof_replay_and_rewrite(tmp_path: Path) -> None:
             for cmd in WRITES:
                 assert not c.call(*cmd).startswith(b"-"), cmd
         before = _reads(server)
-        logged = _commands_in(tmp_path / "kvred.aof")
+        logged = aof_commands((tmp_path / "kvred.aof").read_bytes())
         names = [cmd[0].upper() for cmd in logged]
         assert names.count(b"PFCOUNT") == 2  # the two that wrote a cache
         assert sum(cmd[:2] == [b"PFADD", b"a"] for cmd in logged) == 1
-        _kill(server)
+        kill_hard(server)
         server = start_kvred(tmp_path)
         assert _reads(server) == before  # the same bytes, caches included
-        _rewrite(server)
-        rewritten = _commands_in(tmp_path / "kvred.aof")
+        rewrite_and_wait(server)
+        rewritten = aof_commands((tmp_path / "kvred.aof").read_bytes())
         assert all(len(cmd) <= 65 for cmd in rewritten), rewritten  # the name and 64 items
         assert not any(cmd[0].upper().startswith(b"PF") for cmd in rewritten)
-        _kill(server)
+        kill_hard(server)
         server = start_kvred(tmp_path)
         assert _reads(server) == before
     finally:

@@ -4,11 +4,11 @@ lists survive kill -9 and a BGREWRITEAOF round trip (RPUSH of at most 64 element
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aoftools import aof_commands, kill_hard, rewrite_and_wait
 from conftest import start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
@@ -346,27 +346,17 @@ def test_aof_kill_and_rewrite(tmp_path: Path) -> None:
         with RawClient(server.port, timeout=5) as c:
             _workload(c)
         expected = _lists(server.port, KEYS)
-        logged = _commands((tmp_path / "kvred.aof").read_bytes())
+        logged = aof_commands((tmp_path / "kvred.aof").read_bytes())
         assert [b"RPOP", b"src", b"1"] in logged and not any(argv[0].upper() == b"LMPOP" for argv in logged)
         assert expected["plain"][0].startswith(b"*151\r\n") and expected["ttl"][1] == b":" + MS_2100.encode() + b"\r\n"
-        server.proc.kill()  # type: ignore[union-attr]
-        server.proc.wait(10)  # type: ignore[union-attr]
-        server.stop()
+        kill_hard(server)
         server = start_kvred(tmp_path, appendfsync="always")
         assert _lists(server.port, KEYS) == expected
 
-        with RawClient(server.port, timeout=5) as c:
-            assert c.call("BGREWRITEAOF").startswith(b"+")
-            deadline = time.monotonic() + 30
-            while True:
-                info = c.call("INFO", "persistence")
-                if b"aof_rewrite_in_progress:0" in info and b"aof_rewrites:1" in info:
-                    break
-                assert time.monotonic() < deadline, info
-                time.sleep(0.05)
+        rewrite_and_wait(server)
         aof = (tmp_path / "kvred.aof").read_bytes()
         rpushes = 0
-        for command in _commands(aof):
+        for command in aof_commands(aof):
             assert len(command) <= 64 + 2, command[:3]
             if command[0].upper() == b"RPUSH":
                 rpushes += 1
@@ -377,22 +367,3 @@ def test_aof_kill_and_rewrite(tmp_path: Path) -> None:
         assert _lists(server.port, KEYS) == expected
     finally:
         server.stop()
-
-
-def _commands(aof: bytes) -> list[list[bytes]]:
-    """The commands of a plain RESP AOF."""
-    out: list[list[bytes]] = []
-    pos = 0
-    while pos < len(aof):
-        assert aof[pos : pos + 1] == b"*", aof[pos : pos + 40]
-        nl = aof.index(b"\r\n", pos)
-        count = int(aof[pos + 1 : nl])
-        pos = nl + 2
-        argv = []
-        for _ in range(count):
-            nl = aof.index(b"\r\n", pos)
-            size = int(aof[pos + 1 : nl])
-            argv.append(aof[nl + 2 : nl + 2 + size])
-            pos = nl + 2 + size + 2
-        out.append(argv)
-    return out

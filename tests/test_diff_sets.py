@@ -9,13 +9,13 @@ shape, size, membership and distinctness (`randoms`).
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ServerProcess, start_kvred
+from aoftools import aof_commands, kill_hard, rewrite_and_wait
+from conftest import start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
     C,
@@ -29,8 +29,6 @@ from differential import (  # noqa: F401  (servers: the fixture)
     servers,
 )
 from rawclient import RawClient, parse_reply
-
-from kvred.resp import RequestParser
 
 CASES = Cases()
 case, lazy_case, arity = CASES.case, CASES.lazy_case, CASES.arity
@@ -429,13 +427,6 @@ def test_random_picks_cover_the_set(servers: Servers) -> None:  # noqa: F811
 # --- AOF ------------------------------------------------------------------------------
 
 
-def _aof_commands(path: Path) -> list[list[bytes]]:
-    parser = RequestParser(strict=True)
-    commands = parser.feed(path.read_bytes())
-    assert parser.error is None and not parser.in_command
-    return commands
-
-
 def _snapshot(port: int) -> dict[str, Any]:
     """Every set's members, encoding and TTL (read commands only)."""
     state: dict[str, Any] = {}
@@ -471,13 +462,6 @@ def _fill(port: int) -> None:
         client.call("SDIFFSTORE", "tmp", "nokey")
 
 
-def _kill(server: ServerProcess) -> None:
-    assert server.proc is not None
-    server.proc.send_signal(signal.SIGKILL)
-    server.proc.wait(10)
-    server.stop()
-
-
 def test_aof_restart_after_sigkill(tmp_path: Path) -> None:
     server = start_kvred(tmp_path, appendfsync="always")
     try:
@@ -486,7 +470,7 @@ def test_aof_restart_after_sigkill(tmp_path: Path) -> None:
         assert set(before) == {"ints", "words", "big", "a", "b", "inter", "union", "diff"} | (
             {"moved"} if b"50" in before.get("moved", ([],))[0] else set())
     finally:
-        _kill(server)
+        kill_hard(server)
     server = start_kvred(tmp_path, appendfsync="always")
     try:
         assert _snapshot(server.port) == before
@@ -499,18 +483,10 @@ def test_aof_rewrite_round_trip(tmp_path: Path) -> None:
     try:
         _fill(server.port)
         before = _snapshot(server.port)
-        with RawClient(server.port) as client:
-            assert client.call("BGREWRITEAOF").startswith(b"+")
-            for _ in range(500):
-                info = parse_reply(client.call("INFO", "persistence"))[1]
-                if b"aof_rewrite_in_progress:0" in info and b"aof_rewrites:1" in info:
-                    break
-                client.call("DEBUG", "SLEEP", "0.01")
-            else:
-                pytest.fail("the rewrite did not finish")
+        rewrite_and_wait(server)
     finally:
         server.stop()
-    commands = _aof_commands(tmp_path / "kvred.aof")
+    commands = aof_commands((tmp_path / "kvred.aof").read_bytes())
     sadds = [cmd for cmd in commands if cmd[0].upper() == b"SADD"]
     assert len(sadds) > len({cmd[1] for cmd in sadds})  # the big sets took several commands
     assert all(len(cmd) - 2 <= 64 for cmd in sadds)

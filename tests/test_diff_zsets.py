@@ -3,12 +3,12 @@ redis-server 7.0, and the AOF (kill -9, BGREWRITEAOF) round trips of sorted sets
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aoftools import aof_commands, kill_hard, rewrite_and_wait
 from conftest import ServerProcess, against_redis, free_port, require_tool, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
@@ -24,8 +24,6 @@ from differential import (  # noqa: F401  (servers: the fixture)
     servers,
 )
 from rawclient import RawClient, encode_command, parse_reply
-
-from kvred.resp import RequestParser
 
 CASES = Cases()
 case, arity = CASES.case, CASES.arity
@@ -500,22 +498,13 @@ def _fill(port: int) -> None:
         client.call("ZRANDMEMBER", "big", "5")
 
 
-def _rewritten(info: bytes) -> bool:
-    return b"aof_rewrite_in_progress:0" in info and b"aof_rewrites:0" not in info
-
-
-def _kill(server: Any) -> None:
-    server.proc.kill()
-    server.proc.wait(10)
-
-
 @pytest.mark.skipif(against_redis(), reason="kvred's AOF")
 def test_aof_replay_after_kill(tmp_path: Path) -> None:
     server = start_kvred(tmp_path, appendonly="yes", appendfsync="always")
     try:
         _fill(server.port)
         before = _snapshot(server.port)
-        _kill(server)
+        kill_hard(server)
     finally:
         server.stop()
     server = start_kvred(tmp_path, appendonly="yes", appendfsync="always")
@@ -531,17 +520,12 @@ def test_aof_rewrite_round_trip(tmp_path: Path) -> None:
     try:
         _fill(server.port)
         before = _snapshot(server.port)
-        with RawClient(server.port) as client:
-            assert client.call("BGREWRITEAOF").startswith(b"+")
-            deadline = time.monotonic() + 20
-            while not _rewritten(client.call("INFO", "persistence")):
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        _kill(server)
+        rewrite_and_wait(server)
+        kill_hard(server)
     finally:
         server.stop()
     files = [p for p in tmp_path.rglob("*.aof") if p.is_file()]
-    commands = [cmd for path in files for cmd in RequestParser(strict=True).feed(path.read_bytes())]
+    commands = [cmd for path in files for cmd in aof_commands(path.read_bytes())]
     zadds = [cmd for cmd in commands if cmd[0].upper() == b"ZADD"]
     assert zadds and all(len(cmd) <= 2 + 2 * 64 for cmd in zadds)
     assert any(len(cmd) == 2 + 2 * 64 for cmd in zadds)  # "big" needed several commands

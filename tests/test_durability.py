@@ -38,6 +38,7 @@ from typing import Any
 import psutil
 import pytest
 import redis
+from aoftools import aof_commands
 from conftest import REPO_ROOT, ServerProcess, against_redis, answers_ping, free_port, require_tool
 from rawclient import RawClient, encode_command, parse_reply
 from redis.backoff import NoBackoff
@@ -1171,24 +1172,6 @@ def diff_dumps(expected: DbDump, got: DbDump) -> list[str]:
 def assert_same_dbs(expected: DbDump, got: DbDump, what: str) -> None:
     problems = diff_dumps(expected, got)
     assert not problems, f"{what}: {len(problems)} differences, first ones:\n" + "\n".join(problems[:20])
-
-
-def aof_commands(content: bytes) -> list[list[bytes]]:
-    """The commands of a plain-RESP AOF, in order (a test-side parser, independent of kvred's)."""
-    out: list[list[bytes]] = []
-    pos = 0
-    while pos < len(content):
-        assert content[pos : pos + 1] == b"*", f"not a command at offset {pos}: {content[pos : pos + 40]!r}"
-        end = content.index(b"\r\n", pos)
-        count, pos = int(content[pos + 1 : end]), end + 2
-        argv = []
-        for _ in range(count):
-            end = content.index(b"\r\n", pos)
-            length, pos = int(content[pos + 1 : end]), end + 2
-            argv.append(content[pos : pos + length])
-            pos += length + 2
-        out.append(argv)
-    return out
 
 
 def commands_by_db(commands: list[list[bytes]], db: int = 0) -> list[tuple[int, list[bytes]]]:
