@@ -3,7 +3,8 @@
 A worker's `Connection` (kvred/connection.py) holds what belongs to one socket:
 the parser, the reply order, the MULTI queue, AUTH. The writer holds, per client
 id, what commands share across workers: the selected database, the keys it WATCHes,
-its name (CLIENT LIST), and replies deferred until the AOF can take them. Sans-IO:
+its name (CLIENT LIST), its subscriptions, whether it waits in a blocking command,
+and replies deferred until the AOF can take them or until it is served. Sans-IO:
 `link` is whatever the writer uses to reach the client's worker.
 """
 
@@ -13,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .blocking import Blocked
     from .keyspace import Keyspace
 
 __all__ = ["WriterClient"]
@@ -32,6 +34,12 @@ class WriterClient:
         "dirty_cas",
         "owed",
         "queued",
+        "answered",
+        "blocked",
+        "channels",
+        "patterns",
+        "shard_channels",
+        "monitor",
     )
 
     def __init__(self, client_id: int, addr: str, laddr: str, link: Any) -> None:
@@ -50,3 +58,13 @@ class WriterClient:
         # replies it is owed, in order, and the request entries that wait behind them.
         self.owed: list[Any] = []
         self.queued: list[list[Any]] = []
+        # Entries answered so far (not counting deferred ones): a push to this client is
+        # delivered by its worker after that many replies, which keeps pushes in order
+        # with the replies of other links' clients (kvred/ipc.py).
+        self.answered = 0
+        self.blocked: Blocked | None = None  # waiting in a blocking command (kvred/blocking.py)
+        # pub/sub subscriptions (kvred/pubsub.py), in subscription order
+        self.channels: dict[bytes, None] = {}
+        self.patterns: dict[bytes, None] = {}
+        self.shard_channels: dict[bytes, None] = {}
+        self.monitor = False  # MONITOR: gets every command the writer runs

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from .notify import parse_flags
 from .resp import split_inline_args
 
 __all__ = [
@@ -46,6 +47,7 @@ DEFAULT_MAXCLIENTS = 10000
 # Redis leaves normal clients unlimited (0); kvred disconnects a client whose unread
 # replies pass this, so a client that never reads cannot exhaust memory.
 DEFAULT_OUTPUT_BUFFER_LIMIT = 256 * 1024 * 1024
+DEFAULT_PUBSUB_OUTPUT_LIMIT = (32 * 1024 * 1024, 8 * 1024 * 1024, 60)  # Redis's pubsub class
 LOG_LEVELS = ("debug", "verbose", "notice", "warning")
 # Redis's bounds for its integer settings (config.c)
 INT_MAX = 2**31 - 1
@@ -89,6 +91,9 @@ class Config:
     proto_max_bulk_len: int = 512 * 1024 * 1024
     client_query_buffer_limit: int = 1024 * 1024 * 1024
     client_output_buffer_limit: int = DEFAULT_OUTPUT_BUFFER_LIMIT
+    # client-output-buffer-limit pubsub: (hard, soft, seconds), Redis's default
+    pubsub_output_buffer_limit: tuple[int, int, int] = DEFAULT_PUBSUB_OUTPUT_LIMIT
+    notify_keyspace_events: int = 0  # flag bits (kvred/notify.py)
     databases: int = 16
     enable_debug_command: str = "no"  # Redis 7's default: DEBUG is refused
     track_key_access: bool = False  # OBJECT IDLETIME: costs throughput (kvred/keyspace.py)
@@ -213,22 +218,22 @@ _any_size = _size_between(0, LLONG_MAX)
 _OUTPUT_BUFFER_CLASSES = ("normal", "replica", "slave", "pubsub")
 
 
-def _output_buffer_limit(text: str) -> int | None:
-    """kvred's form, one size; or Redis's `normal <hard> <soft> <seconds> [<class> ...]`.
+def _output_buffer_limit(text: str) -> dict[str, tuple[int, int, int]]:
+    """kvred's form, one size (the normal class's hard limit); or Redis's
+    `<class> <hard> <soft> <seconds> [<class> ...]`, as {class: (hard, soft, seconds)}.
 
-    kvred has one limit, for normal clients: the normal class's hard limit. The
-    other classes (replicas, pub/sub) do not exist in kvred; they are checked as
-    Redis checks them and ignored. None: the value names no normal class.
+    kvred uses the normal class's hard limit and the pubsub class; replica classes
+    are checked as Redis checks them and ignored (kvred has no replicas).
     """
     words = text.split()
     if len(words) == 1:
         value = _parse_size(words[0])
         if value is None or value > ULLONG_MAX:
             raise BadValue(text, "argument must be a memory value (e.g. 256mb) or 'normal <hard> <soft> <seconds>'")
-        return value
+        return {"normal": (value, 0, 0)}
     if not words or len(words) % 4:
         raise BadValue(text, "Wrong number of arguments in buffer limit configuration.")
-    normal_hard = None
+    classes = {}
     for i in range(0, len(words), 4):
         klass, seconds = words[i].lower(), words[i + 3]
         hard, soft = _parse_size(words[i + 1]), _parse_size(words[i + 2])
@@ -237,19 +242,22 @@ def _output_buffer_limit(text: str) -> int | None:
         sizes_ok = hard is not None and soft is not None and max(hard, soft) <= ULLONG_MAX
         if not sizes_ok or _INT_TEXT.fullmatch(seconds) is None or not 0 <= int(seconds) <= INT_MAX:
             raise BadValue(text, "Error in hard, soft or soft_seconds setting in buffer limit configuration.")
-        if klass == "normal":
-            normal_hard = hard
-    return normal_hard
+        assert hard is not None and soft is not None
+        classes[klass] = (hard, soft, int(seconds))
+    return classes
 
 
-class _SetUnlessNone(argparse.Action):
-    """A client-output-buffer-limit line for other classes only leaves the normal limit as it was
-    (Redis merges class by class)."""
+class _MergeOutputLimits(argparse.Action):
+    """Each client-output-buffer-limit line changes only the classes it names (Redis merges
+    class by class)."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
-        if values is not None:
-            setattr(namespace, self.dest, values)
+        assert isinstance(values, dict)
+        if "normal" in values:
+            setattr(namespace, self.dest, values["normal"][0])
+        if "pubsub" in values:
+            namespace.pubsub_output_buffer_limit = values["pubsub"]
 
 
 def _bind(text: str) -> list[str]:
@@ -425,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--client-output-buffer-limit",
         type=_output_buffer_limit,
-        action=_SetUnlessNone,
+        action=_MergeOutputLimits,
         default=DEFAULT_OUTPUT_BUFFER_LIMIT,
         metavar="SIZE|'normal HARD SOFT SECONDS'",
         help="a client whose unread replies pass this is closed; 0 = no limit (default 256mb)",
@@ -437,7 +445,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{" + ",".join(LOG_LEVELS) + "}",
         help="log verbosity (default %(default)s)",
     )
+    parser.add_argument(
+        "--notify-keyspace-events",
+        type=_notify_flags,
+        default=0,
+        metavar="CLASSES",
+        help="keyspace events to publish, Redis's letters (e.g. KEA, Ex); empty: none (default)",
+    )
+    parser.set_defaults(pubsub_output_buffer_limit=DEFAULT_PUBSUB_OUTPUT_LIMIT)
     return parser
+
+
+def _notify_flags(text: str) -> int:
+    flags = parse_flags(text)
+    if flags is None:
+        raise BadValue(text, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+    return flags
 
 
 def _settings(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -577,6 +600,8 @@ def parse_args(argv: list[str]) -> Config:
         proto_max_bulk_len=args.proto_max_bulk_len,
         client_query_buffer_limit=args.client_query_buffer_limit,
         client_output_buffer_limit=args.client_output_buffer_limit,
+        pubsub_output_buffer_limit=args.pubsub_output_buffer_limit,
+        notify_keyspace_events=args.notify_keyspace_events,
         databases=args.databases,
         enable_debug_command=args.enable_debug_command,
         track_key_access=args.track_key_access,

@@ -45,7 +45,19 @@ CLIENT_WRITE_HIGH_WATER = 4 * 1024 * 1024  # bytes of unsent replies before a cl
 PAUSED_BY_OUTPUT = 1
 PAUSED_BY_LINK = 2
 PAUSED_BY_SHUTDOWN = 4
-PAUSED_BY_DEFERRED = 8  # the writer owes replies it deferred: reading more would only queue there
+
+# RESP2 clients with subscriptions may run only these (Redis's pub/sub context)
+_SUBSCRIBED_ALLOWED = frozenset({"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe",
+                                 "sunsubscribe", "ping", "quit", "reset"})
+# the commands that change a client's subscriptions: (kind, subscribing)
+_SUBSCRIPTION_COMMANDS = {
+    "subscribe": ("channels", True),
+    "unsubscribe": ("channels", False),
+    "psubscribe": ("patterns", True),
+    "punsubscribe": ("patterns", False),
+    "ssubscribe": ("shard_channels", True),
+    "sunsubscribe": ("shard_channels", False),
+}
 
 ERR_EXEC_WITHOUT_MULTI = b"-ERR EXEC without MULTI\r\n"
 ERR_DISCARD_WITHOUT_MULTI = b"-ERR DISCARD without MULTI\r\n"
@@ -103,7 +115,13 @@ class Connection(asyncio.Protocol):
         "authenticated",
         "last_active",
         "deferred",
+        "held",
         "peer",
+        "answered",
+        "pushes",
+        "subscriptions",
+        "subscribed",
+        "over_soft_since",
     )
 
     def __init__(self, worker: Worker) -> None:
@@ -128,6 +146,17 @@ class Connection(asyncio.Protocol):
         self.multi_failed = False
         self.paused = 0  # PAUSED_BY_* bits
         self.deferred = 0  # replies the writer answered REPLY_DEFERRED and still owes
+        # While replies are deferred (the client waits in BLPOP...), what it sends is kept
+        # here unparsed, as Redis keeps a blocked client's query buffer: reading goes on,
+        # so a client that leaves is seen leaving (and nothing is popped for it).
+        self.held = bytearray()
+        self.answered = 0  # writer replies delivered (ipc.MSG_PUSH counts in those)
+        self.pushes: deque[tuple[int, bytes]] = deque()  # pushes waiting for their reply
+        # The client's subscriptions, mirrored from what it sent (the writer keeps the real
+        # ones): in RESP2 a subscribed client may only run _SUBSCRIBED_ALLOWED.
+        self.subscriptions: dict[str, set[bytes]] | None = None
+        self.subscribed = False  # RESP2 with at least one subscription
+        self.over_soft_since = 0.0  # pub/sub output past the soft limit since (monotonic)
         self.peer = ""  # the client's address, "host:port" (set once connected)
         self.closing = False  # close once every owed reply is written
         self.closed = False
@@ -185,6 +214,9 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        if self.deferred:
+            self.hold(data)
+            return
         worker = self.worker
         if worker.idle_timeout:
             self.last_active = time.monotonic()
@@ -192,7 +224,7 @@ class Connection(asyncio.Protocol):
         commands = parser.feed(data)
         # The common case, checked first: whole keyspace commands from an authenticated
         # client outside MULTI go to the writer as one run, nothing else to do here.
-        if parser.reference is None and self.authenticated and self.multi is None and commands:
+        if parser.reference is None and self.authenticated and self.multi is None and commands and not self.subscribed:
             for argv in commands:
                 if argv[0] not in FORWARDED_NAMES:
                     break
@@ -231,7 +263,7 @@ class Connection(asyncio.Protocol):
         # writer. Measured: ~1.6x fewer worker CPU-seconds per pipelined SET.
         run: list[list[bytes]] = []
         run_bytes = 0
-        fast = self.authenticated and self.multi is None
+        fast = self.authenticated and self.multi is None and not self.subscribed
         for argv in commands:
             if fast and argv[0] in FORWARDED_NAMES:
                 run.append(argv)
@@ -249,7 +281,7 @@ class Connection(asyncio.Protocol):
                     ready.append(reply)
             if self.closing:
                 return
-            fast = self.authenticated and self.multi is None
+            fast = self.authenticated and self.multi is None and not self.subscribed
         if run:
             self.worker.forward_run(self, run, run_bytes)
 
@@ -273,6 +305,13 @@ class Connection(asyncio.Protocol):
             return self.reject(cmd, ERR_NOAUTH)
         if "protected" in cmd.flags and not debug_allowed(self.worker.config.enable_debug_command, self.peer):
             return self.reject(cmd, ERR_DEBUG_NOT_ALLOWED)
+        if self.subscribed:
+            if cmd.name not in _SUBSCRIBED_ALLOWED:
+                name = cmd.name if not cmd.subcommands or len(argv) < 2 else f"{cmd.name}|{argv[1].lower().decode()}"
+                return self.reject(cmd, b"-ERR Can't execute '" + name.encode() + b"': only (P|S)SUBSCRIBE / "
+                                   b"(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n")
+            if cmd.name == "ping":  # the subscribed form of the reply
+                return resp.encode_value([b"pong", argv[1] if len(argv) > 1 else b""], False)
         if self.multi is not None:
             if "no-multi" in cmd.flags:
                 return self.reject(cmd, ERR_NOT_IN_MULTI)
@@ -285,6 +324,8 @@ class Connection(asyncio.Protocol):
             return self.connection_command(cmd.name, argv)
         if cmd.local:
             return cmd.handler(self, argv)
+        if cmd.name in _SUBSCRIPTION_COMMANDS:
+            self.mirror_subscriptions(cmd.name, argv)
         self.worker.forward_run(self, [argv], _request_bytes(argv))
         return None
 
@@ -333,7 +374,9 @@ class Connection(asyncio.Protocol):
             # as Redis: leave MULTI, back to RESP2, no name, database 0, nothing watched, and
             # authenticated only if no password is set
             self.multi = None
+            self.subscriptions = None  # the writer unsubscribes it from everything
             self.set_protocol(2)
+            self.update_subscribed()
             self.worker.send_event(ipc.OP_UPDATE, self, {"name": b"", "reset": 1})
             self.authenticated = self.worker.config.requirepass is None
             self.parser.unauthenticated = not self.authenticated
@@ -356,6 +399,8 @@ class Connection(asyncio.Protocol):
         cmd = lookup(argv[0])
         if cmd is not None and cmd.handler is None:
             return self.connection_command(cmd.name, argv) or b""
+        if cmd is not None and cmd.name in _SUBSCRIPTION_COMMANDS:
+            self.mirror_subscriptions(cmd.name, argv)
         return argv
 
     def authenticate(self, user: bytes | None, password: bytes) -> bytes:
@@ -424,6 +469,7 @@ class Connection(asyncio.Protocol):
             self.null = resp.NULL_RESP3 if resp3 else resp.NULL_BULK
             self.open_run = None  # later commands need an entry with the new protocol
             self.worker.send_event(ipc.OP_UPDATE, self, {"resp": version})
+            self.update_subscribed()
 
     # ---------------------------------------------------------------- replies
 
@@ -432,8 +478,7 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         if reply is ipc.REPLY_DEFERRED:  # owed still: it comes in a resume message
-            self.deferred += 1
-            self.pause(PAUSED_BY_DEFERRED)
+            self.deferred += 1  # what the client sends meanwhile is held (data_received)
             return
         if type(reply) is int:  # the writer stopped this client: its replies passed the output limit
             if not self.closing:
@@ -443,6 +488,7 @@ class Connection(asyncio.Protocol):
         assert type(reply) is bytes
         outq = self.outq
         outq.popleft()
+        self.answered += 1
         if outq and outq[0] is not None:
             parts = [reply]
             while outq and outq[0] is not None:
@@ -451,6 +497,8 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         transport.write(reply)
+        if self.pushes and self.pushes[0][0] <= self.answered:
+            self.write_pushes()
         # The output limit can only be passed with unsent replies, and those show as a
         # paused client first unless the limit is below the pause threshold.
         limit = self.worker.output_limit
@@ -470,8 +518,79 @@ class Connection(asyncio.Protocol):
                 return
             self.deferred -= 1
             self.deliver(reply)
-        if not self.deferred:
-            self.resume(PAUSED_BY_DEFERRED)
+        if not self.deferred and self.held and not self.closed:
+            held, self.held = bytes(self.held), bytearray()
+            self.data_received(held)
+
+    def hold(self, data: bytes) -> None:
+        """Keep what a waiting client sends for when it is served (bounded as its
+        query buffer is)."""
+        self.held += data
+        if len(self.held) > self.worker.config.client_query_buffer_limit:
+            log.warning("closing client %d: query buffer over %d bytes", self.client_id, len(self.held))
+            self.abort()
+
+    def push(self, answered: int, data: bytes) -> None:
+        """A message the client did not ask for: written after its `answered`-th reply."""
+        pushes = self.pushes
+        pushes.append((answered, data))
+        if pushes[0][0] <= self.answered:
+            self.write_pushes()
+        elif self.subscriptions is not None:
+            self.check_pubsub_limit(sum(len(data) for _n, data in pushes))
+
+    def write_pushes(self) -> None:
+        pushes = self.pushes
+        parts = []
+        answered = self.answered
+        while pushes and pushes[0][0] <= answered:
+            parts.append(pushes.popleft()[1])
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        transport.write(b"".join(parts) if len(parts) > 1 else parts[0])
+        if self.subscriptions is not None:
+            self.check_pubsub_limit(transport.get_write_buffer_size())
+
+    def check_pubsub_limit(self, pending: int) -> None:
+        """client-output-buffer-limit pubsub: a subscriber that does not read is cut off
+        at the hard limit at once, or after staying over the soft limit for its seconds."""
+        hard, soft, seconds = self.worker.pubsub_output_limit
+        if hard and pending > hard:
+            log.warning("closing subscriber %d: %d bytes of unread messages", self.client_id, pending)
+            self.abort()
+        elif soft and pending > soft:
+            now = time.monotonic()
+            if not self.over_soft_since:
+                self.over_soft_since = now
+            elif now - self.over_soft_since >= seconds:
+                log.warning("closing subscriber %d: over %d bytes of unread messages for %d s",
+                            self.client_id, soft, seconds)
+                self.abort()
+        else:
+            self.over_soft_since = 0.0
+
+    def mirror_subscriptions(self, name: str, argv: list[bytes]) -> None:
+        """Follow a (un)subscribe the client sends, to know when it is in RESP2's
+        subscribed mode (the writer answers it with the real counts)."""
+        kind, subscribing = _SUBSCRIPTION_COMMANDS[name]
+        subscriptions = self.subscriptions
+        if subscriptions is None:
+            if not subscribing:
+                return
+            subscriptions = self.subscriptions = {kind: set() for kind, _sub in _SUBSCRIPTION_COMMANDS.values()}
+        names = subscriptions[kind]
+        if subscribing:
+            names.update(argv[1:])
+        elif len(argv) == 1:
+            names.clear()
+        else:
+            names.difference_update(argv[1:])
+        self.update_subscribed()
+
+    def update_subscribed(self) -> None:
+        subscriptions = self.subscriptions
+        self.subscribed = not self.resp3 and subscriptions is not None and any(subscriptions.values())
 
     def abort(self) -> None:
         """Drop the client now, unsent replies included (a limit was passed)."""

@@ -20,15 +20,19 @@ sans-IO (the writer hands it entries and sends what it returns; replay uses it t
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
 from . import ipc, resp
+from .blocking import ERR_UNBLOCKED, Blocked, BlockedClients, BlockOn
 from .clients import WriterClient
 from .commands import COMMANDS, lookup, unknown_command, wrong_arity
 from .commands.base import ERR_WRONGTYPE, ReplyTooLarge, Server
 from .config import Config
 from .keyspace import Databases, Keyspace, WrongType, time_ms, unwatch_all, watched_key_expired
+from .pubsub import PubSub
 
 __all__ = ["CommandContext", "Executor", "ERR_INTERNAL"]
 
@@ -49,7 +53,7 @@ class CommandContext:
     """What a handler gets: set to each entry's client and database before it runs."""
 
     __slots__ = ("executor", "server", "databases", "config", "keyspace", "db_index", "client", "resp3", "null",
-                 "aof_feed", "output_limit")
+                 "aof_feed", "output_limit", "may_block")
 
     def __init__(self, executor: Executor, server: Server, databases: Databases, config: Config) -> None:
         self.executor = executor
@@ -64,6 +68,9 @@ class CommandContext:
         self.aof_feed: Callable[[list[bytes]], None] = _log_nothing
         # a client's replies may not pass this while they are built (0 in the config: no limit)
         self.output_limit = config.client_output_buffer_limit or 1 << 62
+        # a blocking command may wait (raise BlockOn): only when run as a client's own
+        # command, never inside MULTI/EXEC or a script (those answer as on a timeout)
+        self.may_block = False
 
     def select(self, index: int) -> None:
         """SELECT (and RESET): the client's database from now on."""
@@ -83,6 +90,22 @@ class Executor:
         self._aof_append: Callable[[list[bytes]], None] = _log_nothing
         self._logged_db = -1  # database of the last change in the log; -1: SELECT before the next
         databases.propagate = self.propagate
+        # Messages nobody asked for (kvred/pubsub.py, MONITOR, keyspace events): the writer
+        # releases `pushes` with the pass's replies. A push to the client whose commands
+        # are running goes into its replies instead (`push_here`), in command order.
+        self.pubsub = PubSub()
+        self.pubsub.push = self.push_to
+        databases.publish = self.pubsub.publish
+        self.pushes: list[tuple[WriterClient, int, bytes]] = []
+        self.push_here: list[Any] | None = None
+        self.monitors: dict[int, WriterClient] = {}
+        # Blocking commands (kvred/blocking.py). `waiting`: clients whose next entries must
+        # queue behind replies they are owed (blocked, or deferred by a failing AOF);
+        # `resumed`: (client, replies) produced for them since the writer last looked.
+        self.blocked = BlockedClients()
+        self.waiting: dict[int, WriterClient] = {}
+        self.resumed: list[tuple[WriterClient, list[Any]]] = []
+        self._ready = databases.ready_keys
 
     # ---------------------------------------------------------------- logging
 
@@ -131,8 +154,8 @@ class Executor:
 
     def run_entry(self, op: int, client: WriterClient, resp3: bool, payload: Any) -> Any:
         """One client's entry of a batch: its replies (bytes, or a list joined later),
-        or an int (DROPPED) when they passed the output limit. The caller counts the
-        commands (stat_commands)."""
+        an int (DROPPED) when they passed the output limit, or REPLY_DEFERRED when a
+        blocking command made the client wait. The caller counts the commands."""
         ctx = self.ctx
         ctx.client = client
         if ctx.db_index != client.db:  # another client's, or this one's after a RESET
@@ -143,24 +166,37 @@ class Executor:
         try:
             if op == ipc.OP_RUN:
                 return self.run_commands(payload)
-            return self.exec_transaction(payload)
+            reply = self.exec_transaction(payload)
+            if self._ready:
+                self.serve_ready()  # after the whole transaction, as Redis
+            return reply
         except Exception:  # not a handler's (call() catches those): never answer out of step
             log.exception("internal error running commands of client %d: dropping it", client.id)
             self.output_limited.add(client.id)
             return 0
 
-    def run_commands(self, payload: list[list[bytes]]) -> list[bytes] | int:
-        """One client's commands of a batch. If their replies pass the client output
+    def run_commands(self, payload: list[list[bytes]], out: list[Any] | None = None) -> Any:
+        """One client's commands of a batch (or what is left of them after it waited,
+        with the replies so far in `out`). If their replies pass the client output
         buffer limit, stop (as Redis stops reading a client it closes) and return the
-        size reached: the worker then drops the client."""
+        size reached: the worker then drops the client. If a command blocks, return
+        REPLY_DEFERRED: the client waits (kvred/blocking.py)."""
         ctx = self.ctx
         if self.output_limited and ctx.client.id in self.output_limited:
             return 0  # already over its limit: the worker is dropping it, run nothing more
         limit = ctx.output_limit
         commands_get = COMMANDS.get
-        direct = not self.refusing  # while refusing writes, every command goes through call()
-        out = []
-        size = 0
+        # while refusing writes or feeding MONITOR, every command goes through call()
+        direct = not self.refusing and not self.monitors
+        ready = self._ready
+        if out is None:
+            out = []
+            size = 0
+        else:
+            size = sum(map(len, out))
+        self.push_here = out
+        ctx.may_block = True
+        argv: list[bytes] = []
         try:
             for argv in payload:
                 # call()'s dispatch inlined for a command named as in the table, of the right
@@ -182,9 +218,165 @@ class Executor:
                 size += len(reply)
                 if size > limit:
                     raise ReplyTooLarge
+                if ready:
+                    self.serve_ready()  # clients blocked on keys this command created
         except ReplyTooLarge:
             return self._over_output_limit(size + 1)
+        except BlockOn as block:
+            self._block(argv, block, out, payload)
+            return ipc.REPLY_DEFERRED
+        finally:
+            ctx.may_block = False
+            self.push_here = None
         return out
+
+    # ---------------------------------------------------------------- blocking (kvred/blocking.py)
+
+    def _block(self, argv: list[bytes], block: BlockOn, out: list[Any], payload: list[list[bytes]]) -> None:
+        ctx = self.ctx
+        client = ctx.client
+        i = next(i for i, command in enumerate(payload) if command is argv)
+        deadline = time.monotonic() + block.timeout if block.timeout else math.inf
+        blocked = Blocked(ctx.keyspace, block.keys, argv, deadline, block.timeout_reply, out, payload[i + 1:])
+        self.blocked.block(client, blocked)
+        self.waiting[client.id] = client
+
+    def serve_ready(self) -> None:
+        """Serve the clients blocked on keys that were just created, first come first
+        served, while each key lasts (Redis's handleClientsBlockedOnKeys)."""
+        ready = self._ready
+        saved = self._save_ctx()
+        try:
+            while ready:
+                keyspace, key = ready.pop(0)
+                waiting = keyspace.blocking.get(key)
+                while waiting and key in keyspace.data:
+                    if not self._serve(next(iter(waiting.values()))):
+                        break  # its command cannot use the key (another type): the others wait too
+        finally:
+            self._restore_ctx(saved)
+
+    def _serve(self, client: WriterClient) -> bool:
+        """Re-run a blocked client's command; True if it no longer waits."""
+        blocked = client.blocked
+        assert blocked is not None
+        ctx = self.ctx
+        self._become(client)
+        self.push_here = blocked.parts
+        ctx.may_block = True
+        try:
+            reply: Any = self.call(blocked.argv)
+        except BlockOn:
+            return False
+        except ReplyTooLarge:
+            reply = None
+        finally:
+            ctx.may_block = False
+        self.blocked.unblock(client)
+        self._finish_entry(client, blocked, reply)
+        return True
+
+    def _finish_entry(self, client: WriterClient, blocked: Blocked, reply: bytes | None) -> None:
+        """The blocking command of a waiting client was answered (`reply`; None: over
+        the output limit): run the rest of its entry, then its queued entries."""
+        if reply is None:
+            result: Any = self._over_output_limit(sum(map(len, blocked.parts)))
+        else:
+            blocked.parts.append(reply)
+            result = self.run_commands(blocked.rest, blocked.parts) if blocked.rest else blocked.parts
+            if result is ipc.REPLY_DEFERRED:
+                return  # blocked again, further in the same entry
+        self.run_queued(client, [result])
+
+    def run_queued(self, client: WriterClient, replies: list[Any]) -> None:
+        queued = client.queued
+        while queued and client.blocked is None:
+            op, _client_id, resp3, payload = queued.pop(0)
+            reply = self.run_entry(op, client, resp3, payload)
+            self.stat_commands += len(payload) + op
+            if reply is ipc.REPLY_DEFERRED:
+                break
+            replies.append(reply)
+        if client.blocked is None and not client.queued and not client.owed:
+            self.waiting.pop(client.id, None)
+        client.answered += len(replies)
+        self.resumed.append((client, replies))
+
+    def expire_blocked(self) -> None:
+        """Answer the clients whose blocking timeout passed."""
+        for client in self.blocked.timed_out(time.monotonic()):
+            self.unblock(client, None)
+
+    def unblock(self, client: WriterClient, reply: bytes | None) -> bool:
+        """End a client's wait with `reply` (None: its timeout reply); CLIENT UNBLOCK."""
+        blocked = self.blocked.unblock(client)
+        if blocked is None:
+            return False
+        saved = self._save_ctx()
+        try:
+            self._become(client)
+            self._finish_entry(client, blocked, blocked.timeout_reply if reply is None else reply)
+        finally:
+            self._restore_ctx(saved)
+        return True
+
+    def unblock_by_id(self, client_id: int, error: bool) -> bool:
+        client = self.waiting.get(client_id)
+        if client is None or client.blocked is None:
+            return False
+        return self.unblock(client, ERR_UNBLOCKED if error else None)
+
+    def forget_client(self, client: WriterClient) -> None:
+        """The client left: it waits for nothing and listens to nothing any more. Nothing
+        is popped for a blocked client that left; a client whose replies the AOF deferred
+        stays queued (what it sent still runs, as Redis runs what it read)."""
+        if client.blocked is not None:
+            self.blocked.unblock(client)
+            client.queued.clear()
+            if not client.owed:
+                self.waiting.pop(client.id, None)
+        if client.channels or client.patterns or client.shard_channels:
+            self.pubsub.forget(client)
+        if client.monitor:
+            self.monitors.pop(client.id, None)
+
+    def _become(self, client: WriterClient) -> None:
+        ctx = self.ctx
+        ctx.client = client
+        if ctx.db_index != client.db:
+            self.use_db(client.db)
+        resp3 = client.resp == 3
+        if resp3 is not ctx.resp3:
+            ctx.resp3 = resp3
+            ctx.null = resp.NULL_RESP3 if resp3 else resp.NULL_BULK
+
+    def _save_ctx(self) -> tuple[Any, ...]:
+        ctx = self.ctx
+        return ctx.client, ctx.resp3, ctx.null, ctx.may_block, self.push_here
+
+    def _restore_ctx(self, saved: tuple[Any, ...]) -> None:
+        ctx = self.ctx
+        ctx.client, ctx.resp3, ctx.null, ctx.may_block, self.push_here = saved
+        if ctx.db_index != ctx.client.db:
+            self.use_db(ctx.client.db)
+
+    # ---------------------------------------------------------------- pushes
+
+    def push_to(self, client: WriterClient, frame: bytes) -> None:
+        """A message for `client` that it did not ask for (pub/sub, MONITOR, events)."""
+        if client is self.ctx.client and self.push_here is not None:
+            self.push_here.append(frame)  # among its own replies, before the running command's
+        else:
+            self.pushes.append((client, client.answered, frame))
+
+    def feed_monitors(self, argv: list[bytes]) -> None:
+        """MONITOR: one line per command run, Redis's format."""
+        ctx = self.ctx
+        client = ctx.client
+        now = time.time()
+        line = b"+%.6f [%d %b] %b\r\n" % (now, ctx.db_index, client.addr.encode(), b" ".join(map(_repr_arg, argv)))
+        for monitor in list(self.monitors.values()):
+            self.push_to(monitor, line)
 
     def _over_output_limit(self, size: int) -> int:
         client_id = self.ctx.client.id
@@ -214,13 +406,16 @@ class Executor:
         if cmd.write and self.refusing:
             return self.misconf_error()
         try:
-            return handler(self.ctx, argv)
+            reply = handler(self.ctx, argv)
         except WrongType:
-            return ERR_WRONGTYPE
-        except ReplyTooLarge:
+            reply = ERR_WRONGTYPE
+        except (ReplyTooLarge, BlockOn):
             raise
         except Exception:  # a bug in one command must not take the keyspace down
-            return _internal_error(argv)
+            reply = _internal_error(argv)
+        if self.monitors and "admin" not in cmd.flags:
+            self.feed_monitors(argv)  # after it ran, as Redis 7.0's call()
+        return reply
 
     def misconf_error(self) -> bytes:
         return b"-MISCONF Errors writing to the AOF file: " + self.refusing.encode() + b"\r\n"
@@ -249,6 +444,11 @@ class Executor:
         self.in_exec = True
         databases = self.databases
         databases.frozen_ms = time_ms()  # one time for the whole transaction, as Redis
+        # pushes to this client land inside the array, where Redis 7.0 puts them too
+        # (only RESP3 clients can be subscribed and run MULTI)
+        self.push_here = replies
+        if self.monitors:
+            self.feed_monitors([b"multi"])
         try:
             for item in commands:
                 # an item that is bytes is the reply of a connection command the worker ran (AUTH...)
@@ -263,13 +463,27 @@ class Executor:
         finally:
             self.in_exec = False
             databases.frozen_ms = 0
+            self.push_here = None
+        if self.monitors:
+            self.feed_monitors([b"exec"])
         if aof_buf is not None and len(aof_buf) - start > 1:
             # Replay applies all of it or none of it (a torn block is cut at MULTI).
             aof_buf.insert(start, [b"MULTI"])
             aof_buf.append([b"EXEC"])
         if size > limit:
             return self._over_output_limit(size)
-        return b"*%d\r\n" % len(replies) + b"".join(replies)
+        return b"*%d\r\n" % len(commands) + b"".join(replies)
+
+
+# sdscatrepr: how MONITOR quotes an argument (printable bytes as they are)
+_REPR = {i: b"\\x%02x" % i for i in range(256)}
+_REPR.update({i: bytes([i]) for i in range(32, 127)})
+_REPR.update({ord("\\"): b"\\\\", ord('"'): b'\\"', ord("\n"): b"\\n", ord("\r"): b"\\r",
+              ord("\t"): b"\\t", 7: b"\\a", 8: b"\\b"})
+
+
+def _repr_arg(arg: bytes) -> bytes:
+    return b'"' + b"".join([_REPR[c] for c in arg]) + b'"'
 
 
 def _internal_error(argv: list[bytes]) -> bytes:

@@ -29,9 +29,17 @@ Besides reply batches the writer sends *messages*, msgpack maps (a batch is
 always a list, so one type check tells them apart):
 
     {"resume": [[client_id, [reply item, ...]], ...]}
-        the replies owed to clients whose entries were answered REPLY_DEFERRED,
-        in the order of those entries. A worker keeps a client's later replies
-        behind them (the client's reply order is its command order).
+        the replies owed to clients whose entries were answered REPLY_DEFERRED
+        (blocked in BLPOP..., or held while the AOF failed), in the order of those
+        entries. A worker keeps a client's later replies behind them (the client's
+        reply order is its command order).
+
+    {"push": [[client_id, answered, data], ...]}
+        bytes for a client that did not ask for them (a published message, a
+        MONITOR line, a keyspace event), to be written right after the client's
+        `answered`-th reply (counting replies of entries, deferred ones when they
+        come): that keeps a push in the global order relative to the client's own
+        commands even though replies and pushes travel in different frames.
 
 Every frame the writer sends obeys the durability rule: it leaves only after
 the AOF write (and sync, per policy) of the pass that produced it.
@@ -52,6 +60,7 @@ __all__ = [
     "OP_CONTROL",
     "REPLY_DEFERRED",
     "MSG_RESUME",
+    "MSG_PUSH",
     "MAX_FRAME_BYTES",
     "FrameTooLarge",
     "encode_frame",
@@ -61,6 +70,7 @@ __all__ = [
 OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL = range(6)
 REPLY_DEFERRED = False  # a reply item: "owed, comes in a resume message"
 MSG_RESUME = "resume"
+MSG_PUSH = "push"
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 2**32 - 1  # the length prefix is a uint32; workers keep batches far below

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sized
 from typing import Any, Protocol
 
 from .keyorder import BLOCK, KeyOrder
+from .notify import NOTIFY_EXPIRED, NOTIFY_KEYEVENT, NOTIFY_KEYSPACE
 
 __all__ = [
     "Databases",
@@ -74,12 +75,20 @@ def _propagate_nothing(db: int, argv: list[bytes]) -> None:
     pass
 
 
+def _publish_nowhere(channel: bytes, message: bytes) -> int:
+    return 0
+
+
 class Databases:
     """The N databases and what they share."""
 
     def __init__(self, count: int = 16, track_access: bool = False) -> None:
         self.lru_clock = int(time.time())  # seconds; one shared int object per second (tick)
         self.track_access = track_access  # keep each key's last access (each Keyspace copies it)
+        # notify-keyspace-events as flag bits (kvred/notify.py); each Keyspace keeps a
+        # copy, read on the hot paths. `publish(channel, message)` is set by the writer.
+        self.notify_flags = 0
+        self.publish: Callable[[bytes, bytes], int] = _publish_nowhere
         self.dbs = [Keyspace(self, i) for i in range(count)]
         # (database index, argv): log a change for replay, in that database. The writer
         # replaces it once the AOF is open; while loading, nothing is logged.
@@ -87,6 +96,10 @@ class Databases:
         self.loading = False  # replaying the AOF: nothing expires
         self.frozen_ms = 0  # a transaction's time (0: none, each lookup reads the clock)
         self.active_expire_enabled = True  # DEBUG SET-ACTIVE-EXPIRE
+        # Keys that clients block on (BLPOP...) and that were just created: (database,
+        # key) in signal order, served after the command that made them (kvred/blocking.py).
+        # A list mutated in place, never rebound: the executor keeps a reference to it.
+        self.ready_keys: list[tuple[Keyspace, bytes]] = []
         # statistics (INFO stats)
         self.expired_keys = 0
         self.expired_stale_perc = 0.0
@@ -95,6 +108,12 @@ class Databases:
 
     def __len__(self) -> int:
         return len(self.dbs)
+
+    def set_notify_flags(self, flags: int) -> None:
+        """notify-keyspace-events changed (start-up, CONFIG SET)."""
+        self.notify_flags = flags
+        for db in self.dbs:
+            db.notify_flags = flags
 
     @property
     def hits(self) -> int:
@@ -220,6 +239,9 @@ class Keyspace:
         self.track = databases.track_access  # keep `access` up to date (read on the hot paths)
         self.hits = 0  # lookups that found their key (INFO keyspace_hits), and those that did not
         self.misses = 0
+        # key -> the clients blocked on it, first come first served (kvred/blocking.py)
+        self.blocking: dict[bytes, Any] = {}
+        self.notify_flags = databases.notify_flags  # a copy of Databases.notify_flags
 
     def __len__(self) -> int:
         return len(self.data)
@@ -328,6 +350,8 @@ class Keyspace:
         if key not in data:
             data[key] = value
             self.order.add(key, data)
+            if self.blocking and key in self.blocking:
+                self.databases.ready_keys.append((self, key))  # Redis's signalKeyAsReady
         else:
             data[key] = value
             if self.expires and not keep_ttl:
@@ -336,6 +360,19 @@ class Keyspace:
             self.access[key] = self.clock
         if self.watched:
             self.signal_modified(key)
+
+    def notify(self, kind: int, event: bytes, key: bytes) -> None:
+        """A keyspace event (Redis's notifyKeyspaceEvent): published on
+        `__keyspace@<db>__:<key>` and `__keyevent@<db>__:<event>` as
+        notify-keyspace-events asks. Callers on hot paths check `notify_flags` first."""
+        flags = self.notify_flags
+        if not flags & kind:
+            return
+        publish = self.databases.publish
+        if flags & NOTIFY_KEYSPACE:
+            publish(b"__keyspace@%d__:%b" % (self.id, key), event)
+        if flags & NOTIFY_KEYEVENT:
+            publish(b"__keyevent@%d__:%b" % (self.id, event), key)
 
     def replace_value(self, key: bytes, value: Any) -> None:
         """Swap the value object of an existing key (a string made mutable): no signal,
@@ -423,13 +460,16 @@ class Keyspace:
         return True
 
     def expire_now(self, key: bytes) -> None:
-        """Delete an expired key: propagated as DEL, counted, watchers touched."""
+        """Delete an expired key: propagated as DEL, counted, watchers touched, and the
+        `expired` event (lazy and active expiry alike, as Redis)."""
         self._remove(key)
         databases = self.databases
         databases.expired_keys += 1
         databases.propagate(self.id, [b"DEL", key])
         if self.watched:
             self.signal_modified(key)
+        if self.notify_flags:
+            self.notify(NOTIFY_EXPIRED, b"expired", key)
 
     def expire_walk(self, count: int, now: int) -> tuple[int, int, int, int]:
         """One step of the active expire cycle: the next `count` entries of the keys with

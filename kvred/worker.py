@@ -102,6 +102,7 @@ class Worker:
         # read on the hot path: plain attributes, not config lookups
         self.idle_timeout = config.timeout
         self.output_limit = config.client_output_buffer_limit
+        self.pubsub_output_limit = config.pubsub_output_buffer_limit  # (hard, soft, seconds)
         self.slot = slot
         # one int64 per worker slot, shared by all workers: the server-wide client count
         self.client_counts = client_counts
@@ -328,3 +329,7 @@ class Worker:
             conn = self.clients.get(client_id)
             if conn is not None:
                 conn.resume_deferred(replies)
+        for client_id, answered, data in message.get(ipc.MSG_PUSH, ()):
+            conn = self.clients.get(client_id)
+            if conn is not None:
+                conn.push(answered, data)

@@ -50,6 +50,7 @@ from .config import ENCODING_ALIASES, ENCODING_SETTINGS, Config, setup_logging
 from .execute import Executor
 from .keyspace import Databases, WrongType, unwatch_all
 from .memory import MemoryTrimmer
+from .notify import format_flags
 from .replay import scan_aof
 from .rewrite import AofRewriter, remove_stale_temp_files
 
@@ -58,6 +59,7 @@ __all__ = ["Writer", "Link"]
 log = logging.getLogger("kvred.writer")
 
 LINK_RECV_BYTES = 1 << 20  # one recv() per readable link per pass
+PUSH_FRAME_BYTES = 64 << 20  # pushes per frame, at most about (a fan-out can be large)
 CRON_INTERVAL_S = 0.1  # statistics sampling, as Redis's serverCron at hz 10
 EXPIRE_BEHIND_INTERVAL_S = 0.02  # the next expire cycle while keys are left to expire (kvred/keyspace.py)
 REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour kvred reproduces
@@ -87,13 +89,16 @@ class Writer:
         self.control = control  # to the supervisor: new links arrive here (SCM_RIGHTS)
         self.databases = Databases(config.databases, config.track_key_access)
         self.executor = Executor(config, self.databases, self)
+        self.databases.set_notify_flags(config.notify_keyspace_events)
         self.clients: dict[int, WriterClient] = {}
         self.links: list[Link] = []
         self.aof: AppendOnlyFile | None = None
         self.started_at = time.time()
-        # clients whose replies wait for the AOF retry (fsync always), in deferral order
-        self.deferred: dict[int, WriterClient] = {}
+        # clients whose later entries queue: blocked (BLPOP...), or their replies wait for
+        # the AOF retry (fsync always); the executor's, shared
+        self.deferred: dict[int, WriterClient] = self.executor.waiting
         self._pass_resumes: list[tuple[Link, int, list[Any]]] = []  # released this pass
+        self._held_pushes: list[tuple[WriterClient, int, bytes]] = []  # of passes the AOF failed
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.collector = CycleCollector()  # the dataset out of the cycle collector's view
         # statistics for INFO
@@ -194,35 +199,41 @@ class Writer:
         sel = self._selector = selectors.DefaultSelector()
         sel.register(self.control, selectors.EVENT_READ, None)
         cron_due = expire_due = time.monotonic() + CRON_INTERVAL_S
+        executor = self.executor
+        blocked = executor.blocked
         while not self._stopping:
+            # wake for the cron, the expire cycle, or the first blocked client's timeout
+            due = min(cron_due, expire_due)
+            if blocked.count:
+                due = min(due, blocked.next_deadline())
             try:
-                events = sel.select(max(0.0, min(cron_due, expire_due) - time.monotonic()))
+                events = sel.select(max(0.0, due - time.monotonic()))
             except InterruptedError:
                 continue
-            replied = []
             for key, mask in events:
                 link = key.data
                 if link is None:
                     self._on_control()
                     continue
-                if mask & selectors.EVENT_READ and self._read_link(link):
-                    replied.append(link)
+                if mask & selectors.EVENT_READ:
+                    self._read_link(link)
                 if mask & selectors.EVENT_WRITE:
-                    self._send(link)
-            if replied:
-                self._commit_pass()
-                for link in replied:
                     self._send(link)
             if self._rewrite_requested:
                 self._rewrite_requested = False  # scheduled by a BGREWRITEAOF inside EXEC
                 self._start_rewrite()
             now = time.monotonic()
+            if blocked.count and blocked.next_deadline() <= now:
+                self._duty(executor.expire_blocked)
             if now >= expire_due:
                 behind = self._duty(self._expire_keys)
                 expire_due = now + (EXPIRE_BEHIND_INTERVAL_S if behind else CRON_INTERVAL_S)
             if now >= cron_due:
                 self._cron(now)
                 cron_due = now + CRON_INTERVAL_S
+            if self._pass_batches or executor.resumed or executor.pushes:
+                for link in self._commit_pass():
+                    self._send(link)
 
     def _shutdown(self) -> None:
         """Answer what the links still hold, then write and fsync the AOF."""
@@ -333,13 +344,19 @@ class Writer:
 
     # ---------------------------------------------------------------- execution
 
-    def _commit_pass(self) -> None:
-        """Group commit: log, sync per policy, then encode the pass's replies.
+    def _commit_pass(self) -> set[Link]:
+        """Group commit: log, sync per policy, then encode the pass's replies, resumed
+        replies and pushes; returns the links that have frames to send.
 
         Under `always`, a pass whose own AOF data did not reach the disk releases
-        none of its replies: its clients are deferred until `_retry_aof`."""
+        none of them: its clients are deferred, and its pushes held, until `_retry_aof`."""
         batches, self._pass_batches = self._pass_batches, []
         resumes, self._pass_resumes = self._pass_resumes, []
+        executor = self.executor
+        for client, replies in executor.resumed:
+            resumes.append((client.link, client.id, replies))
+        executor.resumed.clear()
+        pushes, executor.pushes = executor.pushes, []
         aof = self.aof
         if aof is not None:
             logged = bool(aof.aof_buf)
@@ -351,23 +368,59 @@ class Writer:
                 self.executor.refusing = aof.last_write_error or "unknown error"
                 if logged and aof.fsync_policy == "always":
                     self._defer_replies(resumes, batches)
+                    self._held_pushes += pushes
+                    pushes = []
+        touched = set()
         # A client's resumed replies are older than anything of it in this pass's batches.
         for link, client_id, replies in resumes:
             self._queue_frame(link, {ipc.MSG_RESUME: [[client_id, [_joined(r) for r in replies]]]})
+            touched.add(link)
         for link, _batch, replies in batches:
             self._queue_frame(link, [_joined(r) for r in replies])
+            touched.add(link)
+        if pushes:
+            touched.update(self._queue_pushes(pushes))
+        return touched
+
+    def _queue_pushes(self, pushes: list[tuple[WriterClient, int, bytes]]) -> set[Link]:
+        """One push message per link (per PUSH_FRAME_BYTES of them); each push says after
+        how many of its client's replies it goes (kvred/ipc.py)."""
+        by_link: dict[Link, list[list[Any]]] = {}
+        sizes: dict[Link, int] = {}
+        for client, answered, frame in pushes:
+            link = client.link
+            if link is None or client.id not in self.clients:
+                continue  # gone since
+            items = by_link.get(link)
+            if items is None:
+                items = by_link[link] = []
+                sizes[link] = 0
+            items.append([client.id, answered, frame])
+            sizes[link] += len(frame)
+            if sizes[link] > PUSH_FRAME_BYTES:
+                self._queue_frame(link, {ipc.MSG_PUSH: items})
+                by_link[link] = []
+                sizes[link] = 0
+        for link, items in by_link.items():
+            if items:
+                self._queue_frame(link, {ipc.MSG_PUSH: items})
+        return set(by_link)
 
     def _defer_replies(self, resumes: list[tuple[Link, int, list[Any]]], batches: list[Any]) -> None:
         """Hold every reply of the pass for the retry; the clients' later entries wait too."""
         for link, client_id, replies in resumes:
-            self._deferred_client(client_id, link).owed.extend(replies)
+            client = self._deferred_client(client_id, link)
+            client.owed.extend(replies)
+            client.answered -= len(replies)
         resumes.clear()
         for link, batch, replies in batches:
             for i, entry in enumerate(batch):
                 reply = replies[i]
                 if entry[0] > ipc.OP_EXEC or reply is ipc.REPLY_DEFERRED or type(reply) is int:
                     continue  # events have no reply; a dropped client is dropped anyway
-                self._deferred_client(entry[1], link).owed.append(reply)
+                client = self._deferred_client(entry[1], link)
+                client.owed.append(reply)
+                client.answered -= 1  # answered again when resumed
                 replies[i] = ipc.REPLY_DEFERRED
 
     def _deferred_client(self, client_id: int, link: Link) -> WriterClient:
@@ -386,21 +439,12 @@ class Writer:
         if not aof.sync_all():
             return
         self.executor.refusing = ""
-        if not self.deferred:
-            return
-        deferred = list(self.deferred.values())
-        self.deferred.clear()
-        links = set()
-        for client in deferred:
+        self.executor.pushes[:0] = self._held_pushes
+        self._held_pushes = []
+        for client in [client for client in self.deferred.values() if client.owed and client.blocked is None]:
             replies, client.owed = client.owed, []
-            queued, client.queued = client.queued, []
-            for op, _client_id, resp3, payload in queued:
-                replies.append(self.executor.run_entry(op, client, resp3, payload))
-                self.executor.stat_commands += len(payload) + op
-            self._pass_resumes.append((client.link, client.id, replies))
-            links.add(client.link)
-        self._commit_pass()
-        for link in links:
+            self.executor.run_queued(client, replies)
+        for link in self._commit_pass():
             self._send(link)
 
     def _queue_frame(self, link: Link, message: Any) -> None:
@@ -427,7 +471,10 @@ class Writer:
                     replies.append(ipc.REPLY_DEFERRED)
                 else:
                     client = clients.get(client_id) or self._unannounced_client(client_id, link)
-                    replies.append(run_entry(op, client, resp3, payload))
+                    reply = run_entry(op, client, resp3, payload)
+                    replies.append(reply)
+                    if reply is not ipc.REPLY_DEFERRED:  # (False: the client blocked)
+                        client.answered += 1
                     commands += len(payload) + op  # EXEC counts itself (OP_EXEC is 1, OP_RUN 0)
                 continue
             try:
@@ -458,16 +505,20 @@ class Writer:
             client.resp = payload.get("resp", client.resp)
             if payload.get("unwatch"):  # DISCARD, an aborted EXEC
                 unwatch_all(client)
-            if payload.get("reset"):  # RESET: back to database 0, nothing watched
+            if payload.get("reset"):  # RESET: database 0, nothing watched, subscribed or monitored
                 unwatch_all(client)
                 client.db = 0
+                self.executor.pubsub.forget(client)
+                if client.monitor:
+                    client.monitor = False
+                    self.executor.monitors.pop(client.id, None)
 
     def _forget_client(self, client_id: int) -> None:
-        # A deferred client that left stays in `deferred`: what it sent still runs at
-        # the release (as Redis runs what it read from a client that closed).
         client = self.clients.pop(client_id, None)
-        if client is not None and client.watched:
-            unwatch_all(client)
+        if client is not None:
+            if client.watched:
+                unwatch_all(client)
+            self.executor.forget_client(client)
         self.executor.output_limited.discard(client_id)
 
     # ---------------------------------------------------------------- handler context
@@ -496,8 +547,9 @@ class Writer:
             "protected-mode": b"yes" if c.protected_mode else b"no",
             "maxclients": b"%d" % c.maxclients,
             "client-query-buffer-limit": b"%d" % c.client_query_buffer_limit,
-            "client-output-buffer-limit": b"normal %d %d 0"
-            % (c.client_output_buffer_limit, c.client_output_buffer_limit),
+            "client-output-buffer-limit": b"normal %d %d 0 slave 268435456 67108864 60 pubsub %d %d %d"
+            % (c.client_output_buffer_limit, c.client_output_buffer_limit, *c.pubsub_output_buffer_limit),
+            "notify-keyspace-events": format_flags(self.databases.notify_flags).encode(),
             **{name: b"%d" % getattr(c, name.replace("-", "_")) for name, _default, _parse in ENCODING_SETTINGS},
             **{alias: b"%d" % getattr(c, name.replace("-", "_")) for alias, name in ENCODING_ALIASES.items()},
         }
@@ -598,7 +650,7 @@ class Writer:
             "clients": {
                 "connected_clients": len(self.clients),
                 "maxclients": self.config.maxclients,
-                "blocked_clients": 0,
+                "blocked_clients": self.executor.blocked.count,
             },
             "memory": {
                 "used_memory": rss,

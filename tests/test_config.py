@@ -337,8 +337,12 @@ def test_minimums_and_redis_names_as_flags(servers: list[ServerProcess], tmp_pat
         assert config_get(server.port, "proto-max-bulk-len") == "1048576"
         assert config_get(server.port, "client-query-buffer-limit") == "1048576"
         assert config_get(server.port, "appendfsync") == "always"
-    # kvred has one output limit: the normal class's hard limit
-    assert config_get(kvred.port, "client-output-buffer-limit") == "normal 33554432 33554432 0"
+    # kvred uses the normal class's hard limit (and the pubsub class, here Redis's default)
+    assert config_get(kvred.port, "client-output-buffer-limit") == "normal 33554432 33554432 0" + OTHER_CLASSES
+
+
+# what CONFIG GET client-output-buffer-limit shows after the normal class (Redis's defaults)
+OTHER_CLASSES = " slave 268435456 67108864 60 pubsub 33554432 8388608 60"
 
 
 VALID_FILE = (
@@ -374,7 +378,7 @@ def test_config_file_with_redis_names(servers: list[ServerProcess], tmp_path: Pa
         assert config_get(server.port, "proto-max-bulk-len") == "1048576"
         assert config_get(server.port, "loglevel") == "warning"
         assert config_get(server.port, "client-output-buffer-limit").startswith("normal 67108864 67108864 0")
-    assert config_get(kvred.port, "client-output-buffer-limit") == "normal 67108864 67108864 0"
+    assert config_get(kvred.port, "client-output-buffer-limit") == "normal 67108864 67108864 0" + OTHER_CLASSES
     with RawClient(port, host="127.0.0.2") as c:  # the second bind address serves too
         assert c.call("PING") == b"+PONG\r\n"
 
@@ -389,7 +393,7 @@ def test_config_file_kvred_forms_and_flags_win(servers: list[ServerProcess], tmp
                          port, tmp_path, env=kvred_env())
     servers.append(kvred)
     assert config_get(port, "appendfsync") == "everysec"
-    assert config_get(port, "client-output-buffer-limit") == "normal 67108864 67108864 0"
+    assert config_get(port, "client-output-buffer-limit") == "normal 67108864 67108864 0" + OTHER_CLASSES
     assert config_get(port, "requirepass") == ""
 
 

@@ -7,7 +7,7 @@ family as Redis's source files: `strings` (t_string.c: GET, SET, INCR...), `keys
 CLIENT, INFO, and the connection commands the worker runs), and one module per value
 type: `lists` (t_list.c), `hashes` (t_hash.c), `sets` (t_set.c), `zsets` (t_zset.c),
 `bitops` (bitops.c: SETBIT, BITCOUNT, BITFIELD...), `hyperloglog` (hyperloglog.c),
-`sort` (sort.c); `scanning` is HSCAN/SSCAN/ZSCAN's shared iteration.
+`sort` (sort.c), `pubsub` (pubsub.c); `scanning` is HSCAN/SSCAN/ZSCAN's shared iteration.
 """
 
 from . import (  # noqa: F401  (importing registers the commands)
@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     lists,
     multi,
     object,
+    pubsub,
     server,
     sets,
     sort,
@@ -28,7 +29,12 @@ from . import (  # noqa: F401  (importing registers the commands)
 )
 from .base import COMMANDS, Command, lookup, unknown_command, wrong_arity
 
-# Names (as stored: lowercase and uppercase) of the commands only the writer runs.
-FORWARDED_NAMES = frozenset(name for name, cmd in COMMANDS.items() if cmd.handler is not None and not cmd.local)
+# Names (as stored: lowercase and uppercase) of the commands only the writer runs and
+# the worker need not look at (it follows (un)subscriptions, kvred/connection.py).
+FORWARDED_NAMES = frozenset(
+    name
+    for name, cmd in COMMANDS.items()
+    if cmd.handler is not None and not cmd.local and cmd.name not in pubsub.SUBSCRIPTION_COMMANDS
+)
 
 __all__ = ["COMMANDS", "FORWARDED_NAMES", "Command", "lookup", "unknown_command", "wrong_arity"]

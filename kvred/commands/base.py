@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .. import resp
+from ..blocking import BlockOn, parse_timeout
 
 if TYPE_CHECKING:
     from ..clients import WriterClient
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from ..keyspace import Databases, Keyspace
 
 __all__ = [
+    "parse_mpop",
+    "parse_bmpop",
+    "wait_for_keys",
     "Command",
     "COMMANDS",
     "command",
@@ -108,6 +112,8 @@ class Context(LocalContext, Protocol):
     server: Server
     output_limit: int
     aof_feed: Callable[[list[bytes]], None]
+    may_block: bool  # a blocking command may wait (raise BlockOn), kvred/blocking.py
+    executor: Any  # kvred/execute.py's Executor: pub/sub, blocked clients, MONITOR
 
     def select(self, index: int) -> None: ...
 
@@ -159,7 +165,8 @@ class Command:
         self.subcommands: dict[bytes, int] = {}
         # the writer may call the handler once the arity is right (no subcommands to check,
         # not a connection command): its hot loop skips call() for these
-        self.direct = handler is not None
+        # (a blocking command neither: the executor must see it raise BlockOn)
+        self.direct = handler is not None and "blocking" not in flags
 
     def arity_ok(self, argc: int) -> bool:
         return self.min_argc <= argc <= self.max_argc
@@ -257,3 +264,54 @@ def unknown_subcommand(sub: bytes, container: str) -> bytes:
 def int_arg(arg: bytes) -> int | None:
     """An integer argument as Redis reads it (string2ll); None if invalid."""
     return resp.parse_strict_int(arg)
+
+
+ERR_NUMKEYS = b"-ERR numkeys should be greater than 0\r\n"
+ERR_MPOP_COUNT = b"-ERR count should be greater than 0\r\n"
+
+
+def parse_mpop(argv: list[bytes], first: int, sides: tuple[bytes, bytes]) -> tuple[list[bytes], bool, int] | bytes:
+    """LMPOP/ZMPOP and their blocking forms: `numkeys key [key ...] <side> [COUNT n]`
+    from argv[first]; (keys, whether the second side, count) or Redis's error."""
+    numkeys = int_arg(argv[first])
+    if numkeys is None or numkeys <= 0:
+        return ERR_NUMKEYS
+    argc = len(argv)
+    where = first + 1 + numkeys
+    if where >= argc:
+        return ERR_SYNTAX
+    side = argv[where].lower()
+    if side not in sides:
+        return ERR_SYNTAX
+    count = 1
+    counted = False
+    i = where + 1
+    while i < argc:
+        if argv[i].lower() != b"count" or counted or i + 1 >= argc:
+            return ERR_SYNTAX
+        number = int_arg(argv[i + 1])
+        if number is None or number <= 0:
+            return ERR_MPOP_COUNT
+        count, counted = number, True
+        i += 2
+    return argv[first + 1 : where], side == sides[1], count
+
+
+def parse_bmpop(argv: list[bytes], sides: tuple[bytes, bytes]) -> tuple[list[bytes], bool, int, float] | bytes:
+    """BLMPOP/BZMPOP: `timeout numkeys key [key ...] <side> [COUNT n]`; (keys, whether
+    the second side, count, timeout) or Redis's error (the timeout is checked first)."""
+    timeout = parse_timeout(argv[1])
+    if isinstance(timeout, bytes):
+        return timeout
+    parsed = parse_mpop(argv, 2, sides)
+    if isinstance(parsed, bytes):
+        return parsed
+    return (*parsed, timeout)
+
+
+def wait_for_keys(ctx: Context, keys: list[bytes], timeout: float, timeout_reply: bytes) -> bytes:
+    """A blocking command found nothing to serve: wait for one of `keys` (BlockOn), or,
+    where commands may not wait (MULTI/EXEC, scripts), answer as on a timeout."""
+    if ctx.may_block:
+        raise BlockOn(keys, timeout, timeout_reply)
+    return timeout_reply

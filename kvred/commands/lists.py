@@ -1,6 +1,6 @@
 """List commands (Redis's t_list.c): pushes and pops at both ends, ranges, indexes,
-LINSERT/LREM/LTRIM, LPOS, and the moves between lists (LMOVE, RPOPLPUSH, LMPOP).
-The blocking variants (BLPOP...) are not here.
+LINSERT/LREM/LTRIM, LPOS, the moves between lists (LMOVE, RPOPLPUSH, LMPOP), and
+their blocking forms (BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP; kvred/blocking.py).
 
 A list is a plain `collections.deque` of bytes: O(1) at both ends as Redis's
 quicklist, O(N) in the middle (LINDEX, LSET, LINSERT: CPython walks 64-item blocks
@@ -13,7 +13,8 @@ small lists came with 7.2), so kvred answers `quicklist` for every list.
 
 What is logged: pushes, LPOP/RPOP (with or without a count), LSET, LINSERT, LREM,
 LTRIM, LMOVE and RPOPLPUSH as sent (each replays to the same result); LMPOP as the
-LPOP/RPOP of the key it popped, with the number it popped, as Redis propagates it.
+LPOP/RPOP of the key it popped, with the number it popped, as Redis propagates it;
+BLPOP/BRPOP as LPOP/RPOP key, BLMOVE/BRPOPLPUSH as LMOVE, BLMPOP as LMPOP.
 """
 
 from __future__ import annotations
@@ -22,9 +23,20 @@ from collections import deque
 from collections.abc import Iterator
 from itertools import islice
 
+from ..blocking import parse_timeout
 from ..keyspace import WrongType
 from ..valuetypes import REWRITE_ITEMS_PER_CMD, ValueType, register_type
-from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
+from .base import (
+    ERR_NOT_INT,
+    ERR_SYNTAX,
+    Context,
+    ReplyTooLarge,
+    command,
+    int_arg,
+    parse_bmpop,
+    parse_mpop,
+    wait_for_keys,
+)
 
 __all__ = ["LIST"]
 
@@ -41,8 +53,6 @@ ERR_RANK_ZERO = (
 )
 ERR_COUNT_NEGATIVE = b"-ERR COUNT can't be negative\r\n"
 ERR_MAXLEN_NEGATIVE = b"-ERR MAXLEN can't be negative\r\n"
-ERR_NUMKEYS = b"-ERR numkeys should be greater than 0\r\n"
-ERR_MPOP_COUNT = b"-ERR count should be greater than 0\r\n"
 _LONG_MIN = -(2**63)
 # the fewest bytes an element takes in a reply ($0\r\n\r\n): a bound to refuse a reply
 # that cannot fit before it is built (the executor checks the exact size after)
@@ -496,33 +506,11 @@ def rpoplpush(ctx: Context, argv: list[bytes]) -> bytes:
     return _move(ctx, argv, False, True)
 
 
-@command("lmpop", -4, "write movablekeys", (0, 0, 0))
-def lmpop(ctx: Context, argv: list[bytes]) -> bytes:
-    """LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: the first non-empty list's
-    elements, as [key, [elements]]; logged as LPOP/RPOP key <number popped>."""
-    numkeys = int_arg(argv[1])
-    if numkeys is None or numkeys <= 0:
-        return ERR_NUMKEYS
-    argc = len(argv)
-    where_index = 2 + numkeys
-    if where_index >= argc:
-        return ERR_SYNTAX
-    left = _side(argv[where_index])
-    if left is None:
-        return ERR_SYNTAX
-    count = 1
-    counted = False
-    i = where_index + 1
-    while i < argc:
-        if argv[i].lower() != b"count" or counted or i + 1 >= argc:
-            return ERR_SYNTAX
-        number = int_arg(argv[i + 1])
-        if number is None or number <= 0:
-            return ERR_MPOP_COUNT
-        count, counted = number, True
-        i += 2
+def _mpop(ctx: Context, keys: list[bytes], left: bool, count: int) -> bytes | None:
+    """The first non-empty list's elements as [key, [elements]], logged as LPOP/RPOP key
+    <number popped>; None if every list is empty (WRONGTYPE first if one is not a list)."""
     keyspace = ctx.keyspace
-    for key in argv[2:where_index]:
+    for key in keys:
         value = _list(ctx, key, write=True)
         if not value:
             continue
@@ -535,4 +523,86 @@ def lmpop(ctx: Context, argv: list[bytes]) -> bytes:
             keyspace.modified(key)
         ctx.aof_feed([b"LPOP" if left else b"RPOP", key, b"%d" % len(items)])
         return b"*2\r\n$%d\r\n%b\r\n" % (len(key), key) + _bulks(ctx, items)
-    return NULL_ARRAY[ctx.resp3]
+    return None
+
+
+@command("lmpop", -4, "write movablekeys", (0, 0, 0))
+def lmpop(ctx: Context, argv: list[bytes]) -> bytes:
+    """LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]."""
+    parsed = parse_mpop(argv, 1, _SIDES)
+    if isinstance(parsed, bytes):
+        return parsed
+    keys, right, count = parsed
+    return _mpop(ctx, keys, not right, count) or NULL_ARRAY[ctx.resp3]
+
+
+# --- blocking forms (kvred/blocking.py): served now if they can be, else they wait ----
+
+_SIDES = (b"left", b"right")
+
+
+def _bpop(ctx: Context, argv: list[bytes], left: bool) -> bytes:
+    """BLPOP/BRPOP key [key ...] timeout: [key, element] of the first non-empty list,
+    logged as LPOP/RPOP key."""
+    timeout = parse_timeout(argv[-1])
+    if isinstance(timeout, bytes):
+        return timeout
+    keys = argv[1:-1]
+    keyspace = ctx.keyspace
+    for key in keys:
+        value = _list(ctx, key, write=True)
+        if not value:
+            continue
+        item = value.popleft() if left else value.pop()
+        keyspace.modified_or_emptied(key, value)
+        ctx.aof_feed([b"LPOP" if left else b"RPOP", key])
+        return b"*2\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key, len(item), item)
+    return wait_for_keys(ctx, keys, timeout, NULL_ARRAY[ctx.resp3])
+
+
+@command("blpop", -3, "write noscript blocking", (1, -2, 1))
+def blpop(ctx: Context, argv: list[bytes]) -> bytes:
+    return _bpop(ctx, argv, True)
+
+
+@command("brpop", -3, "write noscript blocking", (1, -2, 1))
+def brpop(ctx: Context, argv: list[bytes]) -> bytes:
+    return _bpop(ctx, argv, False)
+
+
+def _bmove(ctx: Context, argv: list[bytes], from_left: bool, to_left: bool, timeout_arg: bytes) -> bytes:
+    timeout = parse_timeout(timeout_arg)
+    if isinstance(timeout, bytes):
+        return timeout
+    source, destination = argv[1], argv[2]
+    if _list(ctx, source, write=True) is None:
+        return wait_for_keys(ctx, [source], timeout, ctx.null)
+    # logged as the LMOVE it did
+    return _move(ctx, [b"LMOVE", source, destination, _SIDE_NAMES[from_left], _SIDE_NAMES[to_left]],
+                 from_left, to_left)
+
+
+_SIDE_NAMES = {True: b"LEFT", False: b"RIGHT"}
+
+
+@command("blmove", 6, "write denyoom noscript blocking", (1, 2, 1))
+def blmove(ctx: Context, argv: list[bytes]) -> bytes:
+    from_left, to_left = _side(argv[3]), _side(argv[4])
+    if from_left is None or to_left is None:
+        return ERR_SYNTAX
+    return _bmove(ctx, argv, from_left, to_left, argv[5])
+
+
+@command("brpoplpush", 4, "write denyoom noscript blocking", (1, 2, 1))
+def brpoplpush(ctx: Context, argv: list[bytes]) -> bytes:
+    return _bmove(ctx, argv, False, True, argv[3])
+
+
+@command("blmpop", -5, "write blocking movablekeys", (0, 0, 0))
+def blmpop(ctx: Context, argv: list[bytes]) -> bytes:
+    """BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]."""
+    parsed = parse_bmpop(argv, _SIDES)
+    if isinstance(parsed, bytes):
+        return parsed
+    keys, right, count, timeout = parsed
+    return _mpop(ctx, keys, not right, count) or wait_for_keys(ctx, keys, timeout, NULL_ARRAY[ctx.resp3])

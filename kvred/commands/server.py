@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import resp
 from ..glob import compile_glob
+from ..notify import parse_flags
 from .base import (
     COMMANDS,
     Command,
@@ -151,12 +152,34 @@ def config(ctx: Any, argv: list[bytes]) -> bytes:
         head = b"%%%d\r\n" % len(found) if ctx.resp3 else b"*%d\r\n" % (2 * len(found))
         return head + b"".join(resp.bulk(k) + resp.bulk(v) for k, v in found.items())
     if sub == b"set":
-        return error_quoting("Unknown option or number of arguments for CONFIG SET - '", argv[2])
+        return _config_set(ctx, argv)
     if sub == b"resetstat":
         return ctx.server.reset_stats()
     if sub == b"rewrite":
         return b"-ERR The server is running without a config file\r\n"
     return unknown_subcommand(argv[1], "config")
+
+
+def _config_set(ctx: Context, argv: list[bytes]) -> bytes:
+    """CONFIG SET name value [name value ...]: all or nothing. Settable so far:
+    notify-keyspace-events (the rest of Redis's runtime settings: see README)."""
+    if len(argv) % 2:
+        return wrong_arity("config|set")
+    changes = {}
+    for i in range(2, len(argv), 2):
+        name = argv[i].lower()
+        if name != b"notify-keyspace-events":
+            return error_quoting("Unknown option or number of arguments for CONFIG SET - '", argv[i])
+        if name in changes:
+            return error_quoting("Duplicate parameter - '", argv[i])
+        flags = parse_flags(argv[i + 1].decode("latin-1"))
+        if flags is None:
+            return (b"-ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - "
+                    b"Invalid event class character. Use 'Ag$lshzxeKEtmdn'.\r\n")
+        changes[name] = flags
+    for flags in changes.values():
+        ctx.databases.set_notify_flags(flags)
+    return OK
 
 
 # ---------------------------------------------------------------- CLIENT

@@ -32,6 +32,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from .. import resp
+from ..blocking import parse_timeout
 from ..keyspace import WrongType
 from ..valuetypes import REWRITE_ITEMS_PER_CMD, ValueType, register_type, value_type
 from .base import (
@@ -42,6 +43,9 @@ from .base import (
     ReplyTooLarge,
     command,
     int_arg,
+    parse_bmpop,
+    parse_mpop,
+    wait_for_keys,
 )
 from .keys import parse_cursor
 from .scanning import parse_scan_options, scan_members
@@ -62,7 +66,7 @@ ERR_WITHSCORES_LEX = b"-ERR syntax error, WITHSCORES not supported in combinatio
 ERR_POSITIVE = b"-ERR value is out of range, must be positive\r\n"
 ERR_WEIGHT = b"-ERR weight value is not a float\r\n"
 ERR_NUMKEYS = b"-ERR numkeys should be greater than 0\r\n"
-ERR_COUNT = b"-ERR count should be greater than 0\r\n"
+NULL_ARRAY = {False: b"*-1\r\n", True: b"_\r\n"}
 ERR_LIMIT_NEG = b"-ERR LIMIT can't be negative\r\n"
 ERR_OUT_OF_RANGE = b"-ERR value is out of range\r\n"
 ERR_RANDMEMBER_RANGE = (
@@ -840,39 +844,70 @@ def zpopmax(ctx: Context, argv: list[bytes]) -> bytes:
     return _zpop(ctx, argv, True)
 
 
-@command("zmpop", -4, "write", (0, 0, 0))
-def zmpop(ctx: Context, argv: list[bytes]) -> bytes:
-    """ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]."""
-    numkeys = int_arg(argv[1])
-    if numkeys is None or numkeys < 1:
-        return ERR_NUMKEYS
-    where = 2 + numkeys
-    if where >= len(argv):
-        return ERR_SYNTAX
-    side = argv[where].lower()
-    if side not in (b"min", b"max"):
-        return ERR_SYNTAX
-    count = -1
-    j = where + 1
-    while j < len(argv):
-        if argv[j].lower() == b"count" and j + 1 < len(argv) and count == -1:
-            given = int_arg(argv[j + 1])
-            if given is None or given < 1:
-                return ERR_COUNT
-            count = given
-            j += 2
-        else:
-            return ERR_SYNTAX
-    if count == -1:
-        count = 1
-    for key in argv[2:where]:
+def _mpop(ctx: Context, keys: list[bytes], pop_max: bool, count: int) -> bytes | None:
+    """The first non-empty sorted set's pops as [key, [[member, score]...]], logged as
+    ZPOPMIN/ZPOPMAX key count; None if all are empty."""
+    for key in keys:
         zs = _zset(ctx, key, True)
         if zs is None:
             continue
-        pairs = _pop(ctx, key, zs, count, side == b"max")
-        ctx.aof_feed([b"ZPOPMAX" if side == b"max" else b"ZPOPMIN", key, b"%d" % count])
+        pairs = _pop(ctx, key, zs, count, pop_max)
+        ctx.aof_feed([b"ZPOPMAX" if pop_max else b"ZPOPMIN", key, b"%d" % count])
         return b"*2\r\n" + resp.bulk(key) + _reply_pairs(ctx, pairs, True, nested=True)
-    return b"_\r\n" if ctx.resp3 else b"*-1\r\n"
+    return None
+
+
+_SIDES = (b"min", b"max")
+
+
+@command("zmpop", -4, "write", (0, 0, 0))
+def zmpop(ctx: Context, argv: list[bytes]) -> bytes:
+    """ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]."""
+    parsed = parse_mpop(argv, 1, _SIDES)
+    if isinstance(parsed, bytes):
+        return parsed
+    keys, pop_max, count = parsed
+    return _mpop(ctx, keys, pop_max, count) or NULL_ARRAY[ctx.resp3]
+
+
+# --- blocking forms (kvred/blocking.py) --------------------------------------------
+
+
+def _bzpop(ctx: Context, argv: list[bytes], pop_max: bool) -> bytes:
+    """BZPOPMIN/BZPOPMAX key [key ...] timeout: [key, member, score], logged as
+    ZPOPMIN/ZPOPMAX key."""
+    timeout = parse_timeout(argv[-1])
+    if isinstance(timeout, bytes):
+        return timeout
+    keys = argv[1:-1]
+    for key in keys:
+        zs = _zset(ctx, key, True)
+        if zs is None:
+            continue
+        ((score, member),) = _pop(ctx, key, zs, 1, pop_max)
+        ctx.aof_feed([b"ZPOPMAX" if pop_max else b"ZPOPMIN", key])
+        return b"*3\r\n" + resp.bulk(key) + resp.bulk(member) + _double(ctx, score)
+    return wait_for_keys(ctx, keys, timeout, NULL_ARRAY[ctx.resp3])
+
+
+@command("bzpopmin", -3, "write noscript blocking fast", (1, -2, 1))
+def bzpopmin(ctx: Context, argv: list[bytes]) -> bytes:
+    return _bzpop(ctx, argv, False)
+
+
+@command("bzpopmax", -3, "write noscript blocking fast", (1, -2, 1))
+def bzpopmax(ctx: Context, argv: list[bytes]) -> bytes:
+    return _bzpop(ctx, argv, True)
+
+
+@command("bzmpop", -5, "write blocking movablekeys", (0, 0, 0))
+def bzmpop(ctx: Context, argv: list[bytes]) -> bytes:
+    """BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]."""
+    parsed = parse_bmpop(argv, _SIDES)
+    if isinstance(parsed, bytes):
+        return parsed
+    keys, pop_max, count, timeout = parsed
+    return _mpop(ctx, keys, pop_max, count) or wait_for_keys(ctx, keys, timeout, NULL_ARRAY[ctx.resp3])
 
 
 # --- ZRANDMEMBER, ZSCAN ------------------------------------------------------------
