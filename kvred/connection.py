@@ -320,10 +320,10 @@ class Connection(asyncio.Protocol):
                 return resp.QUEUED
             if cmd.name == "watch":
                 return ERR_WATCH_IN_MULTI  # an error, not a rejection: the transaction goes on
-        if cmd.handler is None:
-            return self.connection_command(cmd.name, argv)
-        if cmd.local:
-            return cmd.handler(self, argv)
+        if cmd.handler is None or cmd.local:
+            if self.worker.monitoring and cmd.name not in ("multi", "exec"):
+                self.send_monitor_feed(cmd.name, argv)  # forwarded commands, the writer shows
+            return self.connection_command(cmd.name, argv) if cmd.handler is None else cmd.handler(self, argv)
         if cmd.name in _SUBSCRIPTION_COMMANDS:
             self.mirror_subscriptions(cmd.name, argv)
         self.worker.forward_run(self, [argv], _request_bytes(argv))
@@ -388,6 +388,19 @@ class Connection(asyncio.Protocol):
                 return resp.ERR_SYNTAX
             return self.authenticate(argv[1] if len(argv) == 3 else None, argv[-1])
         return unknown_command(argv)
+
+    def send_monitor_feed(self, name: str, argv: list[bytes]) -> None:
+        """Show MONITOR a command answered here, with credentials redacted as Redis does."""
+        if name == "auth":
+            argv = argv[:1] + [b"(redacted)"] * (len(argv) - 1)
+        elif name == "hello":
+            shown = list(argv)
+            for i in range(2, len(argv) - 2):
+                if argv[i].lower() == b"auth":
+                    shown[i + 1] = shown[i + 2] = b"(redacted)"
+                    break
+            argv = shown
+        self.worker.send_event(ipc.OP_UPDATE, self, {"feed": argv})
 
     def unwatch(self) -> None:
         """DISCARD and an aborted EXEC end WATCH, which the writer keeps."""
@@ -591,6 +604,13 @@ class Connection(asyncio.Protocol):
     def update_subscribed(self) -> None:
         subscriptions = self.subscriptions
         self.subscribed = not self.resp3 and subscriptions is not None and any(subscriptions.values())
+
+    def kill(self) -> None:
+        """CLIENT KILL: close now, after what was already written (no more replies)."""
+        self.closing = True
+        self.outq.clear()
+        if self.transport is not None:
+            self.transport.close()
 
     def abort(self) -> None:
         """Drop the client now, unsent replies included (a limit was passed)."""

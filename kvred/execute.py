@@ -99,6 +99,8 @@ class Executor:
         self.pushes: list[tuple[WriterClient, int, bytes]] = []
         self.push_here: list[Any] | None = None
         self.monitors: dict[int, WriterClient] = {}
+        self.kills: list[WriterClient] = []  # CLIENT KILL: closed by their workers after the pass
+        self.reprocessing = False  # re-running a blocked client's command (not shown to MONITOR again)
         # Blocking commands (kvred/blocking.py). `waiting`: clients whose next entries must
         # queue behind replies they are owed (blocked, or deferred by a failing AOF);
         # `resumed`: (client, replies) produced for them since the writer last looked.
@@ -264,6 +266,7 @@ class Executor:
         self._become(client)
         self.push_here = blocked.parts
         ctx.may_block = True
+        self.reprocessing = True  # MONITOR saw the command when it first ran
         try:
             reply: Any = self.call(blocked.argv)
         except BlockOn:
@@ -272,6 +275,7 @@ class Executor:
             reply = None
         finally:
             ctx.may_block = False
+            self.reprocessing = False
         self.blocked.unblock(client)
         self._finish_entry(client, blocked, reply)
         return True
@@ -338,7 +342,7 @@ class Executor:
         if client.channels or client.patterns or client.shard_channels:
             self.pubsub.forget(client)
         if client.monitor:
-            self.monitors.pop(client.id, None)
+            self.stop_monitor(client)
 
     def _become(self, client: WriterClient) -> None:
         ctx = self.ctx
@@ -369,12 +373,26 @@ class Executor:
         else:
             self.pushes.append((client, client.answered, frame))
 
-    def feed_monitors(self, argv: list[bytes]) -> None:
-        """MONITOR: one line per command run, Redis's format."""
-        ctx = self.ctx
-        client = ctx.client
-        now = time.time()
-        line = b"+%.6f [%d %b] %b\r\n" % (now, ctx.db_index, client.addr.encode(), b" ".join(map(_repr_arg, argv)))
+    def start_monitor(self, client: WriterClient) -> None:
+        client.monitor = True
+        self.monitors[client.id] = client
+
+    def stop_monitor(self, client: WriterClient) -> None:
+        client.monitor = False
+        self.monitors.pop(client.id, None)
+
+    def kill(self, client: WriterClient) -> None:
+        """CLIENT KILL: its worker closes it once this pass's replies are out."""
+        self.kills.append(client)
+
+    def feed_monitors(self, argv: list[bytes], client: WriterClient | None = None) -> None:
+        """MONITOR: one line per command run, Redis's format (`client`: one whose command
+        its worker answered)."""
+        if client is None:
+            client, db = self.ctx.client, self.ctx.db_index
+        else:
+            db = client.db
+        line = b"+%.6f [%d %b] %b\r\n" % (time.time(), db, client.addr.encode(), b" ".join(map(_repr_arg, argv)))
         for monitor in list(self.monitors.values()):
             self.push_to(monitor, line)
 
@@ -409,11 +427,15 @@ class Executor:
             reply = handler(self.ctx, argv)
         except WrongType:
             reply = ERR_WRONGTYPE
-        except (ReplyTooLarge, BlockOn):
+        except ReplyTooLarge:
+            raise
+        except BlockOn:
+            if self.monitors and not self.reprocessing:
+                self.feed_monitors(argv)  # it ran, and now waits
             raise
         except Exception:  # a bug in one command must not take the keyspace down
             reply = _internal_error(argv)
-        if self.monitors and "admin" not in cmd.flags:
+        if self.monitors and "admin" not in cmd.flags and not self.reprocessing:
             self.feed_monitors(argv)  # after it ran, as Redis 7.0's call()
         return reply
 

@@ -41,6 +41,13 @@ always a list, so one type check tells them apart):
         come): that keeps a push in the global order relative to the client's own
         commands even though replies and pushes travel in different frames.
 
+    {"kill": [client_id, ...]}
+        CLIENT KILL: close these clients (after writing what they were sent).
+
+    {"monitoring": bool}
+        whether some client runs MONITOR: while it does, a worker reports the
+        commands it answers itself (OP_UPDATE {"feed": argv}, AUTH/HELLO redacted).
+
 Every frame the writer sends obeys the durability rule: it leaves only after
 the AOF write (and sync, per policy) of the pass that produced it.
 """
@@ -61,6 +68,8 @@ __all__ = [
     "REPLY_DEFERRED",
     "MSG_RESUME",
     "MSG_PUSH",
+    "MSG_KILL",
+    "MSG_MONITORING",
     "MAX_FRAME_BYTES",
     "FrameTooLarge",
     "encode_frame",
@@ -71,6 +80,8 @@ OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL = range(6)
 REPLY_DEFERRED = False  # a reply item: "owed, comes in a resume message"
 MSG_RESUME = "resume"
 MSG_PUSH = "push"
+MSG_KILL = "kill"
+MSG_MONITORING = "monitoring"
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 2**32 - 1  # the length prefix is a uint32; workers keep batches far below

@@ -128,6 +128,7 @@ class Worker:
         self.link_full = False  # the link's transport is over its write high-water mark
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.stopping = False
+        self.monitoring = False  # some client runs MONITOR: report what this worker answers
         self._stopped: asyncio.Future[None] | None = None
 
     # ---------------------------------------------------------------- process
@@ -333,3 +334,9 @@ class Worker:
             conn = self.clients.get(client_id)
             if conn is not None:
                 conn.push(answered, data)
+        if ipc.MSG_MONITORING in message:
+            self.monitoring = message[ipc.MSG_MONITORING]
+        for client_id in message.get(ipc.MSG_KILL, ()):
+            conn = self.clients.get(client_id)
+            if conn is not None:
+                conn.kill()

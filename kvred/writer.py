@@ -99,6 +99,7 @@ class Writer:
         self.deferred: dict[int, WriterClient] = self.executor.waiting
         self._pass_resumes: list[tuple[Link, int, list[Any]]] = []  # released this pass
         self._held_pushes: list[tuple[WriterClient, int, bytes]] = []  # of passes the AOF failed
+        self._monitoring = False  # what the workers were told: some client runs MONITOR
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.collector = CycleCollector()  # the dataset out of the cycle collector's view
         # statistics for INFO
@@ -231,7 +232,8 @@ class Writer:
             if now >= cron_due:
                 self._cron(now)
                 cron_due = now + CRON_INTERVAL_S
-            if self._pass_batches or executor.resumed or executor.pushes:
+            if (self._pass_batches or executor.resumed or executor.pushes or executor.kills
+                    or bool(executor.monitors) is not self._monitoring):
                 for link in self._commit_pass():
                     self._send(link)
 
@@ -380,7 +382,25 @@ class Writer:
             touched.add(link)
         if pushes:
             touched.update(self._queue_pushes(pushes))
+        if executor.kills:
+            touched.update(self._queue_kills(executor.kills))
+            executor.kills = []
+        if bool(executor.monitors) is not self._monitoring:
+            # workers show MONITOR the commands they answer themselves (PING, AUTH...)
+            self._monitoring = bool(executor.monitors)
+            for link in self.links:
+                self._queue_frame(link, {ipc.MSG_MONITORING: self._monitoring})
+                touched.add(link)
         return touched
+
+    def _queue_kills(self, victims: list[WriterClient]) -> set[Link]:
+        by_link: dict[Link, list[int]] = {}
+        for client in victims:
+            if client.link is not None:
+                by_link.setdefault(client.link, []).append(client.id)
+        for link, ids in by_link.items():
+            self._queue_frame(link, {ipc.MSG_KILL: ids})
+        return set(by_link)
 
     def _queue_pushes(self, pushes: list[tuple[WriterClient, int, bytes]]) -> set[Link]:
         """One push message per link (per PUSH_FRAME_BYTES of them); each push says after
@@ -503,6 +523,8 @@ class Writer:
                 return
             client.name = payload.get("name", client.name)
             client.resp = payload.get("resp", client.resp)
+            if "feed" in payload:  # a command the worker answered, for MONITOR
+                self.executor.feed_monitors(payload["feed"], client)
             if payload.get("unwatch"):  # DISCARD, an aborted EXEC
                 unwatch_all(client)
             if payload.get("reset"):  # RESET: database 0, nothing watched, subscribed or monitored
@@ -510,8 +532,7 @@ class Writer:
                 client.db = 0
                 self.executor.pubsub.forget(client)
                 if client.monitor:
-                    client.monitor = False
-                    self.executor.monitors.pop(client.id, None)
+                    self.executor.stop_monitor(client)
 
     def _forget_client(self, client_id: int) -> None:
         client = self.clients.pop(client_id, None)
@@ -619,9 +640,13 @@ class Writer:
         now = time.monotonic()
         rows = []
         for info in [only] if only is not None else self.clients.values():
+            flags = "".join(letter for letter, on in (
+                ("O", info.monitor), ("P", info.channels or info.patterns or info.shard_channels),
+                ("b", info.blocked is not None), ("d", info.dirty_cas)) if on) or "N"
             rows.append(
                 f"id={info.id} addr={info.addr} laddr={info.laddr} fd=-1 name={info.name.decode(errors='replace')} "
-                f"age={int(now - info.created)} idle=0 flags=N db={info.db} sub=0 psub=0 ssub=0 multi=-1 "
+                f"age={int(now - info.created)} idle=0 flags={flags} db={info.db} sub={len(info.channels)} "
+                f"psub={len(info.patterns)} ssub={len(info.shard_channels)} multi=-1 "
                 f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
                 f"events=r cmd=NULL user=default redir=-1 resp={info.resp}\n"
             )

@@ -16,10 +16,13 @@ from ..glob import compile_glob
 from ..notify import parse_flags
 from .base import (
     COMMANDS,
+    ERR_NOT_INT,
+    ERR_SYNTAX,
     Command,
     Context,
     command,
     error_quoting,
+    int_arg,
     register,
     unknown_subcommand,
     wrong_arity,
@@ -194,7 +197,8 @@ def valid_client_name(name: bytes) -> bool:
     return not name.translate(None, _NAME_BYTES)
 
 
-@command("client", -2, "admin", subcommands={"id": 2, "setname": 3, "getname": 2, "list": -2, "info": 2})
+@command("client", -2, "admin", subcommands={"id": 2, "setname": 3, "getname": 2, "list": -2, "info": 2,
+                                              "kill": -3, "unblock": -3, "help": 2})
 def client(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub == b"id":
@@ -208,10 +212,184 @@ def client(ctx: Context, argv: list[bytes]) -> bytes:
         name = ctx.client.name
         return resp.bulk(name) if name else ctx.null
     if sub == b"list":
-        return resp.verbatim(ctx.server.client_list(), ctx.resp3)
+        return _client_list(ctx, argv)
+    if sub == b"kill":
+        return _client_kill(ctx, argv)
+    if sub == b"unblock":
+        return _client_unblock(ctx, argv)
+    if sub == b"help":
+        return resp.array([resp.simple(line) for line in _CLIENT_HELP])
     if sub == b"info":
         return resp.verbatim(ctx.server.client_list(only=ctx.client), ctx.resp3)
     return unknown_subcommand(argv[1], "client")
+
+
+_CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
+ERR_NO_SUCH_CLIENT = b"-ERR No such client\r\n"
+
+
+def client_type(client: Any) -> bytes:
+    """Redis's getClientType, for TYPE filters (kvred has no replicas or masters)."""
+    return b"pubsub" if client.channels or client.patterns or client.shard_channels else b"normal"
+
+
+def _client_list(ctx: Context, argv: list[bytes]) -> bytes:
+    """CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]"""
+    clients = ctx.server.clients
+    if len(argv) == 2:
+        chosen = list(clients.values())
+    elif argv[2].lower() == b"type" and len(argv) == 4:
+        wanted = argv[3].lower()
+        if wanted not in _CLIENT_TYPES:
+            return error_quoting("Unknown client type '", argv[3])
+        wanted = b"replica" if wanted == b"slave" else wanted
+        chosen = [client for client in clients.values() if client_type(client) == wanted]
+    elif argv[2].lower() == b"id" and len(argv) >= 4:
+        chosen = []
+        for arg in argv[3:]:
+            number = int_arg(arg)
+            if number is None or number <= 0:
+                return b"-ERR Invalid client ID\r\n"
+            if number in clients:
+                chosen.append(clients[number])
+    else:
+        return ERR_SYNTAX
+    return resp.verbatim(b"".join(ctx.server.client_list(client) for client in chosen), ctx.resp3)
+
+
+def _client_kill(ctx: Context, argv: list[bytes]) -> bytes:
+    """CLIENT KILL addr:port (old form: +OK or an error), or filters ID ADDR LADDR USER
+    SKIPME MAXAGE TYPE (the number of clients killed)."""
+    clients = ctx.server.clients
+    if len(argv) == 3:
+        victims = [client for client in clients.values() if client.addr.encode() == argv[2]]
+        if not victims:
+            return ERR_NO_SUCH_CLIENT
+        ctx.executor.kill(victims[0])
+        return OK
+    if len(argv) % 2:
+        return ERR_SYNTAX
+    wanted: dict[bytes, Any] = {}  # filter -> value every killed client must have
+    skipme = True
+    for i in range(2, len(argv), 2):
+        name, value = argv[i].lower(), argv[i + 1]
+        if name == b"id":
+            number = int_arg(value)
+            if number is None or number <= 0:
+                return b"-ERR client-id should be greater than 0\r\n"
+            wanted[name] = number
+        elif name == b"type":
+            kind = value.lower()
+            if kind not in _CLIENT_TYPES:
+                return error_quoting("Unknown client type '", value)
+            wanted[name] = b"replica" if kind == b"slave" else kind
+        elif name in (b"addr", b"laddr"):
+            wanted[name] = value.decode(errors="replace")
+        elif name == b"user":
+            if value != b"default":
+                return error_quoting("No such user '", value)
+        elif name == b"skipme":
+            if value.lower() not in (b"yes", b"no"):
+                return ERR_SYNTAX
+            skipme = value.lower() == b"yes"
+        elif name == b"maxage":
+            number = int_arg(value)
+            if number is None:
+                return ERR_NOT_INT
+            wanted[name] = number
+        else:
+            return ERR_SYNTAX
+    now = time.monotonic()
+    killed = 0
+    for client in list(clients.values()):
+        if skipme and client is ctx.client:
+            continue
+        seen = {b"id": client.id, b"type": client_type(client), b"addr": client.addr, b"laddr": client.laddr}
+        if all(seen[name] == value for name, value in wanted.items() if name != b"maxage") and (
+            b"maxage" not in wanted or now - client.created >= wanted[b"maxage"]
+        ):
+            ctx.executor.kill(client)
+            killed += 1
+    return resp.integer(killed)
+
+
+def _client_unblock(ctx: Context, argv: list[bytes]) -> bytes:
+    """CLIENT UNBLOCK id [TIMEOUT|ERROR]"""
+    if len(argv) > 4:
+        return ERR_SYNTAX
+    number = int_arg(argv[2])
+    if number is None:
+        return ERR_NOT_INT
+    error = False
+    if len(argv) == 4:
+        how = argv[3].lower()
+        if how not in (b"timeout", b"error"):
+            return b"-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"
+        error = how == b"error"
+    return resp.integer(int(ctx.executor.unblock_by_id(number, error)))
+
+
+_CLIENT_HELP = [
+    b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"GETNAME",
+    b"    Return the name of the current connection.",
+    b"ID",
+    b"    Return the ID of the current connection.",
+    b"INFO",
+    b"    Return information about the current client connection.",
+    b"KILL <ip:port>",
+    b"    Kill connection made from <ip:port>.",
+    b"KILL <option> <value> [<option> <value> [...]]",
+    b"    Kill connections. Options are:",
+    b"    * ADDR (<ip:port>|<unixsocket>:0)",
+    b"      Kill connections made from the specified address",
+    b"    * LADDR (<ip:port>|<unixsocket>:0)",
+    b"      Kill connections made to specified local address",
+    b"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    b"      Kill connections by type.",
+    b"    * USER <username>",
+    b"      Kill connections authenticated by <username>.",
+    b"    * SKIPME (YES|NO)",
+    b"      Skip killing current connection (default: yes).",
+    b"    * ID <client-id>",
+    b"      Kill connections by client id.",
+    b"    * MAXAGE <maxage>",
+    b"      Kill connections older than the specified age.",
+    b"LIST [options ...]",
+    b"    Return information about client connections. Options:",
+    b"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    b"      Return clients of specified type.",
+    b"UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    b"    Unblock the specified blocked client.",
+    b"SETNAME <name>",
+    b"    Assign the name <name> to the current connection.",
+    b"HELP",
+    b"    Print this help.",
+]
+
+
+@command("monitor", 1, "admin noscript loading stale")
+def monitor(ctx: Context, argv: list[bytes]) -> bytes:
+    """MONITOR: from now on the client gets a line per command run (kvred/execute.py)."""
+    executor = ctx.executor
+    if executor.in_exec:
+        return b"-ERR MONITOR isn't allowed for DENY BLOCKING client\r\n"
+    executor.start_monitor(ctx.client)
+    return OK
+
+
+@command("wait", 3, "noscript")
+def wait(ctx: Context, argv: list[bytes]) -> bytes:
+    """WAIT numreplicas timeout: kvred has no replicas, so 0 at once (Redis would wait
+    out the timeout when numreplicas > 0, for the same answer)."""
+    timeout = int_arg(argv[2])
+    if timeout is None:
+        return b"-ERR timeout is not an integer or out of range\r\n"
+    if timeout < 0:
+        return b"-ERR timeout is negative\r\n"
+    if int_arg(argv[1]) is None:
+        return ERR_NOT_INT
+    return b":0\r\n"
 
 
 # ---------------------------------------------------------------- INFO
