@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     multi,
     object,
     pubsub,
+    scripting,
     server,
     sets,
     sort,

@@ -47,13 +47,13 @@ def echo(ctx: Any, argv: list[bytes]) -> bytes:
 
 # Connection commands, implemented by the worker's connection.
 for _name, _arity, _flags in (
-    ("hello", -1, "fast no-auth"),
-    ("auth", -2, "fast no-auth"),
-    ("quit", -1, "fast no-auth"),
-    ("reset", 1, "fast no-auth"),
-    ("multi", 1, "fast"),
-    ("exec", 1, "slow"),
-    ("discard", 1, "fast"),
+    ("hello", -1, "noscript fast no-auth"),
+    ("auth", -2, "noscript fast no-auth"),
+    ("quit", -1, "noscript fast no-auth"),
+    ("reset", 1, "noscript fast no-auth"),
+    ("multi", 1, "noscript fast"),
+    ("exec", 1, "noscript slow"),
+    ("discard", 1, "noscript fast"),
 ):
     register(_name, None, _arity, _flags)
 
@@ -135,7 +135,7 @@ def command_(ctx: Any, argv: list[bytes]) -> bytes:
 # ---------------------------------------------------------------- CONFIG
 
 
-@command("config", -2, "admin", subcommands={"get": -3, "set": -4, "resetstat": 2, "rewrite": 2})
+@command("config", -2, "admin noscript", subcommands={"get": -3, "set": -4, "resetstat": 2, "rewrite": 2})
 def config(ctx: Any, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub == b"get":
@@ -197,7 +197,7 @@ def valid_client_name(name: bytes) -> bool:
     return not name.translate(None, _NAME_BYTES)
 
 
-@command("client", -2, "admin", subcommands={"id": 2, "setname": 3, "getname": 2, "list": -2, "info": 2,
+@command("client", -2, "admin noscript", subcommands={"id": 2, "setname": 3, "getname": 2, "list": -2, "info": 2,
                                               "kill": -3, "unblock": -3, "help": 2})
 def client(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
