@@ -97,6 +97,8 @@ class Config:
     databases: int = 16
     enable_debug_command: str = "no"  # Redis 7's default: DEBUG is refused
     track_key_access: bool = False  # OBJECT IDLETIME: costs throughput (kvred/keyspace.py)
+    # ms a script may run before it is "busy": other clients get -BUSY, SCRIPT KILL works
+    busy_reply_threshold: int = 5000
     # the sizes up to which Redis keeps an aggregate compact: OBJECT ENCODING follows them
     hash_max_listpack_entries: int = 512
     hash_max_listpack_value: int = 64
@@ -386,6 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow DEBUG: yes, local (loopback clients only) or no (default no, as Redis)",
     )
     parser.add_argument(
+        "--busy-reply-threshold",
+        "--lua-time-limit",
+        dest="busy_reply_threshold",
+        type=_int_between(0, LLONG_MAX),
+        default=5000,
+        help="ms a Lua script or function may run before other clients get -BUSY and SCRIPT KILL "
+        "or FUNCTION KILL can stop it; 0: never (default 5000, as Redis; also spelled --lua-time-limit)",
+    )
+    parser.add_argument(
         "--track-key-access",
         type=_yes_no,
         default=False,
@@ -605,6 +616,7 @@ def parse_args(argv: list[str]) -> Config:
         databases=args.databases,
         enable_debug_command=args.enable_debug_command,
         track_key_access=args.track_key_access,
+        busy_reply_threshold=args.busy_reply_threshold,
         **{name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name, _d, _k in ENCODING_SETTINGS},
     )
 

@@ -34,6 +34,7 @@ import time
 from .aof import AppendOnlyFile
 from .keyspace import Databases
 from .resp import encode_command
+from .scripting.runner import runner_of
 from .valuetypes import STRING_TYPES, value_type
 
 __all__ = ["AofRewriter", "remove_stale_temp_files"]
@@ -62,13 +63,18 @@ def fsync_directory(directory: str) -> None:
 
 
 def _write_snapshot(databases: Databases, path: str) -> None:
-    """In the child: every database as SELECT, its keys (strings many per MSET, other
-    types with their own commands, kvred/valuetypes.py), and their TTLs as PEXPIREAT,
+    """In the child: the function libraries as FUNCTION LOAD, every database as SELECT,
+    its keys (strings many per MSET, other types with their own commands,
+    kvred/valuetypes.py), and their TTLs as PEXPIREAT,
     fsynced. Keys whose time has passed are written too, with their past deadline, as
     Redis 7 does: the parent may still change such a key after the fork (its clock is
     not the child's), and the tail's change must find the key it changes."""
     with open(path, "wb", buffering=WRITE_BUFFER_BYTES) as f:
         write = f.write
+        runner = runner_of(databases)
+        if runner is not None:  # the function libraries first, as Redis's rewrite writes them
+            for library in runner.functions.libraries.values():
+                write(encode_command([b"FUNCTION", b"LOAD", library.code]))
         for db in databases.dbs:
             if not db.data:
                 continue
