@@ -40,6 +40,7 @@ class WriterClient:
         "patterns",
         "shard_channels",
         "monitor",
+        "last_command",
     )
 
     def __init__(self, client_id: int, addr: str, laddr: str, link: Any) -> None:
@@ -68,3 +69,4 @@ class WriterClient:
         self.patterns: dict[bytes, None] = {}
         self.shard_channels: dict[bytes, None] = {}
         self.monitor = False  # MONITOR: gets every command the writer runs
+        self.last_command: Any = None  # its last entry's last argv (CLIENT LIST cmd=)

@@ -101,6 +101,11 @@ class Executor:
         self.monitors: dict[int, WriterClient] = {}
         self.kills: list[WriterClient] = []  # CLIENT KILL: closed by their workers after the pass
         self.reprocessing = False  # re-running a blocked client's command (not shown to MONITOR again)
+        # CLIENT PAUSE: until when (monotonic; 0: not paused), whether reads wait too, and
+        # the clients whose entries wait for the end of the pause
+        self.paused_until = 0.0
+        self.pause_all = False
+        self.paused_clients: dict[int, WriterClient] = {}
         # Blocking commands (kvred/blocking.py). `waiting`: clients whose next entries must
         # queue behind replies they are owed (blocked, or deferred by a failing AOF);
         # `resumed`: (client, replies) produced for them since the writer last looked.
@@ -168,6 +173,8 @@ class Executor:
         try:
             if op == ipc.OP_RUN:
                 return self.run_commands(payload)
+            if self.output_limited and client.id in self.output_limited:
+                return 0
             reply = self.exec_transaction(payload)
             if self._ready:
                 self.serve_ready()  # after the whole transaction, as Redis
@@ -373,6 +380,46 @@ class Executor:
         else:
             self.pushes.append((client, client.answered, frame))
 
+    # ---------------------------------------------------------------- CLIENT PAUSE
+
+    def pause(self, until: float, pause_all: bool) -> None:
+        """CLIENT PAUSE: a later end wins; ALL stays ALL until the pause ends."""
+        if not self.paused_until:
+            self.pause_all = pause_all
+        else:
+            self.pause_all = self.pause_all or pause_all
+        self.paused_until = max(self.paused_until, until)
+
+    def pause_applies(self, op: int, payload: list[Any]) -> bool:
+        """Whether an entry must wait for the end of the pause: every entry under ALL,
+        entries with a command that writes (or may: PUBLISH, scripts) under WRITE."""
+        if self.pause_all:
+            return True
+        for argv in payload:
+            if type(argv) is list:
+                cmd = lookup(argv[0])
+                if cmd is not None and (cmd.write or "may-replicate" in cmd.flags):
+                    return True
+        return False
+
+    def hold_for_pause(self, client: WriterClient, entry: list[Any]) -> None:
+        client.queued.append(entry)
+        self.waiting[client.id] = client
+        self.paused_clients[client.id] = client
+
+    def unpause(self) -> None:
+        """The pause ended (timeout or CLIENT UNPAUSE): the held clients run, in order."""
+        self.paused_until = 0.0
+        self.pause_all = False
+        held, self.paused_clients = self.paused_clients, {}
+        saved = self._save_ctx()
+        try:
+            for client in held.values():
+                if client.blocked is None:
+                    self.run_queued(client, [])
+        finally:
+            self._restore_ctx(saved)
+
     def start_monitor(self, client: WriterClient) -> None:
         client.monitor = True
         self.monitors[client.id] = client
@@ -382,8 +429,15 @@ class Executor:
         self.monitors.pop(client.id, None)
 
     def kill(self, client: WriterClient) -> None:
-        """CLIENT KILL: its worker closes it once this pass's replies are out."""
+        """CLIENT KILL: gone from CLIENT LIST at once, nothing more of it runs (what it
+        sent meanwhile is dropped like an over-limit client's), and its worker closes
+        it once this pass's replies are out."""
         self.kills.append(client)
+        self.ctx.server.clients.pop(client.id, None)
+        if client.watched:
+            unwatch_all(client)
+        self.forget_client(client)
+        self.output_limited.add(client.id)
 
     def feed_monitors(self, argv: list[bytes], client: WriterClient | None = None) -> None:
         """MONITOR: one line per command run, Redis's format (`client`: one whose command

@@ -45,6 +45,7 @@ from . import __version__, ipc, resp
 from .aof import AofWriteError, AppendOnlyFile
 from .clients import WriterClient
 from .collector import CycleCollector
+from .commands import COMMANDS
 from .commands.base import Handler
 from .config import ENCODING_ALIASES, ENCODING_SETTINGS, Config, setup_logging
 from .execute import Executor
@@ -207,6 +208,8 @@ class Writer:
             due = min(cron_due, expire_due)
             if blocked.count:
                 due = min(due, blocked.next_deadline())
+            if executor.paused_until:
+                due = min(due, executor.paused_until)
             try:
                 events = sel.select(max(0.0, due - time.monotonic()))
             except InterruptedError:
@@ -224,9 +227,11 @@ class Writer:
                 self._rewrite_requested = False  # scheduled by a BGREWRITEAOF inside EXEC
                 self._start_rewrite()
             now = time.monotonic()
+            if executor.paused_until and executor.paused_until <= now:
+                self._duty(executor.unpause)
             if blocked.count and blocked.next_deadline() <= now:
                 self._duty(executor.expire_blocked)
-            if now >= expire_due:
+            if now >= expire_due and not executor.paused_until:  # a pause stops expiry too (Redis)
                 behind = self._duty(self._expire_keys)
                 expire_due = now + (EXPIRE_BEHIND_INTERVAL_S if behind else CRON_INTERVAL_S)
             if now >= cron_due:
@@ -481,7 +486,8 @@ class Writer:
         replies: list[Any] = []
         deferred = self.deferred
         clients = self.clients
-        run_entry = self.executor.run_entry
+        executor = self.executor
+        run_entry = executor.run_entry
         commands = 0  # counted here, once per batch: an attribute += per entry cost ~400 instructions
         for entry in batch:
             op, client_id, resp3, payload = entry
@@ -489,12 +495,17 @@ class Writer:
                 if deferred and client_id in deferred:
                     deferred[client_id].queued.append(entry)  # behind its owed replies, in order
                     replies.append(ipc.REPLY_DEFERRED)
+                elif executor.paused_until and executor.pause_applies(op, payload):
+                    client = clients.get(client_id) or self._unannounced_client(client_id, link)
+                    executor.hold_for_pause(client, entry)  # CLIENT PAUSE: runs when it ends
+                    replies.append(ipc.REPLY_DEFERRED)
                 else:
                     client = clients.get(client_id) or self._unannounced_client(client_id, link)
                     reply = run_entry(op, client, resp3, payload)
                     replies.append(reply)
                     if reply is not ipc.REPLY_DEFERRED:  # (False: the client blocked)
                         client.answered += 1
+                    client.last_command = _EXEC_ARGV if op else payload[-1]  # CLIENT LIST's cmd=
                     commands += len(payload) + op  # EXEC counts itself (OP_EXEC is 1, OP_RUN 0)
                 continue
             try:
@@ -507,8 +518,12 @@ class Writer:
 
     def _unannounced_client(self, client_id: int, link: Link) -> WriterClient:
         # every client's OP_CONNECT precedes its commands on its link; this is a safety net
-        log.warning("commands of client %d came before its connection did", client_id)
-        client = self.clients[client_id] = WriterClient(client_id, "?", "?", link)
+        # (a client killed with CLIENT KILL may still have commands in flight: those run
+        # nothing, see Executor.kill, and it does not come back into CLIENT LIST)
+        client = WriterClient(client_id, "?", "?", link)
+        if client_id not in self.executor.output_limited:
+            log.warning("commands of client %d came before its connection did", client_id)
+            self.clients[client_id] = client
         return client
 
     def _client_event(self, op: int, client_id: int, payload: Any, link: Link) -> None:
@@ -648,7 +663,7 @@ class Writer:
                 f"age={int(now - info.created)} idle=0 flags={flags} db={info.db} sub={len(info.channels)} "
                 f"psub={len(info.patterns)} ssub={len(info.shard_channels)} multi=-1 "
                 f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
-                f"events=r cmd=NULL user=default redir=-1 resp={info.resp}\n"
+                f"events=r cmd={_command_name(info.last_command)} user=default redir=-1 resp={info.resp}\n"
             )
         return "".join(rows).encode()
 
@@ -770,6 +785,21 @@ def _fit_frame(message: Any) -> Any:
         items[i] = size
         total -= size
     return message
+
+
+_EXEC_ARGV = [b"exec"]
+
+
+def _command_name(argv: Any) -> str:
+    """CLIENT LIST's cmd=: the last command's full name (`client|list`), or NULL."""
+    if not argv:
+        return "NULL"
+    cmd = COMMANDS.get(argv[0]) or COMMANDS.get(argv[0].lower())
+    if cmd is None:
+        return "NULL"
+    if cmd.subcommands and len(argv) > 1 and argv[1].lower() in cmd.subcommands:
+        return f"{cmd.name}|{argv[1].lower().decode()}"
+    return cmd.name
 
 
 def _cpu_times() -> dict[str, object]:

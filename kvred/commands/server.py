@@ -198,7 +198,8 @@ def valid_client_name(name: bytes) -> bool:
 
 
 @command("client", -2, "admin noscript", subcommands={"id": 2, "setname": 3, "getname": 2, "list": -2, "info": 2,
-                                              "kill": -3, "unblock": -3, "help": 2})
+                                              "kill": -3, "unblock": -3, "help": 2, "pause": -3, "unpause": 2,
+                                              "no-evict": 3, "getredir": 2, "trackinginfo": 2})
 def client(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub == b"id":
@@ -219,6 +220,20 @@ def client(ctx: Context, argv: list[bytes]) -> bytes:
         return _client_unblock(ctx, argv)
     if sub == b"help":
         return resp.array([resp.simple(line) for line in _CLIENT_HELP])
+    if sub == b"pause":
+        return _client_pause(ctx, argv)
+    if sub == b"unpause":
+        ctx.executor.unpause()
+        return OK
+    if sub == b"no-evict":
+        if argv[2].lower() not in (b"on", b"off"):
+            return ERR_SYNTAX
+        return OK  # nothing is evicted yet (no maxmemory): the flag has nothing to protect from
+    if sub == b"getredir":
+        return b":-1\r\n"  # tracking is off (CLIENT TRACKING is not implemented)
+    if sub == b"trackinginfo":
+        fields = {b"flags": [b"off"], b"redirect": -1, b"prefixes": []}
+        return resp.encode_value(fields, ctx.resp3)
     if sub == b"info":
         return resp.verbatim(ctx.server.client_list(only=ctx.client), ctx.resp3)
     return unknown_subcommand(argv[1], "client")
@@ -311,6 +326,25 @@ def _client_kill(ctx: Context, argv: list[bytes]) -> bytes:
             ctx.executor.kill(client)
             killed += 1
     return resp.integer(killed)
+
+
+def _client_pause(ctx: Context, argv: list[bytes]) -> bytes:
+    """CLIENT PAUSE timeout [WRITE|ALL]"""
+    if len(argv) > 4:
+        return ERR_SYNTAX
+    timeout = int_arg(argv[2])
+    if timeout is None:
+        return b"-ERR timeout is not an integer or out of range\r\n"
+    if timeout < 0:
+        return b"-ERR timeout is negative\r\n"
+    pause_all = True
+    if len(argv) == 4:
+        mode = argv[3].lower()
+        if mode not in (b"write", b"all"):
+            return ERR_SYNTAX
+        pause_all = mode == b"all"
+    ctx.executor.pause(time.monotonic() + timeout / 1000, pause_all)
+    return OK
 
 
 def _client_unblock(ctx: Context, argv: list[bytes]) -> bytes:
