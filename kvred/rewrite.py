@@ -34,7 +34,7 @@ import time
 from .aof import AppendOnlyFile
 from .keyspace import Databases
 from .resp import encode_command
-from .scripting.runner import runner_of
+from .scripting import runner as scripting_runner
 from .valuetypes import STRING_TYPES, value_type
 
 __all__ = ["AofRewriter", "remove_stale_temp_files"]
@@ -71,7 +71,7 @@ def _write_snapshot(databases: Databases, path: str) -> None:
     not the child's), and the tail's change must find the key it changes."""
     with open(path, "wb", buffering=WRITE_BUFFER_BYTES) as f:
         write = f.write
-        runner = runner_of(databases)
+        runner = scripting_runner.runner_of(databases)
         if runner is not None:  # the function libraries first, as Redis's rewrite writes them
             for library in runner.functions.libraries.values():
                 write(encode_command([b"FUNCTION", b"LOAD", library.code]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .. import resp
 from ..glob import compile_glob
-from ..scripting.runner import ERR_NOTBUSY, runner_for
+from ..scripting import runner as scripting_runner  # a module: it imports the table too
 from .base import ERR_NOT_INT, Context, command, int_arg, unknown_subcommand
 
 __all__: list[str] = []
@@ -44,7 +44,7 @@ def _eval(ctx: Context, argv: list[bytes], evalsha: bool, ro: bool) -> bytes:
     numkeys = _numkeys(argv, ERR_NOT_INT)
     if isinstance(numkeys, bytes):
         return numkeys
-    runner = runner_for(ctx)
+    runner = scripting_runner.runner_for(ctx)
     if evalsha:
         sha = argv[1].lower()
         found = runner.scripts.get(sha)
@@ -113,7 +113,7 @@ def _help(lines: list[bytes]) -> bytes:
 @command("script", -2, "noscript", subcommands={"load": 3, "exists": -3, "flush": -2, "kill": 2, "help": 2, "debug": 3})
 def script(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
-    runner = runner_for(ctx)
+    runner = scripting_runner.runner_for(ctx)
     if sub == b"load":
         created = runner.create_script(argv[2])
         return created if isinstance(created, bytes) else resp.bulk(created[0])
@@ -209,7 +209,7 @@ def _function_list(ctx: Context, argv: list[bytes]) -> bytes:
     match = compile_glob(pattern, nocase=True).match if pattern is not None else None
     resp3 = ctx.resp3
     out = []
-    for library in runner_for(ctx).functions.libraries.values():
+    for library in scripting_runner.runner_for(ctx).functions.libraries.values():
         if match is not None and not match(library.name):
             continue
         functions = []
@@ -229,7 +229,7 @@ def _function_list(ctx: Context, argv: list[bytes]) -> bytes:
 
 
 def _function_stats(ctx: Context) -> bytes:
-    runner = runner_for(ctx)
+    runner = scripting_runner.runner_for(ctx)
     libraries = runner.functions
     running = runner.running
     if running is None:
@@ -247,7 +247,7 @@ def _function_restore(ctx: Context, argv: list[bytes]) -> bytes:
     policy = argv[3].lower() if len(argv) > 3 else b"append"
     if len(argv) > 4 or policy not in (b"flush", b"append", b"replace"):
         return b"-ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.\r\n"
-    libraries = runner_for(ctx).functions
+    libraries = scripting_runner.runner_for(ctx).functions
     codes = libraries.parse_dump(argv[2])
     if codes is None:
         return b"-ERR DUMP payload version or checksum are wrong\r\n"
@@ -266,7 +266,7 @@ def function(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub in _FUNCTION_WRITES and ctx.executor.refusing:  # type: ignore[attr-defined]
         return ctx.executor.misconf_error()  # type: ignore[attr-defined,no-any-return]
-    libraries = runner_for(ctx).functions
+    libraries = scripting_runner.runner_for(ctx).functions
     if sub == b"load":
         replace = len(argv) == 4 and argv[2].lower() == b"replace"
         if len(argv) > 4 or (len(argv) == 4 and not replace):
@@ -299,14 +299,14 @@ def function(ctx: Context, argv: list[bytes]) -> bytes:
             ctx.aof_feed(argv)
         return reply
     if sub == b"kill":
-        return runner_for(ctx).request_kill(is_eval=False) if runner_for(ctx).running else ERR_NOTBUSY
+        return scripting_runner.runner_for(ctx).request_kill(is_eval=False)
     if sub == b"help":
         return _help(_FUNCTION_HELP)
     return unknown_subcommand(argv[1], "function")
 
 
 def _fcall(ctx: Context, argv: list[bytes], ro: bool) -> bytes:
-    runner = runner_for(ctx)
+    runner = scripting_runner.runner_for(ctx)
     found = runner.functions.find(argv[1])
     if found is None:
         return b"-ERR Function not found\r\n"

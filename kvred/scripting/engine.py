@@ -168,13 +168,15 @@ class LuaEngine:
                 b"kill_message": host.kill_message,
                 b"load_timed_out": host.load_timed_out,
                 b"register": self._register,
+                b"pairs": self._pairs,
             }
         )
         self.entry = chunk(_lib_source("sandbox.lua"), b"=[kvred]")(
             py, resp, mode.encode(), REDIS_VERSION.encode(), REDIS_VERSION_NUM
         )
         self._parse_reply = self.entry.parse_reply
-        lua.execute(b"debug = nil")
+        self._unproxy = self.entry.unproxy
+        self._next = self.entry.next
 
     # ---------------------------------------------------------------- entry points
 
@@ -251,7 +253,7 @@ class LuaEngine:
 
     def _set_repl(self, *args: Any) -> None:
         if len(args) != 1:
-            raise ScriptError(b"redis.set_repl() requires one argument.")
+            raise ScriptError(b"redis.set_repl() requires two arguments.")
         flags = _lua_int(args[0]) if type(args[0]) in (int, float, bytes) else 0
         if flags is None or not 0 <= flags <= 3:
             raise ScriptError(b"Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
@@ -315,6 +317,12 @@ class LuaEngine:
                 "runtime",
             )
         self.rand.seed(seed)
+
+    def _pairs(self, *args: Any) -> tuple[Any, Any, None]:
+        if not args or lua51.lua_type(args[0]) != "table":
+            got = "no value" if not args else _lua_typename(args, 0)
+            raise ScriptError(b"bad argument #1 to 'pairs' (table expected, got %s)" % got.encode(), "runtime")
+        return self._next, self._unproxy(args[0]), None
 
     def _unwrap_error(self, error: Any) -> tuple[bytes, bytes]:
         if isinstance(error, ScriptError):

@@ -121,18 +121,9 @@ local function safe_setmetatable(t, mt)
   return setmetatable(t, mt)
 end
 local function safe_rawget(t, k) return rawget(readonly[t] or t, k) end
-local function safe_pairs(...)
-  local t = ...
-  if type(t) ~= 'table' then
-    local got = select('#', ...) == 0 and 'no value' or type(t)
-    error("bad argument #1 to 'pairs' (table expected, got " .. got .. ")", 2)
-  end
-  return next, readonly[t] or t, nil
-end
 
 local base = {
-  'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs', 'load',
-  'loadstring', 'next', 'rawequal', 'select', 'tonumber', 'tostring', 'type',
+  'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs', 'next', 'rawequal', 'select', 'tonumber', 'tostring', 'type',
   'unpack', '_VERSION',
 }
 local libraries = {string = string, table = table, coroutine = coroutine, math = math_real}
@@ -164,10 +155,20 @@ local function error_handler(err)
   return err
 end
 
+local thread_env -- what chunks compiled by scripts (loadstring, load) see: the scripts' globals
+local function with_env(f, err)
+  if f then setfenv(f, thread_env) end
+  return f, err
+end
+local raw_load = load
+local function safe_loadstring(s, chunkname) return with_env(loadstring(s, chunkname)) end
+local function safe_load(f, chunkname) return with_env(raw_load(f, chunkname)) end
+
 local function fill_globals(g, redis_table)
   for _, name in next, base do g[name] = _G[name] end
+  g.loadstring, g.load = safe_loadstring, safe_load
   g.rawget, g.rawset, g.setmetatable, g.pcall, g.xpcall = safe_rawget, safe_rawset, safe_setmetatable, redis_pcall, redis_xpcall
-  g.pairs = safe_pairs
+  g.pairs = py.pairs -- Python (a C function to Lua): its argument error names the script's line
   for name, lib in next, libraries do g[name] = protect(lib) end
   g.redis = protect(redis_table)
   g._G = g
@@ -217,6 +218,7 @@ if mode == 'eval' then
     setfenv(f, visible)
     return f, false
   end
+  thread_env = visible
   entry.run = function(f, keys, argv, name, client3, limit, use_hook)
     -- the globals a script may have changed are put back: scripts do not see each other
     for k, v in next, fixed do rawset(visible, k, v) end
@@ -232,6 +234,7 @@ else
   local env_meta = {__newindex = readonly_error, __metatable = {}}
   local env = setmetatable({}, env_meta)
   env_meta.__index = visible
+  thread_env = env
   local load_api = {log = redis_log, REDIS_VERSION = version, REDIS_VERSION_NUM = version_num,
     LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3}
   local flag_names = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
@@ -342,6 +345,8 @@ else
 end
 
 entry.collect = function() collectgarbage('collect') end
+entry.unproxy = function(t) return readonly[t] or t end
+entry.next = next
 entry.parse_reply = parse_reply
 entry.error_table = error_table
 return entry
