@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sized
 from typing import Any, Protocol
 
 from .keyorder import BLOCK, KeyOrder
-from .notify import NOTIFY_EXPIRED, NOTIFY_KEYEVENT, NOTIFY_KEYSPACE
+from .notify import NOTIFY_EXPIRED, NOTIFY_GENERIC, NOTIFY_KEY_MISS, NOTIFY_KEYEVENT, NOTIFY_KEYSPACE, NOTIFY_NEW
 
 __all__ = [
     "Databases",
@@ -254,9 +254,13 @@ class Keyspace:
         value = self.data.get(key)
         if value is None:
             self.misses += 1
+            if self.notify_flags:
+                self.notify(NOTIFY_KEY_MISS, b"keymiss", key)
             return None
         if self.expires and key in self.expires and self._expire_if_due(key):
             self.misses += 1
+            if self.notify_flags:
+                self.notify(NOTIFY_KEY_MISS, b"keymiss", key)
             return None
         self.hits += 1
         if self.track:
@@ -272,14 +276,17 @@ class Keyspace:
             self.access[key] = self.clock
         return value
 
-    def peek(self, key: bytes) -> Any:
+    def peek(self, key: bytes, miss_event: bool = True) -> Any:
         """As lookup_read, without touching the access time (TYPE, TTL, OBJECT, EXISTS,
-        SCAN TYPE: Redis's LOOKUP_NOTOUCH, which still counts the hit or miss)."""
+        SCAN TYPE: Redis's LOOKUP_NOTOUCH, which still counts the hit or miss). A miss
+        is a `keymiss` event unless `miss_event` is False (OBJECT: LOOKUP_NONOTIFY)."""
         value = self.data.get(key)
         if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
             value = None
         if value is None:
             self.misses += 1
+            if self.notify_flags and miss_event:
+                self.notify(NOTIFY_KEY_MISS, b"keymiss", key)
         else:
             self.hits += 1
         return value
@@ -345,13 +352,19 @@ class Keyspace:
     # ---------------------------------------------------------------- changes
 
     def set_key(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-        """Store `value` under `key` (new or not), dropping its TTL unless `keep_ttl`."""
+        """Store `value` under `key` (new or not), dropping its TTL unless `keep_ttl`.
+        A key whose time has passed expires first (Redis's setKey looks it up for a write),
+        so that it is then new: a `new` event (Redis's dbAdd)."""
         data = self.data
+        if self.expires and key in self.expires and key in data:
+            self._expire_if_due(key)
         if key not in data:
             data[key] = value
             self.order.add(key, data)
             if self.blocking and key in self.blocking:
                 self.databases.ready_keys.append((self, key))  # Redis's signalKeyAsReady
+            if self.notify_flags:
+                self.notify(NOTIFY_NEW, b"new", key)
         else:
             data[key] = value
             if self.expires and not keep_ttl:
@@ -390,7 +403,14 @@ class Keyspace:
         if len(value):
             self.modified(key)
         else:
-            self.delete(key)
+            self.delete_emptied(key)
+
+    def delete_emptied(self, key: bytes) -> None:
+        """Delete an aggregate its command emptied: the generic `del` event follows the
+        command's own, as in Redis."""
+        self.delete(key)
+        if self.notify_flags:
+            self.notify(NOTIFY_GENERIC, b"del", key)
 
     def delete(self, key: bytes) -> bool:
         """DEL one key; True if it existed (an expired key did not: it is expired)."""

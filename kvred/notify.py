@@ -60,9 +60,12 @@ def parse_flags(text: str) -> int | None:
 
 
 def format_flags(flags: int) -> str:
-    """The setting as CONFIG GET shows it: "A" for every class, then K, E, m, n."""
+    """The setting as CONFIG GET shows it: "A" for every class, else the classes then
+    'n'; then K, E, m. As Redis 7.0's keyspaceEventsFlagsToString, "A" hides an 'n'."""
     if flags & NOTIFY_ALL == NOTIFY_ALL:
         text = "A"
     else:
         text = "".join(letter for letter, bit in _CLASSES if flags & bit)
-    return text + "".join(letter for letter, bit in _OTHERS if flags & bit)
+        if flags & NOTIFY_NEW:
+            text += "n"
+    return text + "".join(letter for letter, bit in _OTHERS if flags & bit and bit != NOTIFY_NEW)

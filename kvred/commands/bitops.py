@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from .. import resp
 from ..keyspace import Keyspace
+from ..notify import NOTIFY_GENERIC, NOTIFY_STRING
 from ..valuetypes import STRING_TYPES
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
 from .strings import _mutable
@@ -110,6 +111,7 @@ def setbit(ctx: Context, argv: list[bytes]) -> bytes:
         value[byte] = current | mask if on else current & ~mask
         keyspace.modified(key)
         ctx.aof_feed(argv)
+        keyspace.notify(NOTIFY_STRING, b"setbit", key)
     return ONE if was else ZERO
 
 
@@ -282,6 +284,7 @@ def bitop(ctx: Context, argv: list[bytes]) -> bytes:
     if not size:
         if keyspace.delete(dest):
             ctx.aof_feed(argv)
+            keyspace.notify(NOTIFY_GENERIC, b"del", dest)
         return ZERO
     result = bytearray(size)  # a bytearray is `raw`, as Redis's result is
     for pos in range(0, size, OP_CHUNK):
@@ -304,6 +307,7 @@ def bitop(ctx: Context, argv: list[bytes]) -> bytes:
         result[pos:stop] = acc.to_bytes(width, "big")
     keyspace.set_key(dest, result)
     ctx.aof_feed(argv)
+    keyspace.notify(NOTIFY_STRING, b"set", dest)
     return resp.integer(size)
 
 
@@ -449,6 +453,7 @@ def _bitfield(ctx: Context, argv: list[bytes], read_only: bool) -> bytes:
         # no change.
         keyspace.modified(key)
         ctx.aof_feed(argv)
+        keyspace.notify(NOTIFY_STRING, b"setbit", key)
     elif grown:
         # grown (or created) by writes that OVERFLOW FAIL refused: Redis keeps the longer
         # string and propagates nothing; kvred logs the command so the AOF rebuilds it

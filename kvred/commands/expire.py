@@ -10,6 +10,7 @@ AOF loads: the key is then removed when loading ends).
 from __future__ import annotations
 
 from .. import resp
+from ..notify import NOTIFY_GENERIC
 from .base import ERR_NOT_INT, Context, command, error_quoting, int_arg
 
 __all__: list[str] = []
@@ -72,9 +73,11 @@ def _expire(ctx: Context, argv: list[bytes], relative: bool, seconds: bool) -> b
     if when <= databases.now_ms() and not databases.loading:
         keyspace.delete(key)  # a deadline already past: the key is gone now
         ctx.aof_feed([b"DEL", key])
+        keyspace.notify(NOTIFY_GENERIC, b"del", key)
         return ONE
     keyspace.set_expire(key, when)
     ctx.aof_feed([b"PEXPIREAT", key, b"%d" % when])
+    keyspace.notify(NOTIFY_GENERIC, b"expire", key)
     return ONE
 
 
@@ -137,4 +140,5 @@ def persist(ctx: Context, argv: list[bytes]) -> bytes:
     if keyspace.lookup_write(key) is None or not keyspace.persist(key):
         return ZERO
     ctx.aof_feed(argv)
+    keyspace.notify(NOTIFY_GENERIC, b"persist", key)
     return ONE

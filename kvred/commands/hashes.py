@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 
 from .. import resp
 from ..keyspace import WrongType
+from ..notify import NOTIFY_HASH
 from ..valuetypes import REWRITE_ITEMS_PER_CMD, ValueType, register_type
 from .base import (
     ERR_NOT_FLOAT,
@@ -147,6 +148,8 @@ def _hset(ctx: Context, argv: list[bytes]) -> int:
         elif keyspace.watched:
             keyspace.signal_modified(key)
         ctx.aof_feed(argv)
+        if keyspace.notify_flags:
+            keyspace.notify(NOTIFY_HASH, b"hset", key)
         return added
     if h.listpack:
         config = ctx.config
@@ -167,6 +170,8 @@ def _hset(ctx: Context, argv: list[bytes]) -> int:
     elif keyspace.watched:
         keyspace.signal_modified(key)
     ctx.aof_feed(argv)
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_HASH, b"hset", key)
     return len(h) - before
 
 
@@ -199,6 +204,7 @@ def hsetnx(ctx: Context, argv: list[bytes]) -> bytes:
             h.listpack = False
     _store(ctx, key, h, created)
     ctx.aof_feed(argv)
+    ctx.keyspace.notify(NOTIFY_HASH, b"hset", key)
     return ONE
 
 
@@ -313,6 +319,7 @@ def hdel(ctx: Context, argv: list[bytes]) -> bytes:
                 break  # Redis stops at the last field: the key is gone
     if not deleted:
         return ZERO
+    ctx.keyspace.notify(NOTIFY_HASH, b"hdel", key)
     ctx.keyspace.modified_or_emptied(key, h)
     ctx.aof_feed(argv)
     return b":%d\r\n" % deleted
@@ -342,6 +349,7 @@ def hincrby(ctx: Context, argv: list[bytes]) -> bytes:
     _set_field(ctx, h, field, b"%d" % total)
     _store(ctx, key, h, created)
     ctx.aof_feed(argv)
+    ctx.keyspace.notify(NOTIFY_HASH, b"hincrby", key)
     return b":%d\r\n" % total
 
 
@@ -366,6 +374,7 @@ def hincrbyfloat(ctx: Context, argv: list[bytes]) -> bytes:
     _store(ctx, key, h, created)
     # Propagated as the HSET of the result, as Redis does: replay is exact.
     ctx.aof_feed([b"HSET", key, field, text])
+    ctx.keyspace.notify(NOTIFY_HASH, b"hincrbyfloat", key)
     return _bulk(text)
 
 

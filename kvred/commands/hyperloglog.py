@@ -45,6 +45,7 @@ from itertools import accumulate
 
 from .. import resp
 from ..keyspace import WrongType
+from ..notify import NOTIFY_STRING
 from .base import Context, ReplyTooLarge, command, error_quoting
 
 __all__ = ["murmurhash64a", "estimate", "HLL_REGISTERS"]
@@ -606,6 +607,7 @@ def pfadd(ctx: Context, argv: list[bytes]) -> bytes:
     buf[15] |= 0x80
     keyspace.modified(key)
     ctx.aof_feed(argv)
+    keyspace.notify(NOTIFY_STRING, b"pfadd", key)
     return ONE
 
 
@@ -688,6 +690,7 @@ def pfmerge(ctx: Context, argv: list[bytes]) -> bytes:
     buf[15] |= 0x80
     keyspace.modified(dest)
     ctx.aof_feed(argv)
+    keyspace.notify(NOTIFY_STRING, b"pfadd", dest)  # Redis's event for PFMERGE too
     return resp.OK
 
 

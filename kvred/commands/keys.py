@@ -14,6 +14,7 @@ import re
 from .. import resp
 from ..glob import compile_glob
 from ..keyspace import Keyspace
+from ..notify import NOTIFY_GENERIC
 from ..valuetypes import copy_value, type_name
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
 from .scanning import parse_scan_options
@@ -30,10 +31,14 @@ ERR_SAME_OBJECT = b"-ERR source and destination objects are the same\r\n"
 
 @command("del", -2, "write", (1, -1, 1))
 def del_(ctx: Context, argv: list[bytes]) -> bytes:
-    delete = ctx.keyspace.delete
+    keyspace = ctx.keyspace
+    delete = keyspace.delete
     deleted = [key for key in argv[1:] if delete(key)]
     if deleted:
         ctx.aof_feed([b"DEL", *deleted])
+        if keyspace.notify_flags:
+            for key in deleted:
+                keyspace.notify(NOTIFY_GENERIC, b"del", key)
     return b":%d\r\n" % len(deleted)
 
 
@@ -166,14 +171,19 @@ def _rename(ctx: Context, argv: list[bytes], only_if_new: bool) -> bytes:
     if src == dst:
         return ZERO if only_if_new else OK
     # looked up for RENAME too: an expired destination is deleted (and counted) as expired
-    if keyspace.lookup_write(dst) is not None and only_if_new:
-        return ZERO
+    if keyspace.lookup_write(dst) is not None:
+        if only_if_new:
+            return ZERO
+        keyspace.delete(dst)  # so that the destination is a new key, as Redis's dbDelete + dbAdd
     when = keyspace.get_expire(src)
     keyspace.delete(src)
     keyspace.set_key(dst, value)
     if when is not None:
         keyspace.set_expire(dst, when)
     ctx.aof_feed(argv)
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_GENERIC, b"rename_from", src)
+        keyspace.notify(NOTIFY_GENERIC, b"rename_to", dst)
     return ONE if only_if_new else OK
 
 
@@ -259,6 +269,9 @@ def move(ctx: Context, argv: list[bytes]) -> bytes:
     _move_into(source, key, target, value)
     source.delete(key)
     ctx.aof_feed(argv)
+    if source.notify_flags:
+        source.notify(NOTIFY_GENERIC, b"move_from", key)
+        target.notify(NOTIFY_GENERIC, b"move_to", key)
     return ONE
 
 
@@ -297,4 +310,5 @@ def copy(ctx: Context, argv: list[bytes]) -> bytes:
     if when is not None:
         target.set_expire(dst, when)
     ctx.aof_feed(argv)
+    target.notify(NOTIFY_GENERIC, b"copy_to", dst)
     return ONE

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from itertools import islice
 
 from ..blocking import parse_timeout
-from ..keyspace import WrongType
+from ..keyspace import Keyspace, WrongType
+from ..notify import NOTIFY_GENERIC, NOTIFY_LIST
 from ..valuetypes import REWRITE_ITEMS_PER_CMD, ValueType, register_type
 from .base import (
     ERR_NOT_INT,
@@ -139,6 +140,8 @@ def _push(ctx: Context, argv: list[bytes], left: bool, only_existing: bool) -> b
     else:
         value.extend(argv[2:])
     ctx.aof_feed(argv)
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_LIST, b"lpush" if left else b"rpush", key)
     return b":%d\r\n" % len(value)
 
 
@@ -196,19 +199,31 @@ def _pop(ctx: Context, argv: list[bytes], left: bool) -> bytes:
         else:
             keyspace.delete(key)
         ctx.aof_feed(argv)
+        if keyspace.notify_flags:
+            _notify_popped(keyspace, key, left, value)
         return b"$%d\r\n%b\r\n" % (len(item), item)
     if count == 0:
         return EMPTY_ARRAY
     size = len(value)
     if count >= size:
         items = list(value) if left else list(reversed(value))
+        value = deque()  # what is left (the key is gone)
         keyspace.delete(key)
     else:
         take = value.popleft if left else value.pop
         items = [take() for _ in range(count)]
         keyspace.modified(key)
     ctx.aof_feed(argv)
+    if keyspace.notify_flags:
+        _notify_popped(keyspace, key, left, value)
     return _bulks(ctx, items)
+
+
+def _notify_popped(keyspace: Keyspace, key: bytes, left: bool, rest: deque[bytes]) -> None:
+    """The events of a pop: lpop/rpop, then del if the list is now empty (and gone)."""
+    keyspace.notify(NOTIFY_LIST, b"lpop" if left else b"rpop", key)
+    if not rest:
+        keyspace.notify(NOTIFY_GENERIC, b"del", key)
 
 
 @command("lpop", -2, "write fast", (1, 1, 1))
@@ -368,6 +383,7 @@ def lset(ctx: Context, argv: list[bytes]) -> bytes:
     value[index] = argv[3]
     ctx.keyspace.modified(key)
     ctx.aof_feed(argv)
+    ctx.keyspace.notify(NOTIFY_LIST, b"lset", key)
     return OK
 
 
@@ -388,6 +404,7 @@ def linsert(ctx: Context, argv: list[bytes]) -> bytes:
     value.insert(index if where == b"before" else index + 1, argv[4])
     ctx.keyspace.modified(key)
     ctx.aof_feed(argv)
+    ctx.keyspace.notify(NOTIFY_LIST, b"linsert", key)
     return b":%d\r\n" % len(value)
 
 
@@ -416,6 +433,7 @@ def lrem(ctx: Context, argv: list[bytes]) -> bytes:
         kept.reverse()
     value.clear()
     value.extend(kept)
+    ctx.keyspace.notify(NOTIFY_LIST, b"lrem", key)
     ctx.keyspace.modified_or_emptied(key, value)
     ctx.aof_feed(argv)
     return b":%d\r\n" % removed
@@ -434,7 +452,8 @@ def ltrim(ctx: Context, argv: list[bytes]) -> bytes:
     size = len(value)
     bounds = _normalise_range(start, end, size)
     if bounds is None:
-        keyspace.delete(key)
+        keyspace.notify(NOTIFY_LIST, b"ltrim", key)
+        keyspace.delete_emptied(key)
         ctx.aof_feed(argv)
         return OK
     start, end = bounds
@@ -450,9 +469,10 @@ def ltrim(ctx: Context, argv: list[bytes]) -> bytes:
             for _ in range(size - 1 - end):
                 value.pop()
         ctx.aof_feed(argv)
-    # Redis signals the key even when nothing was trimmed (a WATCH fails), but
-    # propagates only a change
+    # Redis signals the key (a WATCH fails) and notifies even when nothing was trimmed,
+    # but propagates only a change
     keyspace.modified(key)
+    keyspace.notify(NOTIFY_LIST, b"ltrim", key)
     return OK
 
 
@@ -488,6 +508,9 @@ def _move(ctx: Context, argv: list[bytes], from_left: bool, to_left: bool) -> by
         dst.appendleft(item)
     else:
         dst.append(item)
+    if keyspace.notify_flags:  # the push, then the pop (and del), as Redis's lmoveGenericCommand
+        keyspace.notify(NOTIFY_LIST, b"lpush" if to_left else b"rpush", destination)
+        keyspace.notify(NOTIFY_LIST, b"lpop" if from_left else b"rpop", source)
     keyspace.modified_or_emptied(source, src)
     ctx.aof_feed(argv)
     return b"$%d\r\n%b\r\n" % (len(item), item)
@@ -516,12 +539,15 @@ def _mpop(ctx: Context, keys: list[bytes], left: bool, count: int) -> bytes | No
             continue
         if count >= len(value):
             items = list(value) if left else list(reversed(value))
+            value = deque()  # what is left (the key is gone)
             keyspace.delete(key)
         else:
             take = value.popleft if left else value.pop
             items = [take() for _ in range(count)]
             keyspace.modified(key)
         ctx.aof_feed([b"LPOP" if left else b"RPOP", key, b"%d" % len(items)])
+        if keyspace.notify_flags:
+            _notify_popped(keyspace, key, left, value)
         return b"*2\r\n$%d\r\n%b\r\n" % (len(key), key) + _bulks(ctx, items)
     return None
 
@@ -554,6 +580,7 @@ def _bpop(ctx: Context, argv: list[bytes], left: bool) -> bytes:
         if not value:
             continue
         item = value.popleft() if left else value.pop()
+        keyspace.notify(NOTIFY_LIST, b"lpop" if left else b"rpop", key)
         keyspace.modified_or_emptied(key, value)
         ctx.aof_feed([b"LPOP" if left else b"RPOP", key])
         return b"*2\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key, len(item), item)

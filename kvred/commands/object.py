@@ -55,7 +55,7 @@ def object_(ctx: Context, argv: list[bytes]) -> bytes:
     if sub == b"help":
         return resp.array([resp.simple(line) for line in _HELP])
     keyspace, key = ctx.keyspace, argv[2]
-    value = keyspace.peek(key)  # OBJECT does not count as an access
+    value = keyspace.peek(key, miss_event=False)  # OBJECT does not count as an access, nor notify a miss
     if value is None:
         return ctx.null
     if sub == b"encoding":

@@ -27,6 +27,7 @@ import random
 from collections.abc import Iterable, Iterator
 
 from ..keyspace import WrongType
+from ..notify import NOTIFY_GENERIC, NOTIFY_SET
 from ..resp import parse_strict_int
 from ..valuetypes import REWRITE_ITEMS_PER_CMD, ValueType, register_type
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
@@ -153,6 +154,8 @@ def sadd(ctx: Context, argv: list[bytes]) -> bytes:
         value = new_set(argv[2:], max_intset)
         keyspace.set_key(key, value)
         ctx.aof_feed(argv)
+        if keyspace.notify_flags:
+            keyspace.notify(NOTIFY_SET, b"sadd", key)
         return b":%d\r\n" % len(value)
     if len(argv) == 3 and value.picks is None:  # the common case, one member
         member = argv[2]
@@ -168,6 +171,8 @@ def sadd(ctx: Context, argv: list[bytes]) -> bytes:
             return ZERO
     keyspace.modified(key)
     ctx.aof_feed(argv)
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_SET, b"sadd", key)
     return b":%d\r\n" % added
 
 
@@ -185,6 +190,7 @@ def srem(ctx: Context, argv: list[bytes]) -> bytes:
     removed = before - len(value)
     if not removed:
         return ZERO
+    ctx.keyspace.notify(NOTIFY_SET, b"srem", key)
     ctx.keyspace.modified_or_emptied(key, value)
     ctx.aof_feed(argv)
     return b":%d\r\n" % removed
@@ -230,7 +236,10 @@ def spop(ctx: Context, argv: list[bytes]) -> bytes:
         return ctx.null
     member = _pick(value)
     value.remove(member)
-    ctx.keyspace.modified_or_emptied(key, value)
+    keyspace = ctx.keyspace
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_SET, b"spop", key)
+    keyspace.modified_or_emptied(key, value)
     ctx.aof_feed([b"SREM", key, member])
     return b"$%d\r\n%b\r\n" % (len(member), member)
 
@@ -244,12 +253,13 @@ def _spop_count(ctx: Context, argv: list[bytes]) -> bytes:
     if value is None or count == 0:
         return _set_header(ctx, 0)
     size = len(value)
+    ctx.keyspace.notify(NOTIFY_SET, b"spop", key)
     popped: Iterable[bytes]
     if count >= size:
         # the whole set, listed as Redis lists a union of it (a new set, intset if its
         # members allow: ascending); Redis propagates a DEL
         popped = list(ordered(new_set(value, ctx.config.set_max_intset_entries)))
-        ctx.keyspace.delete(key)
+        ctx.keyspace.delete_emptied(key)
         ctx.aof_feed([b"DEL", key])
     elif (size - count) * SPOP_MOVE_STRATEGY_MUL > count:  # few: random pops
         popped = []
@@ -361,12 +371,15 @@ def smove(ctx: Context, argv: list[bytes]) -> bytes:
     if member not in src:
         return ZERO
     src.remove(member)
-    ctx.keyspace.modified_or_emptied(src_key, src)
+    keyspace.notify(NOTIFY_SET, b"srem", src_key)
+    keyspace.modified_or_emptied(src_key, src)
     max_intset = ctx.config.set_max_intset_entries
     if dst is None:
         keyspace.set_key(dst_key, new_set((member,), max_intset))
+        keyspace.notify(NOTIFY_SET, b"sadd", dst_key)
     elif _add(dst, [member], max_intset):
         keyspace.modified(dst_key)
+        keyspace.notify(NOTIFY_SET, b"sadd", dst_key)
     ctx.aof_feed(argv)
     return ONE
 
@@ -449,9 +462,11 @@ def _store(ctx: Context, argv: list[bytes], result: RedisSet) -> bytes:
     if result:
         keyspace.set_key(dst, result)
         ctx.aof_feed(argv)
+        keyspace.notify(NOTIFY_SET, argv[0].lower(), dst)  # sinterstore, sunionstore, sdiffstore
         return b":%d\r\n" % len(result)
     if keyspace.delete(dst):
         ctx.aof_feed(argv)
+        keyspace.notify(NOTIFY_GENERIC, b"del", dst)
     return ZERO
 
 

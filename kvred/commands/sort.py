@@ -31,6 +31,7 @@ from typing import Any
 
 from .. import resp
 from ..keyspace import Keyspace, WrongType
+from ..notify import NOTIFY_GENERIC, NOTIFY_LIST
 from ..valuetypes import STRING_TYPES, value_type
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
 
@@ -203,8 +204,11 @@ def _sort(ctx: Context, argv: list[bytes], read_only: bool) -> bytes:
     if rows:
         keyspace.set_key(store, deque(rows))  # a list (kvred/commands/lists.py)
         changed = True
+        keyspace.notify(NOTIFY_LIST, b"sortstore", store)
     elif keyspace.lookup_write(store) is not None:
         changed = keyspace.delete(store)
+        if changed:
+            keyspace.notify(NOTIFY_GENERIC, b"del", store)
     if changed:
         ctx.aof_feed(argv)
     return resp.integer(len(rows))

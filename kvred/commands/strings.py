@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .. import resp
 from ..keyspace import Keyspace
+from ..notify import NOTIFY_GENERIC, NOTIFY_STRING
 from ..valuetypes import STRING_TYPES
 from .base import (
     ERR_NOT_FLOAT,
@@ -158,6 +159,8 @@ def set_(ctx: Context, argv: list[bytes]) -> bytes:
         else:
             keyspace.set_key(key, argv[2])
         ctx.aof_feed(argv)
+        if keyspace.notify_flags:
+            keyspace.notify(NOTIFY_STRING, b"set", key)
         return OK
     parsed = parse_string_options(argv, 3, for_set=True)
     if isinstance(parsed, bytes):
@@ -181,6 +184,10 @@ def set_(ctx: Context, argv: list[bytes]) -> bytes:
     else:
         keyspace.set_expire(key, when)
         ctx.aof_feed([b"SET", key, argv[2], b"PXAT", b"%d" % when])  # absolute: replay is exact
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_STRING, b"set", key)
+        if when is not None:
+            keyspace.notify(NOTIFY_GENERIC, b"expire", key)
     return reply
 
 
@@ -197,9 +204,13 @@ def _set_with_ttl(ctx: Context, argv: list[bytes], unit_flag: int) -> bytes:
     if isinstance(when, bytes):
         return when
     key, value = argv[1], argv[3]
-    ctx.keyspace.set_key(key, value)
-    ctx.keyspace.set_expire(key, when)
+    keyspace = ctx.keyspace
+    keyspace.set_key(key, value)
+    keyspace.set_expire(key, when)
     ctx.aof_feed([b"SET", key, value, b"PXAT", b"%d" % when])
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_STRING, b"set", key)
+        keyspace.notify(NOTIFY_GENERIC, b"expire", key)
     return OK
 
 
@@ -232,11 +243,14 @@ def getex(ctx: Context, argv: list[bytes]) -> bytes:
         if flags & (SET_EXAT | SET_PXAT) and when <= ctx.databases.now_ms() and not ctx.databases.loading:
             keyspace.delete(key)  # an absolute time already past: gone now
             ctx.aof_feed([b"DEL", key])
+            keyspace.notify(NOTIFY_GENERIC, b"del", key)
         else:
             keyspace.set_expire(key, when)
             ctx.aof_feed([b"PEXPIREAT", key, b"%d" % when])
+            keyspace.notify(NOTIFY_GENERIC, b"expire", key)
     elif flags & SET_PERSIST and keyspace.persist(key):
         ctx.aof_feed([b"PERSIST", key])
+        keyspace.notify(NOTIFY_GENERIC, b"persist", key)
     return reply
 
 
@@ -247,6 +261,7 @@ def setnx(ctx: Context, argv: list[bytes]) -> bytes:
         return ZERO
     keyspace.set_key(argv[1], argv[2])
     ctx.aof_feed(argv)
+    keyspace.notify(NOTIFY_STRING, b"set", argv[1])
     return ONE
 
 
@@ -255,6 +270,7 @@ def getset(ctx: Context, argv: list[bytes]) -> bytes:
     old = _string(ctx, argv[1])
     ctx.keyspace.set_key(argv[1], argv[2])
     ctx.aof_feed(argv)
+    ctx.keyspace.notify(NOTIFY_STRING, b"set", argv[1])
     return ctx.null if old is None else _bulk(old)
 
 
@@ -265,6 +281,7 @@ def getdel(ctx: Context, argv: list[bytes]) -> bytes:
         return ctx.null
     ctx.keyspace.delete(argv[1])
     ctx.aof_feed([b"DEL", argv[1]])
+    ctx.keyspace.notify(NOTIFY_GENERIC, b"del", argv[1])
     return _bulk(old)
 
 
@@ -282,6 +299,7 @@ def append(ctx: Context, argv: list[bytes]) -> bytes:
         _mutable(keyspace, key, old).extend(argv[2])
         keyspace.modified(key)
     ctx.aof_feed(argv)
+    keyspace.notify(NOTIFY_STRING, b"append", key)
     return resp.integer(size)
 
 
@@ -309,8 +327,11 @@ def _incr_by(ctx: Context, argv: list[bytes], delta: int) -> bytes:
     if new < _INT64_MIN or new > _INT64_MAX:
         return ERR_OVERFLOW
     text = b"%d" % new
-    ctx.keyspace.set_key(argv[1], text, keep_ttl=True)
+    keyspace = ctx.keyspace
+    keyspace.set_key(argv[1], text, keep_ttl=True)
     ctx.aof_feed(argv)  # as sent, like Redis: replay counts from the same value, TTL kept
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_STRING, b"incrby", argv[1])
     return b":%b\r\n" % text
 
 
@@ -356,6 +377,7 @@ def incrbyfloat(ctx: Context, argv: list[bytes]) -> bytes:
     ctx.keyspace.set_key(argv[1], text, keep_ttl=True)
     # Logged as the SET of its result, as Redis does, so replay is exact.
     ctx.aof_feed([b"SET", argv[1], text, b"KEEPTTL"])
+    ctx.keyspace.notify(NOTIFY_STRING, b"incrbyfloat", argv[1])
     return resp.bulk(text)
 
 
@@ -409,6 +431,7 @@ def setrange(ctx: Context, argv: list[bytes]) -> bytes:
         value[offset:end] = patch
         keyspace.modified(key)
     ctx.aof_feed(argv)
+    keyspace.notify(NOTIFY_STRING, b"setrange", key)
     return resp.integer(len(value))
 
 
@@ -434,9 +457,12 @@ def mget(ctx: Context, argv: list[bytes]) -> bytes:
 def mset(ctx: Context, argv: list[bytes]) -> bytes:
     if len(argv) % 2 == 0:
         return wrong_arity("mset")
-    set_key = ctx.keyspace.set_key
+    keyspace = ctx.keyspace
+    set_key = keyspace.set_key
     for i in range(1, len(argv), 2):
         set_key(argv[i], argv[i + 1])
+        if keyspace.notify_flags:
+            keyspace.notify(NOTIFY_STRING, b"set", argv[i])
     ctx.aof_feed(argv)
     return OK
 
@@ -450,6 +476,7 @@ def msetnx(ctx: Context, argv: list[bytes]) -> bytes:
         return ZERO
     for i in range(1, len(argv), 2):
         keyspace.set_key(argv[i], argv[i + 1])
+        keyspace.notify(NOTIFY_STRING, b"set", argv[i])
     ctx.aof_feed(argv)
     return ONE
 

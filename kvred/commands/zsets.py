@@ -34,6 +34,7 @@ from sortedcontainers import SortedList
 from .. import resp
 from ..blocking import parse_timeout
 from ..keyspace import WrongType
+from ..notify import NOTIFY_GENERIC, NOTIFY_ZSET
 from ..valuetypes import REWRITE_ITEMS_PER_CMD, ValueType, register_type, value_type
 from .base import (
     ERR_NOT_FLOAT,
@@ -247,12 +248,16 @@ def _zset(ctx: Context, key: bytes, write: bool = False) -> ZSet | None:
     return value
 
 
-def _remove_members(ctx: Context, key: bytes, zs: ZSet, pairs: list[tuple[float, bytes]]) -> None:
-    """The pairs were removed from `ordered`: drop them from `scores`, delete an emptied key."""
+def _remove_members(ctx: Context, key: bytes, zs: ZSet, pairs: list[tuple[float, bytes]], event: bytes) -> None:
+    """The pairs were removed from `ordered`: drop them from `scores`, notify `event`,
+    delete an emptied key."""
     scores = zs.scores
     for _score, member in pairs:
         del scores[member]
-    ctx.keyspace.modified_or_emptied(key, scores)
+    keyspace = ctx.keyspace
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_ZSET, event, key)
+    keyspace.modified_or_emptied(key, scores)
 
 
 # --- replies -----------------------------------------------------------------------
@@ -347,6 +352,8 @@ def _zadd_one(ctx: Context, argv: list[bytes], score: float) -> bytes:
     if keyspace.watched:
         keyspace.signal_modified(key)
     ctx.aof_feed(argv)
+    if keyspace.notify_flags:
+        keyspace.notify(NOTIFY_ZSET, b"zadd", key)
     return reply
 
 
@@ -405,6 +412,7 @@ def _zadd(ctx: Context, argv: list[bytes], flags: int, idx: int) -> bytes:
     if added or updated:
         keyspace.modified(key)
         ctx.aof_feed(argv)
+        keyspace.notify(NOTIFY_ZSET, b"zincr" if incr else b"zadd", key)
     if incr:
         return _double(ctx, newscore) if processed else ctx.null
     return b":%d\r\n" % (added + updated if flags & _CH else added)
@@ -427,6 +435,7 @@ def zrem(ctx: Context, argv: list[bytes]) -> bytes:
             ordered.remove((score, member))
             removed += 1
     if removed:
+        ctx.keyspace.notify(NOTIFY_ZSET, b"zrem", key)
         ctx.keyspace.modified_or_emptied(key, scores)
         ctx.aof_feed(argv)
     return b":%d\r\n" % removed
@@ -678,8 +687,10 @@ def _store(ctx: Context, dst: bytes, items: dict[bytes, float], feed: Any, argv:
     if items:
         keyspace.set_key(dst, _build(ctx, items))
         feed(argv)
+        keyspace.notify(NOTIFY_ZSET, argv[0].lower(), dst)  # zrangestore, zunionstore...
     elif keyspace.delete(dst):
         feed(argv)
+        keyspace.notify(NOTIFY_GENERIC, b"del", dst)
     return b":%d\r\n" % len(items)
 
 
@@ -763,7 +774,7 @@ def _zremrange(ctx: Context, argv: list[bytes], rangetype: int) -> bytes:
             for pair in found:
                 ordered.remove(pair)
             if found:
-                _remove_members(ctx, key, zs, found)
+                _remove_members(ctx, key, zs, found, _ZREMRANGE_EVENTS[_LEX])
                 ctx.aof_feed(argv)
             return b":%d\r\n" % len(found)
         lo, hi = found
@@ -771,9 +782,12 @@ def _zremrange(ctx: Context, argv: list[bytes], rangetype: int) -> bytes:
         return ZERO
     pairs = ordered[lo:hi]
     del ordered[lo:hi]
-    _remove_members(ctx, key, zs, pairs)
+    _remove_members(ctx, key, zs, pairs, _ZREMRANGE_EVENTS[rangetype])
     ctx.aof_feed(argv)
     return b":%d\r\n" % len(pairs)
+
+
+_ZREMRANGE_EVENTS = {_RANK: b"zremrangebyrank", _SCORE: b"zremrangebyscore", _LEX: b"zremrangebylex"}
 
 
 @command("zremrangebyrank", 4, "write", (1, 1, 1))
@@ -802,7 +816,7 @@ def _pop(ctx: Context, key: bytes, zs: ZSet, count: int, pop_max: bool) -> list[
     else:
         pairs = ordered[:count]
         del ordered[:count]
-    _remove_members(ctx, key, zs, pairs)
+    _remove_members(ctx, key, zs, pairs, b"zpopmax" if pop_max else b"zpopmin")
     return pairs
 
 
@@ -823,7 +837,10 @@ def _zpop(ctx: Context, argv: list[bytes], pop_max: bool) -> bytes:
         score, member = zs.ordered.pop(-1 if pop_max else 0)
         scores = zs.scores
         del scores[member]
-        ctx.keyspace.modified_or_emptied(key, scores)
+        keyspace = ctx.keyspace
+        if keyspace.notify_flags:
+            keyspace.notify(NOTIFY_ZSET, b"zpopmax" if pop_max else b"zpopmin", key)
+        keyspace.modified_or_emptied(key, scores)
         ctx.aof_feed(argv)
         text = b"%.17g" % score
         if ctx.resp3:
