@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .blocking import Blocked
     from .keyspace import Keyspace
+    from .tracking import TrackingState
 
 __all__ = ["WriterClient"]
 
@@ -41,6 +42,7 @@ class WriterClient:
         "shard_channels",
         "monitor",
         "last_command",
+        "tracking",
     )
 
     def __init__(self, client_id: int, addr: str, laddr: str, link: Any) -> None:
@@ -70,3 +72,4 @@ class WriterClient:
         self.shard_channels: dict[bytes, None] = {}
         self.monitor = False  # MONITOR: gets every command the writer runs
         self.last_command: Any = None  # its last entry's last argv (CLIENT LIST cmd=)
+        self.tracking: TrackingState | None = None  # CLIENT TRACKING on (kvred/tracking.py)

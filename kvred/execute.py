@@ -29,10 +29,11 @@ from . import ipc, resp
 from .blocking import ERR_UNBLOCKED, Blocked, BlockedClients, BlockOn
 from .clients import WriterClient
 from .commands import COMMANDS, lookup, unknown_command, wrong_arity
-from .commands.base import ERR_WRONGTYPE, ReplyTooLarge, Server
+from .commands.base import ERR_WRONGTYPE, Command, ReplyTooLarge, Server
 from .config import Config
 from .keyspace import Databases, Keyspace, WrongType, time_ms, unwatch_all, watched_key_expired
 from .pubsub import PubSub
+from .tracking import Tracking
 
 __all__ = ["CommandContext", "Executor", "ERR_INTERNAL"]
 
@@ -95,6 +96,7 @@ class Executor:
         # are running goes into its replies instead (`push_here`), in command order.
         self.pubsub = PubSub()
         self.pubsub.push = self.push_to
+        self.tracking = Tracking(lambda client_id: server.clients.get(client_id), self.push_to)
         databases.publish = self.pubsub.publish
         self.pushes: list[tuple[WriterClient, int, bytes]] = []
         self.push_here: list[Any] | None = None
@@ -130,6 +132,8 @@ class Executor:
 
     def propagate(self, db: int, argv: list[bytes]) -> None:
         """Log `argv` as a change in database `db` (Databases.propagate: expiry's DELs)."""
+        if self.tracking.clients and argv[0] == b"DEL":
+            self.tracking.changed(argv[1:], None)  # an expired key: cached copies are stale
         if self._aof_buf is None:
             return
         if db != self._logged_db:
@@ -196,7 +200,7 @@ class Executor:
         limit = ctx.output_limit
         commands_get = COMMANDS.get
         # while refusing writes or feeding MONITOR, every command goes through call()
-        direct = not self.refusing and not self.monitors
+        direct = not self.refusing and not self.monitors and not self.tracking.clients
         ready = self._ready
         if out is None:
             out = []
@@ -350,6 +354,8 @@ class Executor:
             self.pubsub.forget(client)
         if client.monitor:
             self.stop_monitor(client)
+        if client.tracking is not None:
+            self.tracking.disable(client)
 
     def _become(self, client: WriterClient) -> None:
         ctx = self.ctx
@@ -491,7 +497,29 @@ class Executor:
             reply = _internal_error(argv)
         if self.monitors and "admin" not in cmd.flags and not self.reprocessing:
             self.feed_monitors(argv)  # after it ran, as Redis 7.0's call()
+        if self.tracking.clients:
+            reply += self._track(cmd, argv, reply)
         return reply
+
+    def _track(self, cmd: Command, argv: list[bytes], reply: bytes) -> bytes:
+        """CLIENT TRACKING: what a command read or changed (kvred/tracking.py); returns
+        the invalidations of the client's own keys, which follow its reply."""
+        client = self.ctx.client
+        state = client.tracking
+        own = b""
+        if cmd.write:
+            if reply[:1] != b"-":  # a refused write changed nothing
+                if cmd.name in ("flushdb", "flushall"):
+                    self.tracking.flushed()
+                else:
+                    own = self.tracking.changed(command_keys(cmd, argv), client)
+        elif state is not None and "readonly" in cmd.flags:
+            self.tracking.read(client, command_keys(cmd, argv))
+        if state is not None and state.caching is not None and not (
+            cmd.name == "client" and argv[1].lower() == b"caching"
+        ):
+            state.caching = None  # CLIENT CACHING applies to the next command only
+        return own
 
     def misconf_error(self) -> bytes:
         return b"-MISCONF Errors writing to the AOF file: " + self.refusing.encode() + b"\r\n"
@@ -560,6 +588,14 @@ _REPR.update({ord("\\"): b"\\\\", ord('"'): b'\\"', ord("\n"): b"\\n", ord("\r")
 
 def _repr_arg(arg: bytes) -> bytes:
     return b'"' + b"".join([_REPR[c] for c in arg]) + b'"'
+
+
+def command_keys(cmd: Command, argv: list[bytes]) -> list[bytes]:
+    """The keys of a command by the table's key positions (none for movable keys)."""
+    if not cmd.first_key:
+        return []
+    last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
+    return argv[cmd.first_key : last + 1 : cmd.key_step or 1]
 
 
 def _internal_error(argv: list[bytes]) -> bytes:

@@ -238,7 +238,7 @@ class Writer:
                 self._cron(now)
                 cron_due = now + CRON_INTERVAL_S
             if (self._pass_batches or executor.resumed or executor.pushes or executor.kills
-                    or bool(executor.monitors) is not self._monitoring):
+                    or executor.tracking.pending or bool(executor.monitors) is not self._monitoring):
                 for link in self._commit_pass():
                     self._send(link)
 
@@ -360,6 +360,8 @@ class Writer:
         batches, self._pass_batches = self._pass_batches, []
         resumes, self._pass_resumes = self._pass_resumes, []
         executor = self.executor
+        if executor.tracking.pending:
+            executor.tracking.flush_broadcasts()  # BCAST: the keys changed in this pass, at once
         for client, replies in executor.resumed:
             resumes.append((client.link, client.id, replies))
         executor.resumed.clear()
@@ -548,6 +550,7 @@ class Writer:
                 self.executor.pubsub.forget(client)
                 if client.monitor:
                     self.executor.stop_monitor(client)
+                self.executor.tracking.disable(client)
 
     def _forget_client(self, client_id: int) -> None:
         client = self.clients.pop(client_id, None)

@@ -14,6 +14,7 @@ from typing import Any
 from .. import resp
 from ..glob import compile_glob
 from ..notify import parse_flags
+from ..tracking import TrackingState
 from .base import (
     COMMANDS,
     ERR_NOT_INT,
@@ -199,7 +200,8 @@ def valid_client_name(name: bytes) -> bool:
 
 @command("client", -2, "admin noscript", subcommands={"id": 2, "setname": 3, "getname": 2, "list": -2, "info": 2,
                                               "kill": -3, "unblock": -3, "help": 2, "pause": -3, "unpause": 2,
-                                              "no-evict": 3, "getredir": 2, "trackinginfo": 2})
+                                              "no-evict": 3, "getredir": 2, "trackinginfo": 2,
+                                              "tracking": -3, "caching": 3})
 def client(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub == b"id":
@@ -229,11 +231,15 @@ def client(ctx: Context, argv: list[bytes]) -> bytes:
         if argv[2].lower() not in (b"on", b"off"):
             return ERR_SYNTAX
         return OK  # nothing is evicted yet (no maxmemory): the flag has nothing to protect from
+    if sub == b"tracking":
+        return _client_tracking(ctx, argv)
+    if sub == b"caching":
+        return _client_caching(ctx, argv)
     if sub == b"getredir":
-        return b":-1\r\n"  # tracking is off (CLIENT TRACKING is not implemented)
+        state = ctx.client.tracking
+        return resp.integer(-1 if state is None else state.redirect)
     if sub == b"trackinginfo":
-        fields = {b"flags": [b"off"], b"redirect": -1, b"prefixes": []}
-        return resp.encode_value(fields, ctx.resp3)
+        return _client_trackinginfo(ctx)
     if sub == b"info":
         return resp.verbatim(ctx.server.client_list(only=ctx.client), ctx.resp3)
     return unknown_subcommand(argv[1], "client")
@@ -326,6 +332,125 @@ def _client_kill(ctx: Context, argv: list[bytes]) -> bytes:
             ctx.executor.kill(client)
             killed += 1
     return resp.integer(killed)
+
+
+def _client_tracking(ctx: Context, argv: list[bytes]) -> bytes:
+    """CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP],
+    checked in Redis's order."""
+    switch = argv[2].lower()
+    if switch not in (b"on", b"off"):
+        return ERR_SYNTAX
+    client = ctx.client
+    tracking = ctx.executor.tracking
+    new = TrackingState()
+    i = 3
+    while i < len(argv):
+        option = argv[i].lower()
+        if option == b"redirect" and i + 1 < len(argv):
+            if new.redirect:
+                return b"-ERR A client can only redirect to a single other client\r\n"
+            number = int_arg(argv[i + 1])
+            if number is None:
+                return ERR_NOT_INT
+            if number not in ctx.server.clients:
+                return b"-ERR The client ID you want redirect to does not exist\r\n"
+            new.redirect = number
+            i += 2
+        elif option == b"bcast":
+            new.bcast = True
+            i += 1
+        elif option == b"optin":
+            new.optin = True
+            i += 1
+        elif option == b"optout":
+            new.optout = True
+            i += 1
+        elif option == b"noloop":
+            new.noloop = True
+            i += 1
+        elif option == b"prefix" and i + 1 < len(argv):
+            new.prefixes.append(argv[i + 1])
+            i += 2
+        else:
+            return ERR_SYNTAX
+    if switch == b"off":
+        tracking.disable(client)
+        return OK
+    old = client.tracking
+    if new.optin and new.optout:
+        return b"-ERR You can't specify both OPTIN mode and OPTOUT mode\r\n"
+    if new.prefixes and not new.bcast:
+        return b"-ERR PREFIX option requires BCAST mode to be enabled\r\n"
+    if old is not None and old.bcast != new.bcast:
+        return (b"-ERR You can't switch BCAST mode on/off before disabling tracking for this client, "
+                b"and then re-enabling it with a different mode.\r\n")
+    if old is not None and ((old.optin and new.optout) or (old.optout and new.optin)):
+        return (b"-ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, "
+                b"and then re-enabling it with a different mode.\r\n")
+    if new.bcast and (new.optin or new.optout):
+        return b"-ERR OPTIN and OPTOUT are not compatible with BCAST\r\n"
+    held = old.prefixes if old is not None else []
+    for j, prefix in enumerate(new.prefixes):
+        for other in held:
+            if prefix.startswith(other) or other.startswith(prefix):
+                return _prefix_overlap(prefix, other, "an existing prefix")
+        for other in new.prefixes[j + 1 :]:
+            if prefix.startswith(other) or other.startswith(prefix):
+                return _prefix_overlap(prefix, other, "another provided prefix")
+    if old is not None:  # options add up while tracking stays on, as in Redis
+        new.optin = new.optin or old.optin
+        new.optout = new.optout or old.optout
+        new.noloop = new.noloop or old.noloop
+        new.prefixes = held + new.prefixes
+        new.redirect = new.redirect or old.redirect
+    tracking.enable(client, new)
+    return OK
+
+
+def _prefix_overlap(prefix: bytes, other: bytes, which: str) -> bytes:
+    return (b"-ERR Prefix '" + prefix + b"' overlaps with " + which.encode() + b" '" + other
+            + b"'. Prefixes for a single client must not overlap.\r\n")
+
+
+def _client_caching(ctx: Context, argv: list[bytes]) -> bytes:
+    """CLIENT CACHING YES|NO: whether the next command's keys are tracked (OPTIN/OPTOUT)."""
+    state = ctx.client.tracking
+    if state is None:
+        return (b"-ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN "
+                b"or OPTOUT mode enabled\r\n")
+    answer = argv[2].lower()
+    if answer == b"yes":
+        if not state.optin:
+            return b"-ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.\r\n"
+        state.caching = True
+    elif answer == b"no":
+        if not state.optout:
+            return b"-ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.\r\n"
+        state.caching = False
+    else:
+        return ERR_SYNTAX
+    return OK
+
+
+def _client_trackinginfo(ctx: Context) -> bytes:
+    state = ctx.client.tracking
+    flags: list[bytes] = [b"off"]
+    redirect, prefixes = -1, []
+    if state is not None:
+        flags = [b"on"]
+        flags += [name for name, on in ((b"bcast", state.bcast), (b"optin", state.optin),
+                                        (b"optout", state.optout)) if on]
+        if state.caching is not None:
+            flags.append(b"caching-yes" if state.caching else b"caching-no")
+        if state.noloop:
+            flags.append(b"noloop")
+        if state.redirect and state.redirect not in ctx.server.clients:
+            flags.append(b"broken_redirect")
+        redirect, prefixes = state.redirect, sorted(state.prefixes)  # a radix tree in Redis
+    flags_reply = b"%c%d\r\n" % (126 if ctx.resp3 else 42, len(flags)) + b"".join(map(resp.bulk, flags))  # ~: a set
+    head = b"%3\r\n" if ctx.resp3 else b"*6\r\n"
+    return (head + b"$5\r\nflags\r\n" + flags_reply + b"$8\r\nredirect\r\n" + resp.integer(redirect)
+            + b"$8\r\nprefixes\r\n" + resp.array([resp.bulk(p) for p in prefixes]))
 
 
 def _client_pause(ctx: Context, argv: list[bytes]) -> bytes:
