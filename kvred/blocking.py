@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
+from collections.abc import Callable
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,55 +33,110 @@ __all__ = ["BlockOn", "Blocked", "BlockedClients", "parse_timeout", "ERR_UNBLOCK
 
 ERR_TIMEOUT_NOT_FLOAT = b"-ERR timeout is not a float or out of range\r\n"
 ERR_TIMEOUT_NEGATIVE = b"-ERR timeout is negative\r\n"
-ERR_TIMEOUT_RANGE = b"-ERR timeout is out of range\r\n"
 ERR_UNBLOCKED = b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
-_LLONG_MAX = 2**63 - 1
 
 
 def parse_timeout(arg: bytes) -> float | bytes:
-    """A blocking command's timeout in seconds (float, 0 = forever), or Redis's error.
-    Redis reads it as a long double and keeps whole milliseconds."""
+    """A blocking command's timeout in seconds (0 = forever), or Redis 7.0's error.
+
+    Redis reads it with strtold (decimal or hex, `inf`), multiplies by 1000 in long
+    double and casts to a long long: a value past the range casts to LLONG_MIN and is
+    "negative", and a tiny negative one truncates to 0 (forever). That arithmetic is
+    reproduced exactly with fractions rounded to a 64-bit significand."""
     try:
         text = arg.decode("ascii")
-        if text != text.strip() or not text:
-            raise ValueError
-        seconds = float(text)
-    except (UnicodeDecodeError, ValueError):
+    except UnicodeDecodeError:
         return ERR_TIMEOUT_NOT_FLOAT
-    if math.isnan(seconds):
+    if not text or text[0].isspace() or text != text.strip() or len(text) > 5000:
         return ERR_TIMEOUT_NOT_FLOAT
-    if seconds < 0:
+    value = _strtold(text)
+    if value is None:
+        return ERR_TIMEOUT_NOT_FLOAT
+    if isinstance(value, float):  # inf: the cast gives LLONG_MIN
         return ERR_TIMEOUT_NEGATIVE
-    milliseconds = seconds * 1000
-    if milliseconds > _LLONG_MAX:
-        return ERR_TIMEOUT_RANGE
-    return int(milliseconds) / 1000
+    milliseconds = _long_double(value * 1000)
+    if not -(2**63) <= milliseconds < 2**63:
+        return ERR_TIMEOUT_NEGATIVE
+    whole = int(milliseconds)  # truncation toward zero, as the C cast
+    if whole < 0:
+        return ERR_TIMEOUT_NEGATIVE
+    return whole / 1000
+
+
+def _strtold(text: str) -> Fraction | float | None:
+    """strtold of the whole text: a Fraction (the long double it reads), inf, or None."""
+    body = text.lstrip("+-")
+    lowered = body.lower()
+    if lowered in ("inf", "infinity"):
+        return math.inf
+    if lowered.startswith("nan") or not body:
+        return None
+    try:
+        if lowered.startswith("0x"):
+            exact = Fraction(float.fromhex(text))
+        else:
+            if not _DECIMAL.fullmatch(text):
+                return None
+            rough = float(text)
+            if abs(rough) >= 1e20:  # far past 2**63 ms: no need to be exact (nor slow)
+                return math.inf
+            if rough == 0:
+                return Fraction(0)  # zero, or too small to be a millisecond
+            exact = Fraction(text)
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return None
+    return _long_double(exact)
+
+
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _long_double(value: Fraction) -> Fraction:
+    """`value` rounded to x87's long double (64-bit significand, half to even)."""
+    if value == 0:
+        return Fraction(0)
+    sign = -1 if value < 0 else 1
+    magnitude = abs(value)
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length() - 64
+    while magnitude / Fraction(2) ** exponent >= 2**64:
+        exponent += 1
+    while magnitude / Fraction(2) ** exponent < 2**63:
+        exponent -= 1
+    significand = round(magnitude / Fraction(2) ** exponent)  # round() of a Fraction: half to even
+    return sign * significand * Fraction(2) ** exponent
 
 
 class BlockOn(Exception):
     """Raised by a blocking command's handler when it has nothing to serve: wait for
-    one of `keys` (in the client's database) for `timeout` seconds (0: forever); on
-    timeout the client gets `timeout_reply`."""
+    one of `keys` (in the client's database) to hold a value of one of `types`, for
+    `timeout` seconds (0: forever); on timeout the client gets `timeout_reply`. When a
+    key is ready the command is re-run as `retry(key)` (the command on that key alone,
+    so a client waiting on several keys is served from the one that became ready)."""
 
-    def __init__(self, keys: list[bytes], timeout: float, timeout_reply: bytes) -> None:
+    def __init__(self, keys: list[bytes], timeout: float, timeout_reply: bytes, types: tuple[type, ...],
+                 retry: Callable[[bytes], list[bytes]] | None) -> None:
         super().__init__()
         self.keys = keys
         self.timeout = timeout
         self.timeout_reply = timeout_reply
+        self.types = types
+        self.retry = retry
 
 
 class Blocked:
     """A waiting client: what it waits for, and what of its entry is done and left."""
 
-    __slots__ = ("keyspace", "keys", "argv", "deadline", "timeout_reply", "parts", "rest")
+    __slots__ = ("keyspace", "keys", "argv", "deadline", "timeout_reply", "types", "retry", "parts", "rest")
 
-    def __init__(self, keyspace: Keyspace, keys: list[bytes], argv: list[bytes], deadline: float,
-                 timeout_reply: bytes, parts: list[bytes], rest: list[list[bytes]]) -> None:
+    def __init__(self, keyspace: Keyspace, argv: list[bytes], deadline: float, block: BlockOn,
+                 parts: list[bytes], rest: list[list[bytes]]) -> None:
         self.keyspace = keyspace
-        self.keys = keys
-        self.argv = argv  # the blocking command, re-run when a key is ready
+        self.keys = block.keys
+        self.argv = argv  # the blocking command
         self.deadline = deadline  # time.monotonic(); math.inf: no timeout
-        self.timeout_reply = timeout_reply
+        self.timeout_reply = block.timeout_reply
+        self.types = block.types  # the value types it can use
+        self.retry = block.retry  # key -> the command to re-run on that key
         self.parts = parts  # replies of the entry's commands before it (and pushes to it)
         self.rest = rest  # the entry's commands after it: they run once it is served
 

@@ -311,6 +311,8 @@ class Connection(asyncio.Protocol):
                 return self.reject(cmd, b"-ERR Can't execute '" + name.encode() + b"': only (P|S)SUBSCRIBE / "
                                    b"(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n")
             if cmd.name == "ping":  # the subscribed form of the reply
+                if len(argv) > 2:
+                    return self.reject(cmd, wrong_arity("ping"))
                 return resp.encode_value([b"pong", argv[1] if len(argv) > 1 else b""], False)
         if self.multi is not None:
             if "no-multi" in cmd.flags:
@@ -529,6 +531,10 @@ class Connection(asyncio.Protocol):
         for reply in replies:
             if self.closed:
                 return
+            if type(reply) is list:  # a partial reply: the start of the oldest owed one
+                if self.transport is not None:
+                    self.transport.write(reply[0])
+                continue
             self.deferred -= 1
             self.deliver(reply)
         if not self.deferred and self.held and not self.closed:

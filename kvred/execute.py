@@ -250,7 +250,7 @@ class Executor:
         client = ctx.client
         i = next(i for i, command in enumerate(payload) if command is argv)
         deadline = time.monotonic() + block.timeout if block.timeout else math.inf
-        blocked = Blocked(ctx.keyspace, block.keys, argv, deadline, block.timeout_reply, out, payload[i + 1:])
+        blocked = Blocked(ctx.keyspace, argv, deadline, block, out, payload[i + 1:])
         self.blocked.block(client, blocked)
         self.waiting[client.id] = client
 
@@ -263,14 +263,21 @@ class Executor:
             while ready:
                 keyspace, key = ready.pop(0)
                 waiting = keyspace.blocking.get(key)
-                while waiting and key in keyspace.data:
-                    if not self._serve(next(iter(waiting.values()))):
-                        break  # its command cannot use the key (another type): the others wait too
+                if not waiting:
+                    continue
+                for client in list(waiting.values()):
+                    value = keyspace.data.get(key)
+                    if value is None:
+                        break  # used up
+                    blocked = client.blocked
+                    # a client whose command cannot use this type keeps waiting (Redis 7.0)
+                    if blocked is not None and type(value) in blocked.types:
+                        self._serve(client, key)
         finally:
             self._restore_ctx(saved)
 
-    def _serve(self, client: WriterClient) -> bool:
-        """Re-run a blocked client's command; True if it no longer waits."""
+    def _serve(self, client: WriterClient, key: bytes) -> bool:
+        """Re-run a blocked client's command on the ready `key`; True if it no longer waits."""
         blocked = client.blocked
         assert blocked is not None
         ctx = self.ctx
@@ -279,7 +286,7 @@ class Executor:
         ctx.may_block = True
         self.reprocessing = True  # MONITOR saw the command when it first ran
         try:
-            reply: Any = self.call(blocked.argv)
+            reply: Any = self.call(blocked.retry(key) if blocked.retry else blocked.argv)
         except BlockOn:
             return False
         except ReplyTooLarge:
@@ -300,7 +307,13 @@ class Executor:
             blocked.parts.append(reply)
             result = self.run_commands(blocked.rest, blocked.parts) if blocked.rest else blocked.parts
             if result is ipc.REPLY_DEFERRED:
-                return  # blocked again, further in the same entry
+                # blocked again, further in the same entry: what came before goes out now
+                # (a partial reply, which leaves the entry's slot owed: kvred/ipc.py)
+                parts = blocked.parts
+                if parts:
+                    self.resumed.append((client, [(b"".join(parts),)]))
+                    parts.clear()
+                return
         self.run_queued(client, [result])
 
     def run_queued(self, client: WriterClient, replies: list[Any]) -> None:

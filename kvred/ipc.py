@@ -32,7 +32,10 @@ always a list, so one type check tells them apart):
         the replies owed to clients whose entries were answered REPLY_DEFERRED
         (blocked in BLPOP..., or held while the AOF failed), in the order of those
         entries. A worker keeps a client's later replies behind them (the client's
-        reply order is its command order).
+        reply order is its command order). An item that is a one-element array
+        [bytes] is a *partial* reply: the first replies of the oldest owed entry
+        (commands before a second blocking command in it), written at once; the
+        entry stays owed.
 
     {"push": [[client_id, answered, data], ...]}
         bytes for a client that did not ask for them (a published message, a

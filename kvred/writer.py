@@ -438,7 +438,7 @@ class Writer:
         for link, client_id, replies in resumes:
             client = self._deferred_client(client_id, link)
             client.owed.extend(replies)
-            client.answered -= len(replies)
+            client.answered -= sum(type(reply) is not tuple for reply in replies)  # partials count not
         resumes.clear()
         for link, batch, replies in batches:
             for i, entry in enumerate(batch):

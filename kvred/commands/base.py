@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "parse_mpop",
+    "subcommand_syntax_error",
     "parse_bmpop",
     "wait_for_keys",
     "Command",
@@ -261,6 +262,14 @@ def unknown_subcommand(sub: bytes, container: str) -> bytes:
     )
 
 
+def subcommand_syntax_error(sub: bytes, container: str) -> bytes:
+    """Redis's addReplySubcommandSyntaxError: a known subcommand with the wrong arguments."""
+    return (
+        b"-ERR unknown subcommand or wrong number of arguments for '" + _printable(sub[:128]) + b"'. Try "
+        + container.upper().encode() + b" HELP.\r\n"
+    )
+
+
 def int_arg(arg: bytes) -> int | None:
     """An integer argument as Redis reads it (string2ll); None if invalid."""
     return resp.parse_strict_int(arg)
@@ -309,9 +318,22 @@ def parse_bmpop(argv: list[bytes], sides: tuple[bytes, bytes]) -> tuple[list[byt
     return (*parsed, timeout)
 
 
-def wait_for_keys(ctx: Context, keys: list[bytes], timeout: float, timeout_reply: bytes) -> bytes:
-    """A blocking command found nothing to serve: wait for one of `keys` (BlockOn), or,
-    where commands may not wait (MULTI/EXEC, scripts), answer as on a timeout."""
+def wait_for_keys(ctx: Context, argv: list[bytes], keys: list[bytes], timeout: float, timeout_reply: bytes,
+                  types: tuple[type, ...], now_reply: bytes | None = None) -> bytes:
+    """A blocking command found nothing to serve: wait for one of `keys` to hold one of
+    `types` (BlockOn), or, where commands may not wait (MULTI/EXEC, scripts), answer
+    `now_reply` (by default the timeout's reply) at once."""
     if ctx.may_block:
-        raise BlockOn(keys, timeout, timeout_reply)
-    return timeout_reply
+        raise BlockOn(keys, timeout, timeout_reply, types, _retry_on_one_key(argv, keys))
+    return timeout_reply if now_reply is None else now_reply
+
+
+def _retry_on_one_key(argv: list[bytes], keys: list[bytes]) -> Callable[[bytes], list[bytes]] | None:
+    """How to re-run a blocking command on the one key that became ready: `B*POP key...
+    timeout` -> `B*POP key timeout`; `B*MPOP timeout numkeys key... rest` -> numkeys 1."""
+    if len(keys) == 1:
+        return None
+    if not argv[0].lower().endswith(b"mpop"):  # B*POP key [key ...] timeout
+        return lambda key: [argv[0], key, argv[-1]]
+    rest = argv[3 + len(keys) :]  # B*MPOP: the timeout and numkeys come first
+    return lambda key: [argv[0], argv[1], b"1", key, *rest]

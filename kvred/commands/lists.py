@@ -565,6 +565,7 @@ def lmpop(ctx: Context, argv: list[bytes]) -> bytes:
 # --- blocking forms (kvred/blocking.py): served now if they can be, else they wait ----
 
 _SIDES = (b"left", b"right")
+_LIST_TYPES = (deque,)
 
 
 def _bpop(ctx: Context, argv: list[bytes], left: bool) -> bytes:
@@ -584,7 +585,7 @@ def _bpop(ctx: Context, argv: list[bytes], left: bool) -> bytes:
         keyspace.modified_or_emptied(key, value)
         ctx.aof_feed([b"LPOP" if left else b"RPOP", key])
         return b"*2\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key, len(item), item)
-    return wait_for_keys(ctx, keys, timeout, NULL_ARRAY[ctx.resp3])
+    return wait_for_keys(ctx, argv, keys, timeout, NULL_ARRAY[ctx.resp3], _LIST_TYPES)
 
 
 @command("blpop", -3, "write noscript blocking", (1, -2, 1))
@@ -603,7 +604,8 @@ def _bmove(ctx: Context, argv: list[bytes], from_left: bool, to_left: bool, time
         return timeout
     source, destination = argv[1], argv[2]
     if _list(ctx, source, write=True) is None:
-        return wait_for_keys(ctx, [source], timeout, ctx.null)
+        # a timeout answers a null array, MULTI a null (Redis 7.0)
+        return wait_for_keys(ctx, argv, [source], timeout, NULL_ARRAY[ctx.resp3], _LIST_TYPES, ctx.null)
     # logged as the LMOVE it did
     return _move(ctx, [b"LMOVE", source, destination, _SIDE_NAMES[from_left], _SIDE_NAMES[to_left]],
                  from_left, to_left)
@@ -632,4 +634,4 @@ def blmpop(ctx: Context, argv: list[bytes]) -> bytes:
     if isinstance(parsed, bytes):
         return parsed
     keys, right, count, timeout = parsed
-    return _mpop(ctx, keys, not right, count) or wait_for_keys(ctx, keys, timeout, NULL_ARRAY[ctx.resp3])
+    return _mpop(ctx, keys, not right, count) or wait_for_keys(ctx, argv, keys, timeout, NULL_ARRAY[ctx.resp3], _LIST_TYPES)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import resp
 from ..glob import compile_glob
 from ..pubsub import CHANNELS, PATTERNS, SHARD_CHANNELS, subscription_count
-from .base import Context, command, unknown_subcommand
+from .base import Context, command, subcommand_syntax_error, unknown_subcommand
 
 __all__ = ["SUBSCRIPTION_COMMANDS"]
 
@@ -153,5 +153,7 @@ def pubsub_(ctx: Context, argv: list[bytes]) -> bytes:
         return b":%d\r\n" % len(pubsub.patterns)
     if sub == b"help":
         return resp.array([resp.simple(line) for line in _PUBSUB_HELP])
+    if sub in (b"channels", b"shardchannels"):
+        return subcommand_syntax_error(argv[1], "pubsub")
     return unknown_subcommand(argv[1], "pubsub")
 

@@ -25,6 +25,7 @@ from .base import (
     error_quoting,
     int_arg,
     register,
+    subcommand_syntax_error,
     unknown_subcommand,
     wrong_arity,
 )
@@ -475,7 +476,7 @@ def _client_pause(ctx: Context, argv: list[bytes]) -> bytes:
 def _client_unblock(ctx: Context, argv: list[bytes]) -> bytes:
     """CLIENT UNBLOCK id [TIMEOUT|ERROR]"""
     if len(argv) > 4:
-        return ERR_SYNTAX
+        return subcommand_syntax_error(argv[1], "client")
     number = int_arg(argv[2])
     if number is None:
         return ERR_NOT_INT

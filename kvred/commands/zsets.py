@@ -904,7 +904,7 @@ def _bzpop(ctx: Context, argv: list[bytes], pop_max: bool) -> bytes:
         ((score, member),) = _pop(ctx, key, zs, 1, pop_max)
         ctx.aof_feed([b"ZPOPMAX" if pop_max else b"ZPOPMIN", key])
         return b"*3\r\n" + resp.bulk(key) + resp.bulk(member) + _double(ctx, score)
-    return wait_for_keys(ctx, keys, timeout, NULL_ARRAY[ctx.resp3])
+    return wait_for_keys(ctx, argv, keys, timeout, NULL_ARRAY[ctx.resp3], (ZSet,))
 
 
 @command("bzpopmin", -3, "write noscript blocking fast", (1, -2, 1))
@@ -924,7 +924,7 @@ def bzmpop(ctx: Context, argv: list[bytes]) -> bytes:
     if isinstance(parsed, bytes):
         return parsed
     keys, pop_max, count, timeout = parsed
-    return _mpop(ctx, keys, pop_max, count) or wait_for_keys(ctx, keys, timeout, NULL_ARRAY[ctx.resp3])
+    return _mpop(ctx, keys, pop_max, count) or wait_for_keys(ctx, argv, keys, timeout, NULL_ARRAY[ctx.resp3], (ZSet,))
 
 
 # --- ZRANDMEMBER, ZSCAN ------------------------------------------------------------
