@@ -175,8 +175,7 @@ class LuaEngine:
             py, resp, mode.encode(), REDIS_VERSION.encode(), REDIS_VERSION_NUM
         )
         self._parse_reply = self.entry.parse_reply
-        self._unproxy = self.entry.unproxy
-        self._next = self.entry.next
+        self._pairs_of = self.entry.pairs_of
 
     # ---------------------------------------------------------------- entry points
 
@@ -185,15 +184,12 @@ class LuaEngine:
         function, error = self.entry.compile(body)
         return (function or None), (error or None)
 
-    def run(
-        self, function: Any, keys: list[bytes], args: list[bytes], name: bytes, client3: bool, limit: int, hook: bool
-    ) -> bytes | None:
-        """Run a script or a function: its reply, or None if it passed `limit` bytes."""
+    def run(self, function: Any, argv: list[bytes], numkeys: int, name: bytes, client3: bool, limit: int,
+            hook: bool) -> bytes | None:
+        """Run a script or a function on KEYS = argv[:numkeys], ARGV = the rest: its reply,
+        or None if it passed `limit` bytes."""
         self.script_resp3 = False
-        lua = self.lua
-        reply: bytes | None = self.entry.run(
-            function, lua.table_from(keys), lua.table_from(args), name, client3, limit, hook
-        )
+        reply: bytes | None = self.entry.run(function, name, client3, limit, hook, numkeys, *argv)
         return reply
 
     def load_library(self, code: bytes, timeout: bool) -> bytes | None:
@@ -322,7 +318,8 @@ class LuaEngine:
         if not args or lua51.lua_type(args[0]) != "table":
             got = "no value" if not args else _lua_typename(args, 0)
             raise ScriptError(b"bad argument #1 to 'pairs' (table expected, got %s)" % got.encode(), "runtime")
-        return self._next, self._unproxy(args[0]), None
+        iterator, table, start = self._pairs_of(args[0])
+        return iterator, table, start
 
     def _unwrap_error(self, error: Any) -> tuple[bytes, bytes]:
         if isinstance(error, ScriptError):

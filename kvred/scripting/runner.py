@@ -17,6 +17,10 @@ a script has run for `busy_reply_threshold_ms` it is "busy" (`busy`): the hook c
 `heartbeat` (set by the writer) each time, which is where the writer polls its links,
 answers other clients `busy_error()`, and turns a SCRIPT KILL / FUNCTION KILL into
 `request_kill(...)`. A kill fails the script with Redis's error at its next hook or line.
+The hook's cost: Lua 5.1 checks the count on every instruction whether a hook is set or
+not, so what the hook adds is one Python call per 100,000 instructions (~1 us, 0.01 ns
+per instruction); measured on a 6e7-instruction loop, 3.5-6.4 ns per instruction with
+the hook and 4.2-5.8 without (min and median of 10 runs): no difference above the noise.
 """
 
 from __future__ import annotations
@@ -200,8 +204,8 @@ class ScriptRunner:
         self.kill_requested = False
         try:
             try:
-                reply = engine.run(function, argv[3 : 3 + numkeys], argv[3 + numkeys :], name, saved[1],
-                                   ctx.output_limit, self.busy_reply_threshold_ms > 0)
+                reply = engine.run(function, argv[3:], numkeys, name, saved[1], ctx.output_limit,
+                                   self.busy_reply_threshold_ms > 0)
             except lua51.LuaMemoryError:
                 reply = b"-ERR Error running script " + name + b", not enough memory\r\n"
             if reply is not None and reply.startswith(b"-ERR Error running script ") and b"not enough memory" in reply:

@@ -106,7 +106,24 @@ local function one_line(s)
   return (gsub(s, '[\r\n]', ' '))
 end
 
+local full_to_resp
+
+-- `script_resp` may be a callable that tells it (asked only when a table or boolean is converted)
 function M.to_resp(value, script_resp, client3, limit)
+  -- the common replies without building the converter (a third of a short EVALSHA's time)
+  local t = type(value)
+  if t == 'number' then
+    return format(':%d\r\n', value)
+  elseif t == 'string' then
+    if #value + 32 <= limit then return '$' .. #value .. '\r\n' .. value .. '\r\n' end
+  elseif t == 'nil' then
+    return client3 and '_\r\n' or '$-1\r\n'
+  end
+  if type(script_resp) ~= 'number' then script_resp = script_resp() end
+  return full_to_resp(value, script_resp, client3, limit)
+end
+
+full_to_resp = function(value, script_resp, client3, limit)
   local out, n, size = {}, 0, 0
   local null = client3 and '_\r\n' or '$-1\r\n'
   local emit = function(piece)

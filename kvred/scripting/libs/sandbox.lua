@@ -171,13 +171,14 @@ local function fill_globals(g, redis_table)
   g.pairs = py.pairs -- Python (a C function to Lua): its argument error names the script's line
   for name, lib in next, libraries do g[name] = protect(lib) end
   g.redis = protect(redis_table)
-  g._G = g
 end
 fill_globals(visible, api)
 if mode == 'eval' then visible.__redis__err__handler = error_handler end
-local fixed = {}
-for k, v in next, visible do fixed[k] = v end
 missing_field_table(visible)
+-- what scripts see as their globals: an empty read-only proxy of `visible`, so that no
+-- script can change what the next one sees
+local G = protect(visible)
+rawset(visible, "_G", G)
 -- the string metatable is shared with scripts' strings: keep it out of their reach
 getmetatable('').__metatable = {}
 
@@ -200,7 +201,7 @@ local function finish(ok, result, name, client3, limit)
   dbg.sethook()
   kill_error = nil
   if not ok then return error_reply(result, name) end
-  return to_resp(result, py.script_resp(), client3, limit)
+  return to_resp(result, py.script_resp, client3, limit)
 end
 
 local function start(use_hook)
@@ -215,13 +216,14 @@ if mode == 'eval' then
   entry.compile = function(body)
     local f, err = loadstring(body, '@user_script')
     if f == nil then return false, err end
-    setfenv(f, visible)
+    setfenv(f, G)
     return f, false
   end
-  thread_env = visible
-  entry.run = function(f, keys, argv, name, client3, limit, use_hook)
-    -- the globals a script may have changed are put back: scripts do not see each other
-    for k, v in next, fixed do rawset(visible, k, v) end
+  thread_env = G
+  entry.run = function(f, name, client3, limit, use_hook, numkeys, ...)
+    local keys, argv = {}, {...}
+    for i = 1, numkeys do keys[i] = argv[i] end
+    if numkeys > 0 then argv = {select(numkeys + 1, ...)} end
     rawset(visible, 'KEYS', keys)
     rawset(visible, 'ARGV', argv)
     start(use_hook)
@@ -336,8 +338,10 @@ else
     end
     return 'Error registering functions: ' .. result
   end
-  entry.run = function(f, keys, argv, name, client3, limit, use_hook)
-    for k, v in next, fixed do rawset(visible, k, v) end
+  entry.run = function(f, name, client3, limit, use_hook, numkeys, ...)
+    local keys, argv = {}, {...}
+    for i = 1, numkeys do keys[i] = argv[i] end
+    if numkeys > 0 then argv = {select(numkeys + 1, ...)} end
     start(use_hook)
     local ok, result = xpcall(function() return f(keys, argv) end, error_handler)
     return finish(ok, result, name, client3, limit)
@@ -345,8 +349,12 @@ else
 end
 
 entry.collect = function() collectgarbage('collect') end
-entry.unproxy = function(t) return readonly[t] or t end
-entry.next = next
+-- pairs() for scripts: a read-only table's contents without handing out the table itself
+entry.pairs_of = function(t)
+  local real = readonly[t]
+  if real == nil then return next, t, nil end
+  return function(_, k) return next(real, k) end, t, nil
+end
 entry.parse_reply = parse_reply
 entry.error_table = error_table
 return entry
