@@ -131,6 +131,13 @@ case("not-allowed", *[E(f"return redis.call({', '.join(repr(p) for p in c.split(
 case("allowed", C("SET", "k", "v"), E("return redis.call('ping')"), E("return redis.call('echo', 'e')"),
      E("return redis.call('object', 'encoding', 'k')"), E("return redis.call('object', 'nosuch', 'k')"),
      E("return redis.call('object')"), E("return redis.call('flushall')"), E("return redis.call('exists', 'k')"))
+# blocking commands: BLPOP and friends are refused (noscript in Redis 7.0); BLMPOP and
+# BZMPOP run and answer at once, their timeout's reply when there is nothing to pop
+case("blocking-from-scripts", E("return redis.call('blpop', 'nol', 0)"), E("return redis.call('brpop', 'nol', 0)"),
+     E("return redis.call('blmove', 'a', 'b', 'LEFT', 'LEFT', 0)"), E("return redis.call('bzpopmin', 'z', 0)"),
+     E("return redis.call('blmpop', 0, 1, 'nol', 'LEFT')"), E("return redis.call('bzmpop', 0, 1, 'noz', 'MIN')"),
+     C("RPUSH", "l", "x"), E("return redis.call('blmpop', 0, 1, 'l', 'LEFT')"),
+     E("return redis.call('publish', 'ch', 'm')"), C("EVAL_RO", "return redis.call('publish', 'ch', 'm')", "0"))
 case("read-only", E("return redis.call('set','k','v')"), C("EVAL_RO", "return redis.call('set','k','v')", "0"),
      C("EVAL_RO", "return redis.call('get','k')", "0"),
      E("#!lua flags=no-writes\nreturn redis.call('set','k','v')"), E("#!lua flags=no-writes\nreturn 1"),

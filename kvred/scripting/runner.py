@@ -198,6 +198,10 @@ class ScriptRunner:
         # --appendonly no), as exec_transaction uses it
         aof_buf: list[list[bytes]] | None = executor._aof_buf
         start = len(aof_buf) if aof_buf is not None else 0
+        # blocking commands called by a script answer at once, as their timeout (Redis)
+        may_block = getattr(ctx, "may_block", None)
+        if may_block is not None:
+            ctx.may_block = False  # type: ignore[attr-defined]
         self.running = _Running(name, argv, is_eval, read_only)
         self._ctx = ctx
         self._reply_too_large = False
@@ -218,6 +222,8 @@ class ScriptRunner:
             self._ctx = None
             self.kill_requested = False
             databases.frozen_ms = frozen
+            if may_block is not None:
+                ctx.may_block = may_block  # type: ignore[attr-defined]
             if client.db != saved[0] or ctx.keyspace.id != saved[0]:
                 ctx.select(saved[0])
             ctx.resp3, ctx.null = saved[1], saved[2]
