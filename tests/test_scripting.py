@@ -119,6 +119,8 @@ def test_scripts_in_resp3(kvred: ServerProcess) -> None:
 
 
 def test_script_effects_replay_after_kill(tmp_path: Path) -> None:
+    if against_redis():
+        pytest.skip("the harness's redis-server runs without an AOF")
     server = start_kvred(tmp_path, appendfsync="always")
     r = client(server)
     script = "redis.call('SET', KEYS[1], ARGV[1]) redis.call('RPUSH', KEYS[2], ARGV[1]) return redis.call('TIME')"
@@ -168,8 +170,11 @@ def test_memory_bomb_fails_and_the_server_keeps_serving(kvred: ServerProcess) ->
 
 def test_runtime_errors_do_not_take_the_writer_down(kvred: ServerProcess) -> None:
     r = client(kvred)
-    for body in ["error('boom')", "local x = nil return x.y", "return {} + 1", "return redis.call('nosuch')",
-                 "local t = {} t[1] = t return t", "return string.rep('x', -1)", "return cjson.decode('{')"]:
+    bodies = ["error('boom')", "local x = nil return x.y", "return {} + 1", "return redis.call('nosuch')",
+              "return string.rep('x', -1)", "return cjson.decode('{')"]
+    if not against_redis():  # redis-server answers a reply nested past what redis-py reads
+        bodies.append("local t = {} t[1] = t return t")
+    for body in bodies:
         try:
             r.eval(body, 0)
         except redis.exceptions.ResponseError:
@@ -178,6 +183,8 @@ def test_runtime_errors_do_not_take_the_writer_down(kvred: ServerProcess) -> Non
 
 
 def test_reply_past_the_output_limit_drops_the_client(kvred_factory: Any) -> None:
+    if against_redis():
+        pytest.skip("kvred's own bound: redis-server's normal clients have no output limit")
     server = kvred_factory(client_output_buffer_limit="normal 1mb 1mb 0")
     with RawClient(server.port, timeout=WAIT_S) as c:
         assert c.call("EVAL", "return {string.rep('x', 900000), 'y', 'z'}", "0").startswith(b"*3\r\n")
