@@ -133,6 +133,9 @@ class ScriptRunner:
         self._ctx: Context | None = None
         self._reply_too_large = False
         self._load_deadline = 0.0
+        # while a script runs: where its effects start in the AOF buffer (SHUTDOWN NOSAVE
+        # during a busy script must drop aof_buf[aof_start:], as Redis never propagates them)
+        self.aof_start = 0
 
     # ---------------------------------------------------------------- EVAL's cache
 
@@ -197,7 +200,7 @@ class ScriptRunner:
         # the AOF buffer's position: the executor's own list (None while loading or with
         # --appendonly no), as exec_transaction uses it
         aof_buf: list[list[bytes]] | None = executor._aof_buf
-        start = len(aof_buf) if aof_buf is not None else 0
+        start = self.aof_start = len(aof_buf) if aof_buf is not None else 0
         # blocking commands called by a script answer at once, as their timeout (Redis)
         may_block = getattr(ctx, "may_block", None)
         if may_block is not None:
