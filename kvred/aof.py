@@ -117,6 +117,14 @@ class AppendOnlyFile:
             self.last_write_error = ""
         return True
 
+    def sync_written(self) -> None:
+        """fsync what is already in the file, leaving the buffer unwritten (an exit that
+        must not log the pass in progress: SHUTDOWN NOSAVE during a busy script)."""
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            log.warning("AOF fsync failed on exit: %s", exc)
+
     @property
     def pending_bytes(self) -> int:
         """Encoded bytes not yet in the file (a failed write keeps them here)."""

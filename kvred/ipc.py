@@ -51,6 +51,13 @@ always a list, so one type check tells them apart):
         whether some client runs MONITOR: while it does, a worker reports the
         commands it answers itself (OP_UPDATE {"feed": argv}, AUTH/HELLO redacted).
 
+    {"busy": error bytes | None}
+        a script has run past busy-reply-threshold (None: it ended). Sent at once,
+        while the writer is inside the script: until None, a worker answers that
+        error to every command but the few Redis allows on a busy server, and
+        forwards SCRIPT KILL, FUNCTION KILL and SHUTDOWN, which the writer reads
+        from inside the script.
+
 Every frame the writer sends obeys the durability rule: it leaves only after
 the AOF write (and sync, per policy) of the pass that produced it.
 """
@@ -73,6 +80,7 @@ __all__ = [
     "MSG_PUSH",
     "MSG_KILL",
     "MSG_MONITORING",
+    "MSG_BUSY",
     "MAX_FRAME_BYTES",
     "FrameTooLarge",
     "encode_frame",
@@ -85,6 +93,7 @@ MSG_RESUME = "resume"
 MSG_PUSH = "push"
 MSG_KILL = "kill"
 MSG_MONITORING = "monitoring"
+MSG_BUSY = "busy"
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 2**32 - 1  # the length prefix is a uint32; workers keep batches far below

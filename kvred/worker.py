@@ -129,6 +129,7 @@ class Worker:
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.stopping = False
         self.monitoring = False  # some client runs MONITOR: report what this worker answers
+        self.busy_error: bytes | None = None  # a script is busy: the BUSY error (kvred/ipc.py)
         self._stopped: asyncio.Future[None] | None = None
 
     # ---------------------------------------------------------------- process
@@ -293,7 +294,12 @@ class Worker:
     def flush(self) -> None:
         """Send the batch built during this loop pass, if the link has room."""
         self.flush_scheduled = False
-        if not self.batch or len(self.inflight) >= MAX_INFLIGHT_BATCHES or self.link is None:
+        if not self.batch or self.link is None:
+            return
+        # (while a script is busy the writer answers nothing, but must still get SCRIPT KILL:
+        # what goes then is only connections coming and going and the few commands a busy
+        # server takes, kvred/ipc.py)
+        if len(self.inflight) >= MAX_INFLIGHT_BATCHES and self.busy_error is None:
             return
         if self.link.is_closing():
             self.batch.clear()  # stopping: the writer will not read it (disconnects of a dying worker)
@@ -336,6 +342,8 @@ class Worker:
                 conn.push(answered, data)
         if ipc.MSG_MONITORING in message:
             self.monitoring = message[ipc.MSG_MONITORING]
+        if ipc.MSG_BUSY in message:
+            self.busy_error = message[ipc.MSG_BUSY]
         for client_id in message.get(ipc.MSG_KILL, ()):
             conn = self.clients.get(client_id)
             if conn is not None:

@@ -54,6 +54,7 @@ from .memory import MemoryTrimmer
 from .notify import format_flags
 from .replay import scan_aof
 from .rewrite import AofRewriter, remove_stale_temp_files
+from .scripting.runner import runner_for
 
 __all__ = ["Writer", "Link"]
 
@@ -61,6 +62,7 @@ log = logging.getLogger("kvred.writer")
 
 LINK_RECV_BYTES = 1 << 20  # one recv() per readable link per pass
 PUSH_FRAME_BYTES = 64 << 20  # pushes per frame, at most about (a fan-out can be large)
+OP_DONE = 99  # an event of a stashed batch already handled while a script was busy
 CRON_INTERVAL_S = 0.1  # statistics sampling, as Redis's serverCron at hz 10
 EXPIRE_BEHIND_INTERVAL_S = 0.02  # the next expire cycle while keys are left to expire (kvred/keyspace.py)
 REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour kvred reproduces
@@ -72,7 +74,7 @@ ERR_REWRITE_FORK = (
 class Link:
     """The writer's end of one worker link."""
 
-    __slots__ = ("sock", "reader", "out", "slot", "wants_write")
+    __slots__ = ("sock", "reader", "out", "slot", "wants_write", "stashed")
 
     def __init__(self, sock: socket.socket, slot: int) -> None:
         self.sock = sock
@@ -80,6 +82,7 @@ class Link:
         self.out: list[bytes | bytearray] = []  # encoded reply frames waiting for the group commit
         self.slot = slot
         self.wants_write = False  # registered for writability: `out` holds what the worker has not taken
+        self.stashed: list[Any] = []  # batches read while a script was busy: they run after it
 
 
 class Writer:
@@ -101,6 +104,9 @@ class Writer:
         self._pass_resumes: list[tuple[Link, int, list[Any]]] = []  # released this pass
         self._held_pushes: list[tuple[WriterClient, int, bytes]] = []  # of passes the AOF failed
         self._monitoring = False  # what the workers were told: some client runs MONITOR
+        self._busy_announced = False  # the workers were told a script is busy (they answer BUSY)
+        self.scripts = runner_for(self.executor.ctx)
+        self.scripts.heartbeat = self._script_heartbeat
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.collector = CycleCollector()  # the dataset out of the cycle collector's view
         # statistics for INFO
@@ -223,6 +229,8 @@ class Writer:
                     self._read_link(link)
                 if mask & selectors.EVENT_WRITE:
                     self._send(link)
+            if self._busy_announced:
+                self._end_busy()
             if self._rewrite_requested:
                 self._rewrite_requested = False  # scheduled by a BGREWRITEAOF inside EXEC
                 self._start_rewrite()
@@ -276,6 +284,8 @@ class Writer:
 
     def _read_link(self, link: Link) -> bool:
         """Run every complete batch waiting on `link`; False if nothing was run."""
+        if link.stashed:  # read while a script was busy: they come first
+            self._end_busy()
         # MISCONF until the AOF takes writes again (the everysec thread may also fail)
         aof = self.aof
         self.executor.refusing = "" if aof is None or aof.last_write_ok else aof.last_write_error
@@ -305,6 +315,94 @@ class Writer:
                 return ran
             ran = True
         return ran
+
+    # ---------------------------------------------------------------- busy scripts
+
+    def _script_heartbeat(self) -> None:
+        """Called by the script runner while a script runs past busy-reply-threshold
+        (kvred/scripting/runner.py): tell the workers once, so that they answer other
+        clients BUSY themselves, and look at what the links bring for SCRIPT KILL,
+        FUNCTION KILL and SHUTDOWN NOSAVE, the commands that may act on a busy server.
+        Whatever else arrives waits, in order, until the script ends."""
+        if not self._busy_announced:
+            self._busy_announced = True
+            self._announce({ipc.MSG_BUSY: self.scripts.busy_error()})
+        for link in list(self.links):
+            try:
+                data = link.sock.recv(LINK_RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                continue  # a closed link is dropped by the main loop, after the script
+            try:
+                batches = link.reader.feed(data)
+            except Exception:
+                log.exception("unreadable message from worker slot %d while a script ran", link.slot)
+                continue
+            for batch in batches:
+                link.stashed.append(batch)
+                self._act_while_busy(batch, link)
+
+    def _act_while_busy(self, batch: list[Any], link: Link) -> None:
+        for entry in batch:
+            op, client_id, _resp3, payload = entry
+            if op == ipc.OP_CONNECT:  # known now, so that a SCRIPT KILL of its can be answered
+                self._client_event(op, client_id, payload, link)
+                entry[0] = OP_DONE
+            elif op == ipc.OP_UPDATE and "kill" in payload:
+                self._kill_script(client_id, payload["kill"], payload)
+            elif op <= ipc.OP_EXEC:
+                for argv in payload:
+                    if type(argv) is list and len(argv) == 2 and argv[0].lower() == b"shutdown" \
+                            and argv[1].lower() == b"nosave":
+                        self._shutdown_during_script()
+
+    def _kill_script(self, client_id: int, what: str, event: dict[str, Any]) -> None:
+        """SCRIPT KILL / FUNCTION KILL sent while a script was busy: the worker sent it as
+        an event (kvred/connection.py) and the answer goes back at once as a push, after
+        the replies the client is owed. Its event is seen twice (now, and when its batch
+        runs after the script): the first sight answers."""
+        if event.pop("answered", False):
+            return
+        event["answered"] = True
+        client = self.clients.get(client_id)
+        if client is None or client.link is None:
+            return
+        reply = self.scripts.request_kill(what == "script")
+        self._queue_frame(client.link, {ipc.MSG_PUSH: [[client_id, client.answered, reply]]})
+        self._send(client.link)
+
+    def _shutdown_during_script(self) -> None:
+        """SHUTDOWN NOSAVE while a script is busy: stop now. What the script changed is
+        not in the AOF (a script's effects are logged when it ends), and nothing of this
+        pass was acknowledged; what earlier passes wrote is synced."""
+        log.warning("SHUTDOWN NOSAVE while a script was busy: exiting without running the rest")
+        if self.aof is not None:
+            self.aof.sync_written()
+        try:
+            self.control.sendall(b"S")
+        except OSError:
+            pass
+        os._exit(0)
+
+    def _announce(self, message: Any) -> None:
+        """A message for every worker, sent now (it says nothing about the data)."""
+        for link in list(self.links):
+            self._queue_frame(link, message)
+            self._send(link)
+
+    def _end_busy(self) -> None:
+        """After a busy script: workers forward again, and what waited runs in order."""
+        if self.scripts.busy:
+            return
+        self._busy_announced = False
+        self._announce({ipc.MSG_BUSY: None})
+        for link in list(self.links):
+            stashed, link.stashed = link.stashed, []
+            for batch in stashed:
+                self._run_batch(batch, link)
 
     def _drop_link(self, link: Link) -> None:
         """A worker exited: forget its link and its clients."""
@@ -540,6 +638,8 @@ class Writer:
                 return
             client.name = payload.get("name", client.name)
             client.resp = payload.get("resp", client.resp)
+            if "kill" in payload:  # SCRIPT/FUNCTION KILL sent while busy, maybe answered then
+                self._kill_script(client_id, payload["kill"], payload)
             if "feed" in payload:  # a command the worker answered, for MONITOR
                 self.executor.feed_monitors(payload["feed"], client)
             if payload.get("unwatch"):  # DISCARD, an aborted EXEC
@@ -589,6 +689,8 @@ class Writer:
             "client-output-buffer-limit": b"normal %d %d 0 slave 268435456 67108864 60 pubsub %d %d %d"
             % (c.client_output_buffer_limit, c.client_output_buffer_limit, *c.pubsub_output_buffer_limit),
             "notify-keyspace-events": format_flags(self.databases.notify_flags).encode(),
+            "busy-reply-threshold": b"%d" % c.busy_reply_threshold,
+            "lua-time-limit": b"%d" % c.busy_reply_threshold,
             **{name: b"%d" % getattr(c, name.replace("-", "_")) for name, _default, _parse in ENCODING_SETTINGS},
             **{alias: b"%d" % getattr(c, name.replace("-", "_")) for alias, name in ENCODING_ALIASES.items()},
         }
