@@ -559,10 +559,10 @@ class Connection(asyncio.Protocol):
             log.warning("closing client %d: query buffer over %d bytes", self.client_id, len(self.held))
             self.abort()
 
-    def push(self, answered: int, data: bytes) -> None:
-        """A message the client did not ask for: written after its `answered`-th reply."""
+    def flush_pushes(self) -> None:
+        """Messages the client did not ask for were queued (`pushes`, each to be written
+        after the client's `answered`-th reply): write those that are due."""
         pushes = self.pushes
-        pushes.append((answered, data))
         if pushes[0][0] <= self.answered:
             self.write_pushes()
         elif self.subscriptions is not None:

@@ -336,10 +336,20 @@ class Worker:
             conn = self.clients.get(client_id)
             if conn is not None:
                 conn.resume_deferred(replies)
-        for client_id, answered, data in message.get(ipc.MSG_PUSH, ()):
-            conn = self.clients.get(client_id)
-            if conn is not None:
-                conn.push(answered, data)
+        pushes = message.get(ipc.MSG_PUSH)
+        if pushes:
+            # one write per client per message: a pipelined PUBLISH burst to a subscriber
+            # was one system call per message
+            touched = []
+            clients = self.clients
+            for client_id, answered, data in pushes:
+                conn = clients.get(client_id)
+                if conn is not None:
+                    if not conn.pushes:
+                        touched.append(conn)
+                    conn.pushes.append((answered, data))
+            for conn in touched:
+                conn.flush_pushes()
         if ipc.MSG_MONITORING in message:
             self.monitoring = message[ipc.MSG_MONITORING]
         if ipc.MSG_BUSY in message:
