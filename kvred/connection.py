@@ -42,6 +42,8 @@ log = logging.getLogger("kvred.worker")
 
 CLIENT_WRITE_HIGH_WATER = 4 * 1024 * 1024  # bytes of unsent replies before a client is paused
 
+REPLY_ON, REPLY_OFF, REPLY_SKIP = 0, 1, 2  # CLIENT REPLY
+
 PAUSED_BY_OUTPUT = 1
 PAUSED_BY_LINK = 2
 PAUSED_BY_SHUTDOWN = 4
@@ -122,6 +124,7 @@ class Connection(asyncio.Protocol):
         "subscriptions",
         "subscribed",
         "over_soft_since",
+        "reply_mode",
     )
 
     def __init__(self, worker: Worker) -> None:
@@ -137,7 +140,7 @@ class Connection(asyncio.Protocol):
         self.resp3 = False
         self.null = resp.NULL_BULK
         # replies in order: None = owed by the writer, bytes = ready
-        self.outq: deque[bytes | None] = deque()
+        self.outq: deque[bytes | bool | None] = deque()  # False: owed, and dropped (CLIENT REPLY)
         # the OP_RUN payload of the batch being built that new commands may join
         self.open_run: list[list[bytes]] | None = None
         self.open_run_batch = -1
@@ -157,6 +160,7 @@ class Connection(asyncio.Protocol):
         self.subscriptions: dict[str, set[bytes]] | None = None
         self.subscribed = False  # RESP2 with at least one subscription
         self.over_soft_since = 0.0  # pub/sub output past the soft limit since (monotonic)
+        self.reply_mode = REPLY_ON  # CLIENT REPLY: ON, OFF, or SKIP (the next command's reply)
         self.peer = ""  # the client's address, "host:port" (set once connected)
         self.closing = False  # close once every owed reply is written
         self.closed = False
@@ -225,7 +229,7 @@ class Connection(asyncio.Protocol):
         # The common case, checked first: whole keyspace commands from an authenticated
         # client outside MULTI go to the writer as one run, nothing else to do here.
         if (parser.reference is None and self.authenticated and self.multi is None and commands
-                and not self.subscribed and worker.busy_error is None):
+                and not self.subscribed and worker.busy_error is None and not self.reply_mode):
             for argv in commands:
                 if argv[0] not in FORWARDED_NAMES:
                     break
@@ -264,7 +268,8 @@ class Connection(asyncio.Protocol):
         # writer. Measured: ~1.6x fewer worker CPU-seconds per pipelined SET.
         run: list[list[bytes]] = []
         run_bytes = 0
-        fast = self.authenticated and self.multi is None and not self.subscribed and self.worker.busy_error is None
+        fast = (self.authenticated and self.multi is None and not self.subscribed and self.worker.busy_error is None
+                and not self.reply_mode)
         for argv in commands:
             if fast and argv[0] in FORWARDED_NAMES:
                 run.append(argv)
@@ -274,7 +279,11 @@ class Connection(asyncio.Protocol):
                 self.worker.forward_run(self, run, run_bytes)
                 run = []
                 run_bytes = 0
-            reply = self.dispatch(argv)
+            if self.reply_mode and not _is_client_reply(argv):
+                self.dispatch_silently(argv)
+                reply = None
+            else:
+                reply = self.dispatch(argv)
             if reply is not None:
                 if self.outq:
                     self.outq.append(reply)
@@ -282,7 +291,8 @@ class Connection(asyncio.Protocol):
                     ready.append(reply)
             if self.closing:
                 return
-            fast = self.authenticated and self.multi is None and not self.subscribed and self.worker.busy_error is None
+            fast = (self.authenticated and self.multi is None and not self.subscribed and self.worker.busy_error is None
+                and not self.reply_mode)
         if run:
             self.worker.forward_run(self, run, run_bytes)
 
@@ -332,6 +342,8 @@ class Connection(asyncio.Protocol):
                 return resp.QUEUED
             if cmd.name == "watch":
                 return ERR_WATCH_IN_MULTI  # an error, not a rejection: the transaction goes on
+        if cmd.name == "client" and self.multi is None and argv[1].lower() == b"reply":
+            return self.client_reply(argv)  # the worker owns the client's replies
         if cmd.handler is None or cmd.local:
             if self.worker.monitoring and cmd.name not in ("multi", "exec"):
                 self.send_monitor_feed(cmd.name, argv)  # forwarded commands, the writer shows
@@ -339,6 +351,34 @@ class Connection(asyncio.Protocol):
         if cmd.name in _SUBSCRIPTION_COMMANDS:
             self.mirror_subscriptions(cmd.name, argv)
         self.worker.forward_run(self, [argv], _request_bytes(argv))
+        return None
+
+    def dispatch_silently(self, argv: list[bytes]) -> None:
+        """CLIENT REPLY OFF or SKIP: run the command, drop its reply. A forwarded command
+        gets an entry of its own whose slot says so (False, see deliver)."""
+        outq = self.outq
+        self.open_run = None
+        owed = len(outq)
+        self.dispatch(argv)  # a reply made here is dropped
+        if len(outq) > owed and outq[-1] is None:
+            outq[-1] = False
+            self.open_run = None  # nothing else joins the silent entry
+        if self.reply_mode == REPLY_SKIP:
+            self.reply_mode = REPLY_ON
+
+    def client_reply(self, argv: list[bytes]) -> bytes | None:
+        """CLIENT REPLY ON|OFF|SKIP: only ON answers."""
+        mode = argv[2].lower()
+        if mode == b"on":
+            self.reply_mode = REPLY_ON
+            return resp.OK
+        if mode == b"off":
+            self.reply_mode = REPLY_OFF
+        elif mode == b"skip":
+            if self.reply_mode != REPLY_OFF:
+                self.reply_mode = REPLY_SKIP
+        else:
+            return resp.ERR_SYNTAX
         return None
 
     def reject(self, cmd: Command | None, error: bytes) -> bytes:
@@ -512,11 +552,12 @@ class Connection(asyncio.Protocol):
             return
         assert type(reply) is bytes
         outq = self.outq
-        outq.popleft()
+        if outq.popleft() is False:
+            reply = b""  # CLIENT REPLY OFF/SKIP was on for it
         self.answered += 1
-        if outq and outq[0] is not None:
+        if outq and type(outq[0]) is bytes:
             parts = [reply]
-            while outq and outq[0] is not None:
+            while outq and type(outq[0]) is bytes:
                 parts.append(outq.popleft())  # type: ignore[arg-type]
             reply = b"".join(parts)
         transport = self.transport
@@ -649,6 +690,10 @@ def _allowed_when_busy(cmd: Command, argv: list[bytes]) -> bool:
     if cmd.name in _ALLOWED_WHEN_BUSY:
         return True
     return len(argv) > 1 and (cmd.name.encode(), argv[1].lower()) in _ALLOWED_WHEN_BUSY_SUB
+
+
+def _is_client_reply(argv: list[bytes]) -> bool:
+    return len(argv) == 3 and argv[0].lower() == b"client" and argv[1].lower() == b"reply"
 
 
 def _request_bytes(argv: list[bytes]) -> int:

@@ -937,6 +937,27 @@ case("info-keyspace", C("INFO", "keyspace"), C("SET", "a", "v"), C("INFO", "keys
      C("INFO", "keyspace", norm=info_keyspace), C("DEL", "a", "b"), C("INFO", "KEYSPACE"))
 
 
+# CLIENT REPLY: OFF drops every reply until ON (which answers), SKIP drops the next one;
+# pipelined, so that a dropped reply would show as an extra one before the next
+def _pipeline(*commands: tuple[str, ...]) -> bytes:
+    return b"".join(encode_command(*argv) for argv in commands)
+
+
+case("client-reply-off-on",
+     Raw(_pipeline(("CLIENT", "REPLY", "OFF"), ("SET", "a", "1"), ("GET", "a"), ("PING",), ("INCR", "n"),
+                   ("MULTI",), ("INCR", "n"), ("EXEC",), ("CLIENT", "REPLY", "ON"), ("GET", "n")), 2))
+case("client-reply-skip",
+     Raw(_pipeline(("CLIENT", "REPLY", "SKIP"), ("SET", "b", "2"), ("GET", "b"), ("CLIENT", "REPLY", "SKIP"),
+                   ("PING",), ("ECHO", "x"), ("CLIENT", "REPLY", "SKIP"), ("CLIENT", "REPLY", "SKIP"),
+                   ("GET", "b"), ("GET", "b")), 3))
+case("client-reply-off-then-skip",
+     Raw(_pipeline(("CLIENT", "REPLY", "OFF"), ("CLIENT", "REPLY", "SKIP"), ("SET", "c", "1"),
+                   ("CLIENT", "REPLY", "ON"), ("GET", "c")), 2))
+case("client-reply-errors", C("CLIENT", "REPLY", "MAYBE"), C("CLIENT", "REPLY"), C("CLIENT", "REPLY", "ON", "x"))
+case("client-reply-unknown-command-silent",
+     Raw(_pipeline(("CLIENT", "REPLY", "OFF"), ("NOSUCH",), ("GET",), ("CLIENT", "REPLY", "ON"), ("PING",)), 2))
+
+
 
 # --- the test ------------------------------------------------------------------
 

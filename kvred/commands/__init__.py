@@ -31,11 +31,13 @@ from . import (  # noqa: F401  (importing registers the commands)
 from .base import COMMANDS, Command, lookup, unknown_command, wrong_arity
 
 # Names (as stored: lowercase and uppercase) of the commands only the writer runs and
-# the worker need not look at (it follows (un)subscriptions, kvred/connection.py).
+# the worker need not look at (it follows (un)subscriptions and answers CLIENT REPLY,
+# kvred/connection.py).
 FORWARDED_NAMES = frozenset(
     name
     for name, cmd in COMMANDS.items()
     if cmd.handler is not None and not cmd.local and cmd.name not in pubsub.SUBSCRIPTION_COMMANDS
+    and cmd.name != "client"  # CLIENT REPLY belongs to the worker
 )
 
 __all__ = ["COMMANDS", "FORWARDED_NAMES", "Command", "lookup", "unknown_command", "wrong_arity"]

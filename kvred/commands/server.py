@@ -202,7 +202,7 @@ def valid_client_name(name: bytes) -> bool:
 @command("client", -2, "admin noscript", subcommands={"id": 2, "setname": 3, "getname": 2, "list": -2, "info": 2,
                                               "kill": -3, "unblock": -3, "help": 2, "pause": -3, "unpause": 2,
                                               "no-evict": 3, "getredir": 2, "trackinginfo": 2,
-                                              "tracking": -3, "caching": 3})
+                                              "tracking": -3, "caching": 3, "reply": 3})
 def client(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub == b"id":
