@@ -43,6 +43,7 @@ class WriterClient:
         "monitor",
         "last_command",
         "tracking",
+        "stats",
     )
 
     def __init__(self, client_id: int, addr: str, laddr: str, link: Any) -> None:
@@ -73,3 +74,5 @@ class WriterClient:
         self.monitor = False  # MONITOR: gets every command the writer runs
         self.last_command: Any = None  # its last entry's last argv (CLIENT LIST cmd=)
         self.tracking: TrackingState | None = None  # CLIENT TRACKING on (kvred/tracking.py)
+        # [fd, idle s, multi, qbuf, multi-mem, omem, events] from its worker, once a second
+        self.stats: list[Any] = [-1, 0, -1, 0, 0, 0, "r"]

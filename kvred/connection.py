@@ -184,7 +184,8 @@ class Connection(asyncio.Protocol):
         worker.clients[self.client_id] = self
         worker.count_client(+1)
         self.peer = _address(transport, "peername")
-        worker.send_event(ipc.OP_CONNECT, self, [self.peer, _address(transport, "sockname")])
+        worker.send_event(ipc.OP_CONNECT, self, [self.peer, _address(transport, "sockname"),
+                                                 sock.fileno() if sock is not None else -1])
         if worker.reading_paused:
             self.pause(PAUSED_BY_LINK)
 
@@ -222,8 +223,7 @@ class Connection(asyncio.Protocol):
             self.hold(data)
             return
         worker = self.worker
-        if worker.idle_timeout:
-            self.last_active = time.monotonic()
+        self.last_active = time.monotonic()  # --timeout, and CLIENT LIST's idle=
         parser = self.parser
         commands = parser.feed(data)
         # The common case, checked first: whole keyspace commands from an authenticated
@@ -661,6 +661,18 @@ class Connection(asyncio.Protocol):
     def update_subscribed(self) -> None:
         subscriptions = self.subscriptions
         self.subscribed = not self.resp3 and subscriptions is not None and any(subscriptions.values())
+
+    def stats(self, now: float) -> list[int | str]:
+        """[id, fd, idle s, multi, qbuf, multi-mem, omem, events] for CLIENT LIST (OP_STATS)."""
+        transport = self.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        omem = transport.get_write_buffer_size() if transport is not None and not self.closed else 0
+        multi = self.multi
+        multi_mem = sum(map(_request_bytes, multi)) if multi else 0
+        events = ("r" if not self.paused else "") + ("w" if omem else "")
+        return [self.client_id, sock.fileno() if sock is not None else -1, int(now - self.last_active),
+                len(multi) if multi is not None else -1, self.parser.buffered + len(self.held), multi_mem, omem,
+                events]
 
     def kill(self) -> None:
         """CLIENT KILL: close now, after what was already written (no more replies)."""

@@ -11,10 +11,12 @@ Request batch: a list of entries `[op, client_id, resp3, payload]`:
 
     OP_RUN         payload = [argv, ...]  -> the concatenated replies (bytes)
     OP_EXEC        payload = [argv, ...]  -> one array reply; run atomically (MULTI/EXEC)
-    OP_CONNECT     payload = [addr, laddr] -> None
+    OP_CONNECT     payload = [addr, laddr, fd] -> None
     OP_DISCONNECT  payload = None         -> None
     OP_UPDATE      payload = {field: value} (client name, protocol) -> None
     OP_CONTROL     payload = [argv]       -> bytes; server-level requests (shutdown)
+    OP_STATS       payload = [[client_id, fd, idle s, multi, qbuf, multi-mem, omem, events], ...]
+                   -> None; once a second, what CLIENT LIST shows of each client's buffers
 
 Reply batch: a list with one item per request entry, in the same order.
 The writer executes entries in the order it receives them; that order is the
@@ -75,6 +77,7 @@ __all__ = [
     "OP_DISCONNECT",
     "OP_UPDATE",
     "OP_CONTROL",
+    "OP_STATS",
     "REPLY_DEFERRED",
     "MSG_RESUME",
     "MSG_PUSH",
@@ -87,7 +90,7 @@ __all__ = [
     "FrameReader",
 ]
 
-OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL = range(6)
+OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL, OP_STATS = range(7)
 REPLY_DEFERRED = False  # a reply item: "owed, comes in a resume message"
 MSG_RESUME = "resume"
 MSG_PUSH = "push"

@@ -213,8 +213,18 @@ class Worker:
         assert self.loop is not None
         if self.idle_timeout > 0:
             self.close_idle_clients()
+        self.send_client_stats()
         self.trimmer.maybe_trim()
         self.loop.call_later(WORKER_CRON_S, self.cron)
+
+    def send_client_stats(self) -> None:
+        """CLIENT LIST's per-client buffers and idle times, which live here: once a second."""
+        if not self.clients or self.stopping:
+            return
+        now = time.monotonic()
+        self.batch.append([ipc.OP_STATS, 0, False, [conn.stats(now) for conn in self.clients.values()]])
+        self.batch_conns.append(None)
+        self._queued(0, 0)
 
     def close_idle_clients(self) -> None:
         """--timeout: close clients that sent nothing for that many seconds (checked once a second)."""

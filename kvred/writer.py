@@ -601,11 +601,11 @@ class Writer:
                     replies.append(ipc.REPLY_DEFERRED)
                 else:
                     client = clients.get(client_id) or self._unannounced_client(client_id, link)
+                    client.last_command = _EXEC_ARGV if op else payload[-1]  # CLIENT LIST's cmd=
                     reply = run_entry(op, client, resp3, payload)
                     replies.append(reply)
                     if reply is not ipc.REPLY_DEFERRED:  # (False: the client blocked)
                         client.answered += 1
-                    client.last_command = _EXEC_ARGV if op else payload[-1]  # CLIENT LIST's cmd=
                     commands += len(payload) + op  # EXEC counts itself (OP_EXEC is 1, OP_RUN 0)
                 continue
             try:
@@ -628,10 +628,18 @@ class Writer:
 
     def _client_event(self, op: int, client_id: int, payload: Any, link: Link) -> None:
         if op == ipc.OP_CONNECT:
-            self.clients[client_id] = WriterClient(client_id, payload[0], payload[1], link)
+            new = self.clients[client_id] = WriterClient(client_id, payload[0], payload[1], link)
+            if len(payload) > 2:
+                new.stats[0] = payload[2]  # its socket's fd in its worker
             self.stat_connections += 1
         elif op == ipc.OP_DISCONNECT:
             self._forget_client(client_id)
+        elif op == ipc.OP_STATS:
+            clients = self.clients
+            for row in payload:
+                known = clients.get(row[0])
+                if known is not None:
+                    known.stats = row[1:]
         elif op == ipc.OP_UPDATE:
             client = self.clients.get(client_id)
             if client is None:
@@ -762,13 +770,17 @@ class Writer:
         for info in [only] if only is not None else self.clients.values():
             flags = "".join(letter for letter, on in (
                 ("O", info.monitor), ("P", info.channels or info.patterns or info.shard_channels),
-                ("b", info.blocked is not None), ("d", info.dirty_cas)) if on) or "N"
+                ("x", info.stats[2] >= 0), ("b", info.blocked is not None), ("t", info.tracking is not None),
+                ("d", info.dirty_cas)) if on) or "N"
+            fd, idle, multi, qbuf, multi_mem, omem, events = info.stats  # from its worker (OP_STATS)
+            redirect = info.tracking.redirect if info.tracking is not None else -1
             rows.append(
-                f"id={info.id} addr={info.addr} laddr={info.laddr} fd=-1 name={info.name.decode(errors='replace')} "
-                f"age={int(now - info.created)} idle=0 flags={flags} db={info.db} sub={len(info.channels)} "
-                f"psub={len(info.patterns)} ssub={len(info.shard_channels)} multi=-1 "
-                f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
-                f"events=r cmd={_command_name(info.last_command)} user=default redir=-1 resp={info.resp}\n"
+                f"id={info.id} addr={info.addr} laddr={info.laddr} fd={fd} name={info.name.decode(errors='replace')} "
+                f"age={int(now - info.created)} idle={idle} flags={flags} db={info.db} sub={len(info.channels)} "
+                f"psub={len(info.patterns)} ssub={len(info.shard_channels)} multi={multi} "
+                f"qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
+                f"tot-mem={qbuf + multi_mem + omem} events={events} cmd={_command_name(info.last_command)} "
+                f"user=default redir={redirect} resp={info.resp}\n"
             )
         return "".join(rows).encode()
 
