@@ -447,6 +447,12 @@ class Executor:
         client.monitor = False
         self.monitors.pop(client.id, None)
 
+    def _in_script(self) -> bool:
+        from .scripting.runner import runner_of  # (the scripting package imports the command table)
+
+        runner = runner_of(self.databases)
+        return runner is not None and runner.running is not None
+
     def kill(self, client: WriterClient) -> None:
         """CLIENT KILL: gone from CLIENT LIST at once, nothing more of it runs (what it
         sent meanwhile is dropped like an over-limit client's), and its worker closes
@@ -465,7 +471,8 @@ class Executor:
             client, db = self.ctx.client, self.ctx.db_index
         else:
             db = client.db
-        line = b"+%.6f [%d %b] %b\r\n" % (time.time(), db, client.addr.encode(), b" ".join(map(_repr_arg, argv)))
+        addr = b"lua" if self._in_script() else client.addr.encode()  # a script's redis.call, as Redis
+        line = b"+%.6f [%d %b] %b\r\n" % (time.time(), db, addr, b" ".join(map(_repr_arg, argv)))
         for monitor in list(self.monitors.values()):
             self.push_to(monitor, line)
 
