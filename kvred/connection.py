@@ -125,6 +125,7 @@ class Connection(asyncio.Protocol):
         "subscribed",
         "over_soft_since",
         "reply_mode",
+        "pushes_bytes",
     )
 
     def __init__(self, worker: Worker) -> None:
@@ -160,6 +161,7 @@ class Connection(asyncio.Protocol):
         self.subscriptions: dict[str, set[bytes]] | None = None
         self.subscribed = False  # RESP2 with at least one subscription
         self.over_soft_since = 0.0  # pub/sub output past the soft limit since (monotonic)
+        self.pushes_bytes = 0  # bytes in `pushes`
         self.reply_mode = REPLY_ON  # CLIENT REPLY: ON, OFF, or SKIP (the next command's reply)
         self.peer = ""  # the client's address, "host:port" (set once connected)
         self.closing = False  # close once every owed reply is written
@@ -551,6 +553,8 @@ class Connection(asyncio.Protocol):
             self.abort()
             return
         assert type(reply) is bytes
+        if self.pushes and self.pushes[0][0] <= self.answered:
+            self.write_pushes()  # messages queued before this reply go first
         outq = self.outq
         if outq.popleft() is False:
             reply = b""  # CLIENT REPLY OFF/SKIP was on for it
@@ -600,6 +604,14 @@ class Connection(asyncio.Protocol):
             log.warning("closing client %d: query buffer over %d bytes", self.client_id, len(self.held))
             self.abort()
 
+    def queue_push(self, answered: int, data: bytes) -> None:
+        """A message the client did not ask for, to write after its `answered`-th reply;
+        what is queued counts against the pub/sub output limit."""
+        self.pushes.append((answered, data))
+        self.pushes_bytes += len(data)
+        if self.subscriptions is not None and self.pushes_bytes > self.worker.pubsub_output_limit[0] > 0:
+            self.check_pubsub_limit(self.pushes_bytes)
+
     def flush_pushes(self) -> None:
         """Messages the client did not ask for were queued (`pushes`, each to be written
         after the client's `answered`-th reply): write those that are due."""
@@ -615,6 +627,7 @@ class Connection(asyncio.Protocol):
         answered = self.answered
         while pushes and pushes[0][0] <= answered:
             parts.append(pushes.popleft()[1])
+        self.pushes_bytes -= sum(map(len, parts))
         transport = self.transport
         if transport is None or self.closed:
             return

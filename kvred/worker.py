@@ -56,6 +56,7 @@ MAX_WORKERS = WORKERS_MAX  # client ids interleave the worker slot: id = seq * M
 # 2 -> 57k/360k, 4 -> 67k/453k, 8 -> 62k/410k SET/s; everysec gained ~5% from 1 to 4,
 # and 2 or 8 were within noise of 4 for everysec GET -P 16.
 MAX_INFLIGHT_BATCHES = 4
+PUSH_WRITES_PER_PASS = 256  # subscribers written per event-loop pass during a fan-out
 MAX_PENDING_COMMANDS = 100_000  # in the batch being built; above it, stop reading clients
 MAX_PENDING_BYTES = 32 * 1024 * 1024  # forwarded and not yet answered; above it, stop reading clients
 TCP_BACKLOG = 511  # Redis's tcp-backlog
@@ -129,6 +130,8 @@ class Worker:
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.stopping = False
         self.monitoring = False  # some client runs MONITOR: report what this worker answers
+        self.push_pending: dict[int, Connection] = {}  # clients with queued pushes to write
+        self.push_flush_scheduled = False
         self.busy_error: bytes | None = None  # a script is busy: the BUSY error (kvred/ipc.py)
         self._stopped: asyncio.Future[None] | None = None
 
@@ -180,6 +183,18 @@ class Worker:
         if self.link is not None:
             self.link.close()
         self._stopped.set_result(None)
+
+    def write_pending_pushes(self) -> None:
+        pending = self.push_pending
+        for _ in range(min(PUSH_WRITES_PER_PASS, len(pending))):
+            _client_id, conn = pending.popitem()
+            if conn.pushes:
+                conn.flush_pushes()
+        if pending:
+            assert self.loop is not None
+            self.loop.call_soon(self.write_pending_pushes)  # the rest after other callbacks run
+        else:
+            self.push_flush_scheduled = False
 
     def on_link_lost(self) -> None:
         if not self.stopping:
@@ -348,18 +363,22 @@ class Worker:
                 conn.resume_deferred(replies)
         pushes = message.get(ipc.MSG_PUSH)
         if pushes:
-            # one write per client per message: a pipelined PUBLISH burst to a subscriber
-            # was one system call per message
-            touched = []
+            # Queue each message on its client now (cheap, and what keeps it ahead of that
+            # client's later replies: deliver() writes due pushes first), and write them
+            # PUSH_WRITES_PER_PASS clients per loop pass: a fan-out to thousands of
+            # subscribers must not hold up other clients' reads and replies until all of
+            # it is written. One write per client for all its queued messages.
+            pending = self.push_pending
             clients = self.clients
             for client_id, answered, data in pushes:
                 conn = clients.get(client_id)
                 if conn is not None:
-                    if not conn.pushes:
-                        touched.append(conn)
-                    conn.pushes.append((answered, data))
-            for conn in touched:
-                conn.flush_pushes()
+                    conn.queue_push(answered, data)
+                    pending[client_id] = conn
+            if not self.push_flush_scheduled:
+                self.push_flush_scheduled = True
+                assert self.loop is not None
+                self.loop.call_soon(self.write_pending_pushes)
         if ipc.MSG_MONITORING in message:
             self.monitoring = message[ipc.MSG_MONITORING]
         if ipc.MSG_BUSY in message:
