@@ -953,6 +953,8 @@ case("client-reply-skip",
 case("client-reply-off-then-skip",
      Raw(_pipeline(("CLIENT", "REPLY", "OFF"), ("CLIENT", "REPLY", "SKIP"), ("SET", "c", "1"),
                    ("CLIENT", "REPLY", "ON"), ("GET", "c")), 2))
+case("client-help", C("CLIENT", "HELP"), C("CLIENT", "NO-TOUCH", "on"), C("CLIENT", "NO-EVICT", "maybe"),
+     C("CLIENT", "NO-EVICT", "on"), C("CLIENT", "GETREDIR"))
 case("client-reply-errors", C("CLIENT", "REPLY", "MAYBE"), C("CLIENT", "REPLY"), C("CLIENT", "REPLY", "ON", "x"))
 case("client-reply-unknown-command-silent",
      Raw(_pipeline(("CLIENT", "REPLY", "OFF"), ("NOSUCH",), ("GET",), ("CLIENT", "REPLY", "ON"), ("PING",)), 2))
