@@ -606,11 +606,11 @@ class Connection(asyncio.Protocol):
 
     def queue_push(self, answered: int, data: bytes) -> None:
         """A message the client did not ask for, to write after its `answered`-th reply;
-        what is queued counts against the pub/sub output limit."""
+        what is queued counts against the client's output limit."""
         self.pushes.append((answered, data))
         self.pushes_bytes += len(data)
-        if self.subscriptions is not None and self.pushes_bytes > self.worker.pubsub_output_limit[0] > 0:
-            self.check_pubsub_limit(self.pushes_bytes)
+        if self.pushes_bytes > 1 << 20 and self.transport is not None:  # (the limits are far larger)
+            self.check_push_limit(self.pushes_bytes + self.transport.get_write_buffer_size())
 
     def flush_pushes(self) -> None:
         """Messages the client did not ask for were queued (`pushes`, each to be written
@@ -618,8 +618,8 @@ class Connection(asyncio.Protocol):
         pushes = self.pushes
         if pushes[0][0] <= self.answered:
             self.write_pushes()
-        elif self.subscriptions is not None:
-            self.check_pubsub_limit(sum(len(data) for _n, data in pushes))
+        elif self.transport is not None:
+            self.check_push_limit(self.pushes_bytes + self.transport.get_write_buffer_size())
 
     def write_pushes(self) -> None:
         pushes = self.pushes
@@ -632,8 +632,19 @@ class Connection(asyncio.Protocol):
         if transport is None or self.closed:
             return
         transport.write(b"".join(parts) if len(parts) > 1 else parts[0])
+        self.check_push_limit(transport.get_write_buffer_size() + self.pushes_bytes)
+
+    def check_push_limit(self, pending: int) -> None:
+        """`pending` bytes of pushes and replies are unsent: a subscriber is held to the
+        pubsub class's limits, any other client (MONITOR, CLIENT TRACKING) to the normal
+        output limit."""
         if self.subscriptions is not None:
-            self.check_pubsub_limit(transport.get_write_buffer_size())
+            self.check_pubsub_limit(pending)
+            return
+        limit = self.worker.output_limit
+        if limit and pending > limit:
+            log.warning("closing client %d: %d bytes of unread messages", self.client_id, pending)
+            self.abort()
 
     def check_pubsub_limit(self, pending: int) -> None:
         """client-output-buffer-limit pubsub: a subscriber that does not read is cut off

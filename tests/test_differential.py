@@ -955,6 +955,14 @@ case("client-reply-off-then-skip",
                    ("CLIENT", "REPLY", "ON"), ("GET", "c")), 2))
 case("client-help", C("CLIENT", "HELP"), C("CLIENT", "NO-TOUCH", "on"), C("CLIENT", "NO-EVICT", "maybe"),
      C("CLIENT", "NO-EVICT", "on"), C("CLIENT", "GETREDIR"))
+case("client-kill-errors", C("CLIENT", "KILL", "1.2.3.4:5"), C("CLIENT", "KILL", "ADDR", "1.2.3.4:5"),
+     C("CLIENT", "KILL", "TYPE", "pubsub"), C("CLIENT", "KILL", "TYPE", "bogus"), C("CLIENT", "KILL", "SKIPME", "maybe"),
+     C("CLIENT", "KILL", "ID", "abc"), C("CLIENT", "KILL", "ID", "0"), C("CLIENT", "KILL", "ID", "99999999"),
+     C("CLIENT", "KILL", "USER", "nobody"), C("CLIENT", "KILL", "BOGUS", "x"), C("CLIENT", "KILL", "ADDR"),
+     C("CLIENT", "KILL", "MAXAGE", "x"), C("CLIENT", "KILL", "LADDR", "1.2.3.4:5", "SKIPME", "no"),
+     C("CLIENT", "LIST", "TYPE", "bogus"), C("CLIENT", "LIST", "ID", "x"), C("CLIENT", "LIST", "ID", "0"),
+     C("CLIENT", "LIST", "BOGUS"), C("CLIENT", "PAUSE", "x"), C("CLIENT", "PAUSE", "-1"),
+     C("CLIENT", "PAUSE", "10", "bogus"), C("CLIENT", "UNPAUSE"))
 case("client-reply-errors", C("CLIENT", "REPLY", "MAYBE"), C("CLIENT", "REPLY"), C("CLIENT", "REPLY", "ON", "x"))
 case("client-reply-unknown-command-silent",
      Raw(_pipeline(("CLIENT", "REPLY", "OFF"), ("NOSUCH",), ("GET",), ("CLIENT", "REPLY", "ON"), ("PING",)), 2))

@@ -270,7 +270,7 @@ def _client_list(ctx: Context, argv: list[bytes]) -> bytes:
         chosen = []
         for arg in argv[3:]:
             number = int_arg(arg)
-            if number is None or number <= 0:
+            if number is None:
                 return b"-ERR Invalid client ID\r\n"
             if number in clients:
                 chosen.append(clients[number])
@@ -317,7 +317,7 @@ def _client_kill(ctx: Context, argv: list[bytes]) -> bytes:
         elif name == b"maxage":
             number = int_arg(value)
             if number is None:
-                return ERR_NOT_INT
+                return ERR_SYNTAX
             wanted[name] = number
         else:
             return ERR_SYNTAX
@@ -467,7 +467,7 @@ def _client_pause(ctx: Context, argv: list[bytes]) -> bytes:
     if len(argv) == 4:
         mode = argv[3].lower()
         if mode not in (b"write", b"all"):
-            return ERR_SYNTAX
+            return b"-ERR CLIENT PAUSE mode must be WRITE or ALL\r\n"
         pause_all = mode == b"all"
     ctx.executor.pause(time.monotonic() + timeout / 1000, pause_all)
     return OK
