@@ -8,6 +8,7 @@ kill -9, and a BGREWRITEAOF round trip (XADD per entry, then XSETID)."""
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     C,
     Case,
     Cases,
+    ScanAll,
     Servers,
     check_case,
     check_survived,
@@ -203,10 +205,36 @@ arity("XSETID", "k")
 
 case("keyspace", *RANGE_SETUP, C("COPY", "k", "k2"), C("XADD", "k2", "9-9", "z", "z"), C("XLEN", "k"),
      C("XLEN", "k2"), C("RENAME", "k2", "k3"), C("XRANGE", "k3", "-", "+", "COUNT", "1"), C("TYPE", "k3"),
-     C("SCAN", "0", "TYPE", "stream"), C("DEL", "k"), C("EXISTS", "k"), C("EXPIRE", "k3", "100"), C("TTL", "k3"))
+     C("SET", "str", "x"), ScanAll(("TYPE", "stream")), C("DEL", "k"), C("EXISTS", "k"), C("EXPIRE", "k3", "100"), C("TTL", "k3"))
 case("copy-independent", *fill("k", 150), C("XDEL", "k", "120-1"), C("COPY", "k", "c"),
      C("XTRIM", "c", "MAXLEN", "~", "10"), C("XLEN", "c"), C("XLEN", "k"), C("XSETID", "k", "200-0"),
      C("XADD", "c", "151-*", "a", "1"))
+def _random_mix(seed: int, steps: int) -> list[Any]:
+    """XADD (with and without trims), XDEL and XTRIM with explicit IDs, seeded: Redis's
+    node packing, tombstones and trims against the emulation."""
+    rng = random.Random(seed)
+    out: list[Any] = []
+    next_ms = 1
+    for _ in range(steps):
+        roll = rng.random()
+        if roll < 0.6:
+            trim: list[str] = []
+            if rng.random() < 0.1:
+                trim = [rng.choice(["MAXLEN", "MINID"]), rng.choice(["~", "=", "~"])]
+                trim.append(str(rng.randrange(0, 200)) if trim[0] == "MAXLEN" else str(next_ms - rng.randrange(0, 300)))
+            out.append(C("XADD", "k", *trim, f"{next_ms}-0", "f", "v"))
+            next_ms += 1
+        elif roll < 0.95:
+            out.append(C("XDEL", "k", *[f"{rng.randrange(1, next_ms + 1)}-0" for _ in range(rng.randrange(1, 8))]))
+        else:
+            strategy = rng.choice(["MAXLEN", "MINID"])
+            value = str(rng.randrange(0, 150)) if strategy == "MAXLEN" else str(next_ms - rng.randrange(0, 300))
+            out.append(C("XTRIM", "k", strategy, "~", value, *rng.choice([[], ["LIMIT", "100"], ["LIMIT", "250"]])))
+    return [*out, C("XLEN", "k"), C("XRANGE", "k", "-", "+", "COUNT", "3"), C("XREVRANGE", "k", "+", "-", "COUNT", "3")]
+
+
+for seed in range(3):
+    case(f"random-mix-{seed}", *_random_mix(seed, 700))
 case("multi", C("MULTI"), C("XADD", "k", "1-1", "a", "1"), C("XADD", "k", "0-0", "a", "1"), C("XLEN", "k"),
      C("XRANGE", "k", *ALL), C("EXEC"))
 
@@ -274,9 +302,12 @@ def _workload(c: RawClient) -> None:
         c.call("XADD", "minid", f"{i}-0", "f", "v")
     c.call("XTRIM", "minid", "MINID", "~", "110")
     c.call("XTRIM", "minid", "MAXLEN", "5")
+    for i in range(1, 301):
+        c.call("XADD", "lim", f"{i}-0", "f", "v")
+    c.call("XTRIM", "lim", "MAXLEN", "~", "0", "LIMIT", "150")  # logged with `=` and LIMIT
 
 
-KEYS = ["big", "auto", "part", "emptied", "zero", "ttl", "set", "minid", "nokey"]
+KEYS = ["big", "auto", "part", "emptied", "zero", "ttl", "set", "minid", "lim", "nokey"]
 
 
 def _next_ids(port: int, probes: list[tuple[str, str]]) -> list[bytes]:
@@ -299,6 +330,7 @@ def test_aof_kill_and_rewrite(tmp_path: Path) -> None:
         approx = [argv for argv in xadds if b"MAXLEN" in argv and argv[3] != b"0"]
         assert approx and approx[0][3:5] == [b"=", b"51"], approx
         assert [b"XTRIM", b"minid", b"MINID", b"=", b"101-0"] in logged
+        assert [b"XTRIM", b"lim", b"MAXLEN", b"=", b"200", b"LIMIT", b"150"] in logged  # replayed without LIMIT
         kill_hard(server)
         server = start_kvred(tmp_path, appendfsync="always")
         assert _streams(server.port, KEYS) == expected

@@ -2,22 +2,10 @@
 XDEL, XTRIM, XSETID. Not here yet (issue 15): consumer groups (XGROUP, XREADGROUP,
 XACK, XPENDING, XCLAIM, XAUTOCLAIM), XREAD (and blocking reads), XINFO.
 
-A stream is a `Stream`: its entries in a SortedDict keyed by ID, `(ms, seq)`, each
-entry's field/value pairs as one flat tuple, so a range costs O(log N) to find plus
-O(count) to read; and Redis 7.0's bookkeeping: `last_id` (last-generated-id),
-`entries_added`, `max_deleted_id` (max-deleted-entry-id). An empty stream is a valid
-key: streams are not deleted when they empty (XDEL, XTRIM, XADD MAXLEN 0).
-
-Approximate trimming (`~`) removes whole listpack nodes only, so its result depends on
-how Redis packed the entries. `Stream.nodes` emulates that packing: a new node starts
-once the last one holds STREAM_NODE_MAX_ENTRIES entries, live or deleted (Redis's
-stream-node-max-entries, default 100); XDEL leaves a tombstone in its node, and a node
-whose entries are all deleted goes away. Where this may differ from Redis: Redis also
-starts a new node once a node's listpack passes stream-node-max-bytes (4096 bytes), which
-this emulation does not compute, so with large entries (more than about 40 bytes each)
-Redis's nodes are smaller and `~` may trim more in Redis; and after an AOF load both
-servers repack the entries, so the packing (and a later `~`) can differ from before the
-restart, in Redis too.
+A stream is a `Stream` (kvred/stream.py: the entries in ID order, Redis's node packing
+that approximate trimming depends on, and where that emulation may differ from Redis).
+An empty stream is a valid key: streams are not deleted when they empty (XDEL, XTRIM,
+XADD MAXLEN 0).
 
 What is logged, as Redis propagates it: XADD with the ID it generated in place of `*`
 or `ms-*`; an approximate trim (XADD or XTRIM with `~`) with `=` and the exact length
@@ -30,28 +18,36 @@ max-deleted-id, as Redis's rewriteStreamObject does.
 
 from __future__ import annotations
 
-import bisect
-import re
 from collections.abc import Iterator
 from itertools import islice
 
-from sortedcontainers import SortedDict
-
 from .. import resp
 from ..notify import NOTIFY_STREAM
+from ..stream import (
+    MAX_ID,
+    MIN_ID,
+    STREAM_NODE_MAX_ENTRIES,
+    TRIM_MAXLEN,
+    TRIM_MINID,
+    TRIM_NONE,
+    U64_MAX,
+    Stream,
+    StreamID,
+    decr_id,
+    format_id,
+    incr_id,
+    parse_interval_id,
+    parse_stream_id,
+    parse_strict_id,
+)
 from ..valuetypes import ValueType, register_type
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg, wrong_arity
 
-__all__ = ["Stream", "STREAM_TYPES", "StreamID", "parse_stream_id", "STREAM_NODE_MAX_ENTRIES"]
+__all__ = ["STREAM_TYPES"]
 
-StreamID = tuple[int, int]
-U64_MAX = 2**64 - 1
-MIN_ID: StreamID = (0, 0)
-MAX_ID: StreamID = (U64_MAX, U64_MAX)
-STREAM_NODE_MAX_ENTRIES = 100  # Redis's stream-node-max-entries default
+STREAM_TYPES = (Stream,)
 # `~` without LIMIT trims at most this many entries (Redis: 100 * stream-node-max-entries)
 APPROX_TRIM_DEFAULT_LIMIT = 100 * STREAM_NODE_MAX_ENTRIES
-STREAM_ID_MAX_LEN = 127  # Redis parses an ID in a 128-byte buffer
 
 ERR_INVALID_ID = b"-ERR Invalid stream ID specified as stream command argument\r\n"
 ERR_XADD_SMALLER = b"-ERR The ID specified in XADD is equal or smaller than the target stream top item\r\n"
@@ -77,188 +73,6 @@ ERR_SETID_ENTRIES_ADDED = (
 )
 NULL_ARRAY = {False: b"*-1\r\n", True: b"_\r\n"}
 ZERO = b":0\r\n"
-
-TRIM_NONE, TRIM_MAXLEN, TRIM_MINID = 0, 1, 2
-
-
-class _Node:
-    """One of Redis's listpack nodes: the ID it was created with (its rax key), the last
-    ID put in it, and how many of its entries are live and deleted."""
-
-    __slots__ = ("master", "last", "live", "deleted")
-
-    def __init__(self, master: StreamID) -> None:
-        self.master = master
-        self.last = master
-        self.live = 0
-        self.deleted = 0
-
-    def clone(self) -> _Node:
-        node = _Node(self.master)
-        node.last, node.live, node.deleted = self.last, self.live, self.deleted
-        return node
-
-
-class Stream:
-    """A stream value: entries (ID -> flat field/value tuple) in ID order, the emulated
-    node packing, and Redis 7.0's last-id, entries-added and max-deleted-id."""
-
-    __slots__ = ("entries", "nodes", "last_id", "entries_added", "max_deleted_id")
-
-    def __init__(self) -> None:
-        self.entries: SortedDict = SortedDict()
-        self.nodes: list[_Node] = []
-        self.last_id: StreamID = MIN_ID
-        self.entries_added = 0
-        self.max_deleted_id: StreamID = MIN_ID
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def append(self, sid: StreamID, fields: tuple[bytes, ...]) -> None:
-        """streamAppendItem, once the ID is known to be above last_id."""
-        nodes = self.nodes
-        if not nodes or nodes[-1].live + nodes[-1].deleted >= STREAM_NODE_MAX_ENTRIES:
-            nodes.append(_Node(sid))
-        node = nodes[-1]
-        node.live += 1
-        node.last = sid
-        self.entries[sid] = fields
-        self.last_id = sid
-        self.entries_added += 1
-
-    def delete(self, sid: StreamID) -> bool:
-        """streamDeleteItem: a tombstone in its node; the node goes once all are deleted."""
-        if sid not in self.entries:
-            return False
-        del self.entries[sid]
-        nodes = self.nodes
-        at = bisect.bisect_right(nodes, sid, key=lambda node: node.master) - 1
-        node = nodes[at]
-        node.live -= 1
-        node.deleted += 1
-        if node.live == 0:
-            del nodes[at]
-        return True
-
-    def trim(self, strategy: int, maxlen: int, minid: StreamID, approx: bool, limit: int) -> int:
-        """streamTrim: whole nodes from the head while they may all go, then (exact
-        trimming only) entries of the next node; the number of entries removed."""
-        entries, nodes = self.entries, self.nodes
-        removed = 0
-        while nodes:
-            if strategy == TRIM_MAXLEN and len(entries) <= maxlen:
-                break
-            node = nodes[0]
-            live = node.live
-            if limit and removed + live > limit:
-                break
-            if strategy == TRIM_MAXLEN:
-                whole = len(entries) - live >= maxlen
-            else:
-                whole = node.last < minid
-            if whole:
-                for _ in range(live):
-                    entries.popitem(0)
-                del nodes[0]
-                removed += live
-                continue
-            if approx:
-                break
-            count = 0
-            if strategy == TRIM_MAXLEN:
-                count = len(entries) - maxlen
-                for _ in range(count):
-                    entries.popitem(0)
-            else:
-                while entries and entries.peekitem(0)[0] < minid:
-                    entries.popitem(0)
-                    count += 1
-            node.live -= count
-            node.deleted += count
-            removed += count
-            break
-        return removed
-
-
-STREAM_TYPES = (Stream,)
-
-
-# --- IDs ---------------------------------------------------------------------------------
-
-_STRTOULL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
-
-
-def _string2ull(text: bytes) -> int | None:
-    """Redis's string2ull: string2ll for a non-negative value, else strtoull's reading
-    (leading spaces, a sign, leading zeros; a minus wraps modulo 2**64)."""
-    value = int_arg(text)
-    if value is not None:
-        return value if value >= 0 else None
-    match = _STRTOULL.fullmatch(text)
-    if match is None:
-        return None
-    value = int(match.group(2))
-    if value > U64_MAX:
-        return None
-    return (-value) % (U64_MAX + 1) if match.group(1) == b"-" else value
-
-
-def parse_stream_id(arg: bytes, missing_seq: int, strict: bool, seq_star: bool = False
-                    ) -> tuple[StreamID, bool] | None:
-    """streamGenericParseIDOrReply: (id, whether the sequence was given) or None.
-    `strict` refuses `-` and `+`; `seq_star` accepts XADD's `ms-*`."""
-    if len(arg) > STREAM_ID_MAX_LEN:
-        return None
-    arg = arg.split(b"\0", 1)[0]  # Redis reads the argument as a C string
-    if arg == b"-" or arg == b"+":
-        if strict:
-            return None
-        return (MIN_ID if arg == b"-" else MAX_ID), True
-    ms_text, dash, seq_text = arg.partition(b"-")
-    ms = _string2ull(ms_text)
-    if ms is None:
-        return None
-    if not dash:
-        return (ms, missing_seq), True
-    if seq_star and seq_text == b"*":
-        return (ms, 0), False
-    seq = _string2ull(seq_text)
-    if seq is None:
-        return None
-    return (ms, seq), True
-
-
-def _parse_strict(arg: bytes) -> StreamID | None:
-    parsed = parse_stream_id(arg, 0, True)
-    return None if parsed is None else parsed[0]
-
-
-def _parse_interval(arg: bytes, missing_seq: int) -> tuple[StreamID, bool] | None:
-    """streamParseIntervalIDOrReply: (id, exclusive) for XRANGE's `(id` bounds."""
-    if len(arg) > 1 and arg[:1] == b"(":
-        parsed = parse_stream_id(arg[1:], missing_seq, True)
-        return None if parsed is None else (parsed[0], True)
-    parsed = parse_stream_id(arg, missing_seq, False)
-    return None if parsed is None else (parsed[0], False)
-
-
-def _incr_id(sid: StreamID) -> StreamID | None:
-    ms, seq = sid
-    if seq < U64_MAX:
-        return ms, seq + 1
-    return None if ms == U64_MAX else (ms + 1, 0)
-
-
-def _decr_id(sid: StreamID) -> StreamID | None:
-    ms, seq = sid
-    if seq > 0:
-        return ms, seq - 1
-    return None if ms == 0 else (ms - 1, U64_MAX)
-
-
-def format_id(sid: StreamID) -> bytes:
-    return b"%d-%d" % sid
 
 
 # --- replies -------------------------------------------------------------------------------
@@ -338,7 +152,7 @@ def _parse_add_trim(ctx: Context, argv: list[bytes], xadd: bool) -> _TrimArgs | 
                 args.maxlen = maxlen
                 args.strategy = TRIM_MAXLEN
             else:
-                minid = _parse_strict(argv[i + 1])
+                minid = parse_strict_id(argv[i + 1])
                 if minid is None:
                     return ERR_INVALID_ID
                 args.minid = minid
@@ -422,7 +236,7 @@ def xadd(ctx: Context, argv: list[bytes]) -> bytes:
         return ERR_EXHAUSTED
     if not args.id_given:  # `*`: streamNextID
         now = keyspace.databases.now_ms()
-        sid = (now, 0) if now > last[0] else _incr_id(last)
+        sid = (now, 0) if now > last[0] else incr_id(last)
     elif args.seq_given:
         sid = args.id
     elif args.id[0] == last[0]:  # `ms-*` on the last ID's millisecond
@@ -456,24 +270,29 @@ def xadd(ctx: Context, argv: list[bytes]) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(text), text)
 
 
+def _range_bound(arg: bytes, start: bool) -> StreamID | bytes:
+    """An XRANGE bound as an inclusive ID: an incomplete start ID is `ms-0`, an end one
+    `ms-<max>`; an exclusive `(id` moves one ID inwards (an error where it cannot)."""
+    parsed = parse_interval_id(arg, 0 if start else U64_MAX)
+    if parsed is None:
+        return ERR_INVALID_ID
+    sid, exclusive = parsed
+    if not exclusive:
+        return sid
+    moved = incr_id(sid) if start else decr_id(sid)
+    if moved is None:
+        return ERR_START_ID if start else ERR_END_ID
+    return moved
+
+
 def _xrange(ctx: Context, argv: list[bytes], rev: bool) -> bytes:
     start_arg, end_arg = (argv[3], argv[2]) if rev else (argv[2], argv[3])
-    parsed = _parse_interval(start_arg, 0)
-    if parsed is None:
-        return ERR_INVALID_ID
-    start: StreamID | None = parsed[0]
-    if parsed[1]:
-        start = _incr_id(parsed[0])
-        if start is None:
-            return ERR_START_ID
-    parsed = _parse_interval(end_arg, U64_MAX)
-    if parsed is None:
-        return ERR_INVALID_ID
-    end: StreamID | None = parsed[0]
-    if parsed[1]:
-        end = _decr_id(parsed[0])
-        if end is None:
-            return ERR_END_ID
+    start = _range_bound(start_arg, True)
+    if isinstance(start, bytes):
+        return start
+    end = _range_bound(end_arg, False)
+    if isinstance(end, bytes):
+        return end
     count = -1
     j = 4
     argc = len(argv)
@@ -523,7 +342,7 @@ def xdel(ctx: Context, argv: list[bytes]) -> bytes:
         return ZERO
     ids: list[StreamID] = []
     for arg in argv[2:]:  # every ID is checked before any is deleted
-        sid = _parse_strict(arg)
+        sid = parse_strict_id(arg)
         if sid is None:
             return ERR_INVALID_ID
         ids.append(sid)
@@ -562,7 +381,7 @@ def xtrim(ctx: Context, argv: list[bytes]) -> bytes:
 
 @command("xsetid", -3, "write denyoom fast", (1, 1, 1))
 def xsetid(ctx: Context, argv: list[bytes]) -> bytes:
-    sid = _parse_strict(argv[2])
+    sid = parse_strict_id(argv[2])
     if sid is None:
         return ERR_INVALID_ID
     entries_added = -1
@@ -580,7 +399,7 @@ def xsetid(ctx: Context, argv: list[bytes]) -> bytes:
                 return ERR_ENTRIES_ADDED_NEGATIVE
             entries_added = number
         elif opt == b"maxdeletedid" and more:
-            given = _parse_strict(argv[i + 1])
+            given = parse_strict_id(argv[i + 1])
             if given is None:
                 return ERR_INVALID_ID
             if sid < given:
