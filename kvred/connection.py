@@ -422,8 +422,11 @@ class Connection(asyncio.Protocol):
             self.unwatch()
             return resp.OK
         if name == "quit":
+            # through the writer, which forgets the client before the +OK is written: once
+            # the client has read it, no other client sees it subscribed, blocked or watching
             self.closing = True
-            return resp.OK
+            self.worker.forward_run(self, [argv], _request_bytes(argv))
+            return None
         if name == "reset":
             # as Redis: leave MULTI, back to RESP2, no name, database 0, nothing watched, and
             # authenticated only if no password is set

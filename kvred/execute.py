@@ -500,6 +500,12 @@ class Executor:
                 return error
         handler = cmd.handler
         if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
+            if cmd.name == "quit":  # ...but QUIT comes here first (kvred/connection.py)
+                client = self.ctx.client
+                if client.watched:
+                    unwatch_all(client)
+                self.forget_client(client)
+                return resp.OK
             return ERR_CONNECTION_COMMAND
         if cmd.write and self.refusing:
             return self.misconf_error()
