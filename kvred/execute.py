@@ -536,7 +536,7 @@ class Executor:
         if cmd.write:
             if reply[:1] != b"-":  # a refused write changed nothing
                 if cmd.name in ("flushdb", "flushall"):
-                    self.tracking.flushed()
+                    own = self.tracking.flushed(client)
                 else:
                     own = self.tracking.changed(command_keys(cmd, argv), client)
         elif state is not None and "readonly" in cmd.flags:

@@ -31,7 +31,7 @@ INVALIDATE_CHANNEL = b"__redis__:invalidate"
 class TrackingState:
     """One client's CLIENT TRACKING options."""
 
-    __slots__ = ("bcast", "optin", "optout", "noloop", "redirect", "prefixes", "caching")
+    __slots__ = ("bcast", "optin", "optout", "noloop", "redirect", "prefixes", "caching", "broken")
 
     def __init__(self) -> None:
         self.bcast = False
@@ -41,6 +41,7 @@ class TrackingState:
         self.redirect = 0  # client id, 0: none
         self.prefixes: list[bytes] = []
         self.caching: bool | None = None  # CLIENT CACHING yes/no, for the next command
+        self.broken = False  # a message found the redirect client gone
 
 
 def _bulk(data: bytes) -> bytes:
@@ -105,7 +106,7 @@ class Tracking:
         messages for `by` itself, which go after its command's reply (as Redis 7 sends
         a client's own invalidations once its reply is written)."""
         by_id = by.id if by is not None else 0
-        own = []
+        own: list[bytes] = []
         table = self.table
         for key in keys:
             if self.prefixes:
@@ -119,18 +120,18 @@ class Tracking:
                     continue
                 if client.tracking.noloop and client_id == by_id:
                     continue
-                if client_id == by_id and not client.tracking.redirect and client.resp == 3:
-                    own.append(b">2\r\n$10\r\ninvalidate\r\n*1\r\n" + _bulk(key))
-                    continue
-                self._send(client, b"*1\r\n" + _bulk(key))
+                self._send(client, b"*1\r\n" + _bulk(key), own if client_id == by_id else None, by)
         return b"".join(own)
 
-    def flushed(self) -> None:
-        """FLUSHDB/FLUSHALL: every tracking client gets a null invalidation."""
+    def flushed(self, by: Any) -> bytes:
+        """FLUSHDB/FLUSHALL by client `by`: every tracking client gets a null invalidation
+        (those for `by` are returned, to go after its reply)."""
         self.table.clear()
         self.pending.clear()
+        own: list[bytes] = []
         for client in list(self.clients.values()):
-            self._send(client, None)
+            self._send(client, None, own, by)
+        return b"".join(own)
 
     def flush_broadcasts(self) -> None:
         """BCAST: one message per client with the keys changed under its prefixes."""
@@ -146,19 +147,29 @@ class Tracking:
 
     # ---------------------------------------------------------------- messages
 
-    def _send(self, client: Any, keys: bytes | None) -> None:
-        """Redis's sendTrackingMessage: to the client (RESP3) or to its redirect."""
+    def _send(self, client: Any, keys: bytes | None, own: list[bytes] | None = None, by: Any = None) -> None:
+        """Redis's sendTrackingMessage: to the client (RESP3) or to its redirect. A message
+        for `by`, the client whose command caused it, goes to `own` (after its reply)."""
+        push = self.push
+        if own is not None:
+            def push(target: Any, frame: bytes) -> None:
+                if target is by:
+                    own.append(frame)
+                else:
+                    self.push(target, frame)
         target = client
         redirect = client.tracking.redirect if client.tracking is not None else 0
         if redirect:
             target = self.client_by_id(redirect)
             if target is None:
-                if client.resp == 3:  # the redirect target left
-                    self.push(client, b">2\r\n$19\r\ntracking-redir-broken\r\n:%d\r\n" % redirect)
+                if client.tracking is not None:
+                    client.tracking.broken = True  # (TRACKINGINFO's broken_redirect from now on)
+                if client.resp == 3:  # the redirect target left: said with every message lost
+                    push(client, b">2\r\n$21\r\ntracking-redir-broken\r\n:%d\r\n" % redirect)
                 return
         if target.resp == 3:
             body = keys if keys is not None else b"_\r\n"
-            self.push(target, b">2\r\n$10\r\ninvalidate\r\n" + body)
+            push(target, b">2\r\n$10\r\ninvalidate\r\n" + body)
         elif redirect and INVALIDATE_CHANNEL in target.channels:
             body = keys if keys is not None else b"$-1\r\n"
-            self.push(target, b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n" + body)
+            push(target, b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n" + body)

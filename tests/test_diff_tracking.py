@@ -11,6 +11,7 @@ one asks its connection with CLIENT ID and only what the server answers is compa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -101,8 +102,6 @@ def noloop_and_expiry(a: RawClient, b: RawClient) -> list[bytes]:
 
 
 def _wait_gone(conn: RawClient, key: str) -> bool:
-    import time
-
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if cmd(conn, "EXISTS", key) == b":0\r\n":
@@ -140,6 +139,31 @@ def redirect_resp2(a: RawClient, b: RawClient) -> list[bytes]:
     return out
 
 
+def redirect_broken(a: RawClient, b: RawClient) -> list[bytes]:
+    """The redirect target leaves: the tracking client is told (RESP3) with each message lost."""
+    target = client_id(b)
+    out = [cmd(a, "HELLO", "3")[:1], cmd(a, "CLIENT", "TRACKING", "on", "redirect", target), cmd(a, "GET", "k")]
+    b.close()
+    deadline = time.monotonic() + 5
+    while b"id=%d " % target in cmd(a, "CLIENT", "LIST"):
+        assert time.monotonic() < deadline, "the server did not notice the redirect client leave"
+    out += [cmd(a, "CLIENT", "TRACKINGINFO"), cmd(a, "SET", "k", "v"), pushed(a), cmd(a, "CLIENT", "TRACKINGINFO")]
+    out += [cmd(a, "GET", "k"), cmd(a, "FLUSHALL"), pushed(a)]
+    ids = (b":%d\r\n" % target, b"$%d\r\n%d\r\n" % (len(str(target)), target))
+    return [part.replace(ids[0], b":<id>\r\n").replace(ids[1], b"$<id>") for part in out]
+    return out
+
+
+def own_writes(a: RawClient, b: RawClient) -> list[bytes]:
+    """A tracking client's own write and FLUSHALL: where its invalidations go in its replies."""
+    out = [cmd(a, "HELLO", "3")[:1], cmd(a, "CLIENT", "TRACKING", "on"), cmd(a, "GET", "k")]
+    a.send(encode_command("SET", "k", "1") + encode_command("PING"))
+    out += [a.read_reply(), a.read_reply(), a.read_reply()]
+    a.send(encode_command("FLUSHALL") + encode_command("PING"))
+    out += [a.read_reply(), a.read_reply(), a.read_reply()]
+    return out
+
+
 SCENARIOS: dict[str, Scenario] = {
     "option-errors": option_errors,
     "default-mode": default_mode,
@@ -147,6 +171,8 @@ SCENARIOS: dict[str, Scenario] = {
     "optin-optout": optin_optout,
     "bcast": bcast,
     "redirect-resp2": redirect_resp2,
+    "redirect-broken": redirect_broken,
+    "own-writes": own_writes,
 }
 
 

@@ -445,7 +445,7 @@ def _client_trackinginfo(ctx: Context) -> bytes:
             flags.append(b"caching-yes" if state.caching else b"caching-no")
         if state.noloop:
             flags.append(b"noloop")
-        if state.redirect and state.redirect not in ctx.server.clients:
+        if state.broken:
             flags.append(b"broken_redirect")
         redirect, prefixes = state.redirect, sorted(state.prefixes)  # a radix tree in Redis
     flags_reply = b"%c%d\r\n" % (126 if ctx.resp3 else 42, len(flags)) + b"".join(map(resp.bulk, flags))  # ~: a set
