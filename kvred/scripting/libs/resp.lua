@@ -118,6 +118,15 @@ function M.to_resp(value, script_resp, client3, limit)
     if #value + 32 <= limit then return '$' .. #value .. '\r\n' .. value .. '\r\n' end
   elseif t == 'nil' then
     return client3 and '_\r\n' or '$-1\r\n'
+  elseif t == 'table' then
+    -- a status or error table (what redis.call('SET', ...) returns) reads the same under
+    -- either setresp: no need to ask Python which one the script chose
+    local field = rawget(value, 'err')
+    if type(field) == 'string' then return '-' .. one_line(field) .. '\r\n' end
+    if field == nil then
+      field = rawget(value, 'ok')
+      if type(field) == 'string' then return '+' .. one_line(field) .. '\r\n' end
+    end
   end
   if type(script_resp) ~= 'number' then script_resp = script_resp() end
   return full_to_resp(value, script_resp, client3, limit)
