@@ -1,6 +1,6 @@
 """Stream commands (Redis's t_stream.c), the first part: XADD, XRANGE, XREVRANGE, XLEN,
-XDEL, XTRIM, XSETID. Not here yet (issue 15): consumer groups (XGROUP, XREADGROUP,
-XACK, XPENDING, XCLAIM, XAUTOCLAIM), XREAD (and blocking reads), XINFO.
+XDEL, XTRIM, XSETID; XREAD is in kvred/commands/stream_read.py. Not here yet (issue 15):
+consumer groups (XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM), XINFO.
 
 A stream is a `Stream` (kvred/stream.py: the entries in ID order, Redis's node packing
 that approximate trimming depends on, and where that emulation may differ from Redis).
@@ -43,7 +43,7 @@ from ..stream import (
 from ..valuetypes import ValueType, register_type
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg, wrong_arity
 
-__all__ = ["STREAM_TYPES"]
+__all__ = ["STREAM_TYPES", "range_reply"]
 
 STREAM_TYPES = (Stream,)
 # `~` without LIMIT trims at most this many entries (Redis: 100 * stream-node-max-entries)
@@ -86,7 +86,7 @@ def _entry_reply(sid: StreamID, fields: tuple[bytes, ...]) -> bytes:
     return b"".join(parts)
 
 
-def _range_reply(ctx: Context, entries: Iterator[tuple[StreamID, tuple[bytes, ...]]]) -> bytes:
+def range_reply(ctx: Context, entries: Iterator[tuple[StreamID, tuple[bytes, ...]]]) -> bytes:
     limit = ctx.output_limit
     size = 0
     parts: list[bytes] = []
@@ -249,9 +249,11 @@ def xadd(ctx: Context, argv: list[bytes]) -> bytes:
         return ERR_XADD_SMALLER
     stream.append(sid, tuple(argv[field_pos:]))
     if created:
-        keyspace.set_key(key, stream)
+        keyspace.set_key(key, stream)  # signals the key ready if clients wait on it
     else:
         keyspace.modified(key)
+        if keyspace.blocking and key in keyspace.blocking:  # XREAD BLOCK on an existing stream
+            ctx.databases.ready_keys.append((keyspace, key))
     notify = keyspace.notify_flags
     if notify:
         keyspace.notify(NOTIFY_STREAM, b"xadd", key)
@@ -314,7 +316,7 @@ def _xrange(ctx: Context, argv: list[bytes], rev: bool) -> bytes:
     ids = entries.irange(start, end, reverse=rev)
     if count > 0:
         ids = islice(ids, count)
-    return _range_reply(ctx, ((sid, entries[sid]) for sid in ids))
+    return range_reply(ctx, ((sid, entries[sid]) for sid in ids))
 
 
 @command("xrange", -4, "readonly", (1, 1, 1))
