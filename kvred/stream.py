@@ -31,8 +31,12 @@ from .resp import parse_strict_int
 __all__ = [
     "Stream",
     "StreamID",
+    "ConsumerGroup",
+    "Consumer",
+    "NACK",
     "parse_stream_id",
     "parse_strict_id",
+    "parse_strict_ids",
     "parse_interval_id",
     "incr_id",
     "decr_id",
@@ -41,6 +45,9 @@ __all__ = [
     "MIN_ID",
     "MAX_ID",
     "STREAM_NODE_MAX_ENTRIES",
+    "SCG_INVALID_ENTRIES_READ",
+    "estimate_entries_read",
+    "range_has_tombstones",
     "TRIM_NONE",
     "TRIM_MAXLEN",
     "TRIM_MINID",
@@ -78,7 +85,7 @@ class Stream:
     """A stream value: entries (ID -> flat field/value tuple) in ID order, the emulated
     node packing, and Redis 7.0's last-id, entries-added and max-deleted-id."""
 
-    __slots__ = ("entries", "nodes", "last_id", "entries_added", "max_deleted_id")
+    __slots__ = ("entries", "nodes", "last_id", "entries_added", "max_deleted_id", "groups")
 
     def __init__(self) -> None:
         self.entries: SortedDict = SortedDict()
@@ -86,6 +93,7 @@ class Stream:
         self.last_id: StreamID = MIN_ID
         self.entries_added = 0
         self.max_deleted_id: StreamID = MIN_ID
+        self.groups: dict[bytes, ConsumerGroup] = {}  # name -> group (Redis keeps them sorted)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -156,6 +164,97 @@ class Stream:
         return removed
 
 
+# --- consumer groups -----------------------------------------------------------------
+
+SCG_INVALID_ENTRIES_READ = -1
+
+
+class NACK:
+    """A pending entry (Redis's streamNACK): delivered, not yet acknowledged."""
+
+    __slots__ = ("delivery_time", "delivery_count", "consumer")
+
+    def __init__(self, consumer: Consumer | None, now_ms: int) -> None:
+        self.delivery_time = now_ms
+        self.delivery_count = 1
+        self.consumer = consumer  # None only while XCLAIM FORCE creates it
+
+
+class Consumer:
+    """A consumer of a group: when it was last seen, and its own pending entries (the
+    same NACK objects as the group's PEL)."""
+
+    __slots__ = ("name", "seen_time", "pel")
+
+    def __init__(self, name: bytes, now_ms: int) -> None:
+        self.name = name
+        self.seen_time = now_ms
+        self.pel: SortedDict = SortedDict()  # StreamID -> NACK
+
+
+class ConsumerGroup:
+    """A consumer group (Redis's streamCG): the last ID delivered, how many entries it
+    has read (SCG_INVALID_ENTRIES_READ: not known), its PEL and its consumers."""
+
+    __slots__ = ("last_id", "entries_read", "pel", "consumers")
+
+    def __init__(self, last_id: StreamID, entries_read: int) -> None:
+        self.last_id = last_id
+        self.entries_read = entries_read
+        self.pel: SortedDict = SortedDict()  # StreamID -> NACK
+        self.consumers: dict[bytes, Consumer] = {}
+
+    def consumer(self, name: bytes, now_ms: int) -> tuple[Consumer, bool]:
+        """The consumer `name`, seen now, created if new: (consumer, whether created)."""
+        found = self.consumers.get(name)
+        if found is not None:
+            found.seen_time = now_ms
+            return found, False
+        created = self.consumers[name] = Consumer(name, now_ms)
+        return created, True
+
+    def clone(self) -> ConsumerGroup:
+        group = ConsumerGroup(self.last_id, self.entries_read)
+        for name, old in self.consumers.items():
+            consumer = group.consumers[name] = Consumer(name, old.seen_time)
+            for sid, nack in old.pel.items():
+                copy = NACK(consumer, nack.delivery_time)
+                copy.delivery_count = nack.delivery_count
+                consumer.pel[sid] = copy
+                group.pel[sid] = copy
+        return group
+
+
+def estimate_entries_read(stream: Stream, sid: StreamID) -> int:
+    """streamEstimateDistanceFromFirstEverEntry: how many entries were added up to
+    `sid`, where that can be known."""
+    if not stream.entries_added:
+        return 0
+    if not stream.entries and sid <= stream.last_id:
+        return stream.entries_added
+    if sid == stream.last_id:
+        return stream.entries_added
+    if sid > stream.last_id:
+        return SCG_INVALID_ENTRIES_READ
+    first = stream.entries.peekitem(0)[0] if stream.entries else MIN_ID
+    if stream.max_deleted_id == MIN_ID or stream.max_deleted_id < first:
+        if sid < first:
+            return stream.entries_added - len(stream)
+        if sid == first:
+            return stream.entries_added - len(stream) + 1
+    return SCG_INVALID_ENTRIES_READ
+
+
+def range_has_tombstones(stream: Stream, start: StreamID) -> bool:
+    """streamRangeHasTombstones(start, NULL): a deleted entry at or after `start`?"""
+    deleted = stream.max_deleted_id
+    if not stream.entries or deleted == MIN_ID:
+        return False
+    if stream.entries.peekitem(0)[0] > deleted:
+        return False
+    return start <= deleted
+
+
 # --- IDs -------------------------------------------------------------------------------
 
 _STRTOULL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
@@ -213,6 +312,17 @@ def parse_interval_id(arg: bytes, missing_seq: int) -> tuple[StreamID, bool] | N
         return None if parsed is None else (parsed[0], True)
     parsed = parse_stream_id(arg, missing_seq, False)
     return None if parsed is None else (parsed[0], False)
+
+
+def parse_strict_ids(args: list[bytes]) -> list[StreamID] | None:
+    """XDEL's and XACK's IDs, all checked before any is used; None if one is invalid."""
+    ids = []
+    for arg in args:
+        sid = parse_strict_id(arg)
+        if sid is None:
+            return None
+        ids.append(sid)
+    return ids
 
 
 def incr_id(sid: StreamID) -> StreamID | None:

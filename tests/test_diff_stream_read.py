@@ -7,8 +7,6 @@ served reply."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
@@ -24,15 +22,12 @@ from differential import (  # noqa: F401  (servers: the fixture)
 )
 from rawclient import encode_command
 from test_diff_blocking import READ, block, hello3
+from test_diff_streams import fill
 
 CASES = Cases()
 case, arity = CASES.case, CASES.arity
 
 NOT_YET = Silent(b"")  # the blocked first connection is still waiting
-
-
-def fill(key: str, count: int, start: int = 1) -> list[Any]:
-    return [C("XADD", key, f"{i}-1", f"f{i}", f"v{i}") for i in range(start, start + count)]
 
 
 for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):

@@ -27,7 +27,7 @@ from ..stream import MAX_ID, Stream, StreamID, format_id, incr_id, parse_strict_
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg
 from .streams import ERR_INVALID_ID, NULL_ARRAY, STREAM_TYPES, range_reply
 
-__all__ = ["XREAD_BLOCKED_DEFAULT_COUNT", "parse_block_timeout"]
+__all__ = ["XREAD_BLOCKED_DEFAULT_COUNT", "ReadArgs", "parse_read_args", "reply_or_block", "check_reply_size"]
 
 XREAD_BLOCKED_DEFAULT_COUNT = 1000  # a served client without COUNT gets at most this many
 
@@ -35,6 +35,8 @@ ERR_TIMEOUT_NOT_INT = b"-ERR timeout is not an integer or out of range\r\n"
 ERR_TIMEOUT_NEGATIVE = b"-ERR timeout is negative\r\n"
 ERR_GROUP_XREAD = b"-ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.\r\n"
 ERR_NOACK_XREAD = b"-ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.\r\n"
+ERR_MISSING_GROUP = b"-ERR Missing GROUP option for XREADGROUP\r\n"
+UNBALANCED = b"-ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.\r\n"
 ERR_GT_XREAD = (b"-ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> "
                 b"<consumer> option.\r\n")
 
@@ -50,23 +52,38 @@ def parse_block_timeout(arg: bytes) -> float | bytes:
     return ms / 1000
 
 
-def _in_script(ctx: Context) -> bool:
+def in_script(ctx: Context) -> bool:
     from ..scripting.runner import runner_of  # (the scripting package imports the command table)
 
     runner = runner_of(ctx.databases)
     return runner is not None and runner.running is not None
 
 
-def _unbalanced(name: bytes, symbol: str) -> bytes:
-    return (b"-ERR Unbalanced " + name + b" list of streams: for each stream key an ID or '"
-            + symbol.encode() + b"' must be specified.\r\n")
 
 
-@command("xread", -4, "readonly blocking movablekeys", (0, 0, 0))
-def xread(ctx: Context, argv: list[bytes]) -> bytes:
-    timeout: float | None = None
-    count = 0
-    count_arg = b"0"
+class ReadArgs:
+    """What XREAD and XREADGROUP parsed (Redis parses both in xreadCommand)."""
+
+    __slots__ = ("timeout", "count", "count_arg", "noack", "group", "consumer", "keys", "id_args")
+
+    def __init__(self) -> None:
+        self.timeout: float | None = None  # seconds; None: no BLOCK
+        self.count = 0  # 0: no limit
+        self.count_arg = b"0"
+        self.noack = False
+        self.group: bytes | None = None
+        self.consumer = b""
+        self.keys: list[bytes] = []
+        self.id_args: list[bytes] = []
+
+    def served_count(self) -> bytes:
+        """The COUNT of a served client: its own, or XREAD_BLOCKED_DEFAULT_COUNT."""
+        return self.count_arg if self.count else b"%d" % XREAD_BLOCKED_DEFAULT_COUNT
+
+
+def parse_read_args(ctx: Context, argv: list[bytes], xreadgroup: bool) -> ReadArgs | bytes:
+    """The options up to STREAMS, then the keys and their IDs, or Redis's error."""
+    args = ReadArgs()
     streams_at = 0
     argc = len(argv)
     i = 1
@@ -74,39 +91,61 @@ def xread(ctx: Context, argv: list[bytes]) -> bytes:
         more = argc - i - 1
         opt = argv[i].lower()
         if opt == b"block" and more:
-            if _in_script(ctx):
+            if in_script(ctx):
                 return b"-ERR " + argv[0] + b" command is not allowed with BLOCK option from scripts\r\n"
             i += 1
             parsed = parse_block_timeout(argv[i])
             if isinstance(parsed, bytes):
                 return parsed
-            timeout = parsed
+            args.timeout = parsed
         elif opt == b"count" and more:
             i += 1
             number = int_arg(argv[i])
             if number is None:
                 return ERR_NOT_INT
-            count = max(number, 0)
-            count_arg = argv[i]
+            args.count = max(number, 0)
+            args.count_arg = argv[i]
         elif opt == b"streams" and more:
             streams_at = i + 1
             if (argc - streams_at) % 2:
-                return _unbalanced(b"XREAD", "$")
+                return UNBALANCED  # (Redis 7.0 names XREAD and `$` for XREADGROUP too)
             break
         elif opt == b"group" and more >= 2:
-            return ERR_GROUP_XREAD
+            if not xreadgroup:
+                return ERR_GROUP_XREAD
+            args.group, args.consumer = argv[i + 1], argv[i + 2]
+            i += 2
         elif opt == b"noack":
-            return ERR_NOACK_XREAD
+            if not xreadgroup:
+                return ERR_NOACK_XREAD
+            args.noack = True
         else:
             return ERR_SYNTAX
         i += 1
     if not streams_at:
         return ERR_SYNTAX
+    if xreadgroup and args.group is None:
+        return ERR_MISSING_GROUP
     nkeys = (argc - streams_at) // 2
-    keys = argv[streams_at : streams_at + nkeys]
+    args.keys = argv[streams_at : streams_at + nkeys]
+    args.id_args = argv[streams_at + nkeys :]
+    return args
+
+
+def check_reply_size(ctx: Context, parts: list[bytes]) -> None:
+    if sum(map(len, parts)) > ctx.output_limit:
+        raise ReplyTooLarge
+
+
+@command("xread", -4, "readonly blocking movablekeys", (0, 0, 0))
+def xread(ctx: Context, argv: list[bytes]) -> bytes:
+    args = parse_read_args(ctx, argv, False)
+    if isinstance(args, bytes):
+        return args
+    keys = args.keys
     keyspace = ctx.keyspace
     ids: list[StreamID] = []
-    for key, id_arg in zip(keys, argv[streams_at + nkeys :], strict=True):
+    for key, id_arg in zip(keys, args.id_args, strict=True):
         stream: Stream | None = keyspace.lookup_typed(key, STREAM_TYPES)
         if id_arg == b"$":
             ids.append(stream.last_id if stream is not None else (0, 0))
@@ -118,30 +157,27 @@ def xread(ctx: Context, argv: list[bytes]) -> bytes:
             return ERR_INVALID_ID
         ids.append(sid)
     parts: list[bytes] = []
-    size = 0
-    limit = ctx.output_limit
     for key, gt in zip(keys, ids, strict=True):
         stream = keyspace.lookup_typed(key, STREAM_TYPES)
         if stream is None or not stream.entries or stream.entries.peekitem(-1)[0] <= gt:
             continue
-        part = _key_reply(ctx, key, stream, gt, count)
-        parts.append(part)
-        size += len(part)
-        if size > limit:
-            raise ReplyTooLarge
+        parts.append(_key_reply(ctx, key, stream, gt, args.count))
+        check_reply_size(ctx, parts)
+    first_ids = dict(zip(reversed(keys), reversed(ids), strict=True))  # a key named twice: its first ID
+    return reply_or_block(ctx, args, parts, lambda: _retry(argv[0], args.served_count(), first_ids))
+
+
+def reply_or_block(ctx: Context, args: ReadArgs, parts: list[bytes],
+                   make_retry: Callable[[], Callable[[bytes], list[bytes]]]) -> bytes:
+    """The streams that had something; else, with BLOCK, wait for one of the keys
+    (BlockOn, the served client re-run as `make_retry()` says); else a null array."""
     if parts:
         head = b"%%%d\r\n" if ctx.resp3 else b"*%d\r\n"
         return head % len(parts) + b"".join(parts)
     null = NULL_ARRAY[ctx.resp3]
-    if timeout is None:
+    if args.timeout is None or not ctx.may_block:  # MULTI/EXEC: as on a timeout, at once
         return null
-    if not ctx.may_block:  # MULTI/EXEC: as on a timeout, at once
-        return null
-    gts: dict[bytes, StreamID] = {}
-    for key, gt in zip(keys, ids, strict=True):
-        gts.setdefault(key, gt)  # a key named twice waits for its first ID, as Redis
-    served_count = count_arg if count else b"%d" % XREAD_BLOCKED_DEFAULT_COUNT
-    raise BlockOn(keys, timeout, null, STREAM_TYPES, _retry(argv[0], served_count, gts))
+    raise BlockOn(args.keys, args.timeout, null, STREAM_TYPES, make_retry())
 
 
 def _key_reply(ctx: Context, key: bytes, stream: Stream, gt: StreamID, count: int) -> bytes:

@@ -10,10 +10,13 @@ XADD MAXLEN 0).
 What is logged, as Redis propagates it: XADD with the ID it generated in place of `*`
 or `ms-*`; an approximate trim (XADD or XTRIM with `~`) with `=` and the exact length
 (MAXLEN) or first ID (MINID) it left, so replay trims exactly as much; XDEL, XTRIM and
-XSETID as sent, and nothing when nothing changed. While the AOF loads, LIMIT is
+XSETID as sent, and nothing when nothing changed; consumer groups as
+kvred/commands/stream_groups.py says. While the AOF loads, LIMIT is
 ignored (Redis's mustObeyClient). The rewrite emits an XADD per entry (an empty stream
 as `XADD key MAXLEN 0 0-1 x y`) and an XSETID that restores last-id, entries-added and
-max-deleted-id, as Redis's rewriteStreamObject does.
+max-deleted-id, then per group (in name order) an XGROUP CREATE ... ENTRIESREAD, and per
+consumer an XCLAIM ... JUSTID FORCE per pending entry, or XGROUP CREATECONSUMER if it has
+none, as Redis's rewriteStreamObject does.
 """
 
 from __future__ import annotations
@@ -39,11 +42,12 @@ from ..stream import (
     parse_interval_id,
     parse_stream_id,
     parse_strict_id,
+    parse_strict_ids,
 )
 from ..valuetypes import ValueType, register_type
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, ReplyTooLarge, command, int_arg, wrong_arity
 
-__all__ = ["STREAM_TYPES", "range_reply"]
+__all__ = ["STREAM_TYPES", "range_reply", "range_bound"]
 
 STREAM_TYPES = (Stream,)
 # `~` without LIMIT trims at most this many entries (Redis: 100 * stream-node-max-entries)
@@ -272,7 +276,7 @@ def xadd(ctx: Context, argv: list[bytes]) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(text), text)
 
 
-def _range_bound(arg: bytes, start: bool) -> StreamID | bytes:
+def range_bound(arg: bytes, start: bool) -> StreamID | bytes:
     """An XRANGE bound as an inclusive ID: an incomplete start ID is `ms-0`, an end one
     `ms-<max>`; an exclusive `(id` moves one ID inwards (an error where it cannot)."""
     parsed = parse_interval_id(arg, 0 if start else U64_MAX)
@@ -289,10 +293,10 @@ def _range_bound(arg: bytes, start: bool) -> StreamID | bytes:
 
 def _xrange(ctx: Context, argv: list[bytes], rev: bool) -> bytes:
     start_arg, end_arg = (argv[3], argv[2]) if rev else (argv[2], argv[3])
-    start = _range_bound(start_arg, True)
+    start = range_bound(start_arg, True)
     if isinstance(start, bytes):
         return start
-    end = _range_bound(end_arg, False)
+    end = range_bound(end_arg, False)
     if isinstance(end, bytes):
         return end
     count = -1
@@ -342,12 +346,9 @@ def xdel(ctx: Context, argv: list[bytes]) -> bytes:
     stream: Stream | None = keyspace.lookup_typed(key, STREAM_TYPES, True)
     if stream is None:
         return ZERO
-    ids: list[StreamID] = []
-    for arg in argv[2:]:  # every ID is checked before any is deleted
-        sid = parse_strict_id(arg)
-        if sid is None:
-            return ERR_INVALID_ID
-        ids.append(sid)
+    ids = parse_strict_ids(argv[2:])
+    if ids is None:
+        return ERR_INVALID_ID
     deleted = 0
     for sid in ids:
         if stream.delete(sid):
@@ -447,6 +448,7 @@ def _copy(stream: Stream) -> Stream:
     duplicate.last_id = stream.last_id
     duplicate.entries_added = stream.entries_added
     duplicate.max_deleted_id = stream.max_deleted_id
+    duplicate.groups = {name: group.clone() for name, group in stream.groups.items()}
     return duplicate
 
 
@@ -460,6 +462,14 @@ def _rewrite(key: bytes, stream: Stream) -> Iterator[list[bytes]]:
         yield [b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]
     yield [b"XSETID", key, format_id(stream.last_id), b"ENTRIESADDED", b"%d" % stream.entries_added,
            b"MAXDELETEDID", format_id(stream.max_deleted_id)]
+    for name, group in sorted(stream.groups.items()):  # Redis's rax: in name order
+        yield [b"XGROUP", b"CREATE", key, name, format_id(group.last_id), b"ENTRIESREAD", b"%d" % group.entries_read]
+        for _name, consumer in sorted(group.consumers.items()):
+            if not consumer.pel:
+                yield [b"XGROUP", b"CREATECONSUMER", key, name, consumer.name]
+            for sid, nack in consumer.pel.items():
+                yield [b"XCLAIM", key, name, consumer.name, b"0", format_id(sid), b"TIME", b"%d" % nack.delivery_time,
+                       b"RETRYCOUNT", b"%d" % nack.delivery_count, b"JUSTID", b"FORCE"]
 
 
 STREAM = register_type(ValueType(b"stream", STREAM_TYPES, _encoding, _copy, _rewrite))

@@ -1,0 +1,198 @@
+"""Differential tests of consumer groups (issue 15): XGROUP, XREADGROUP, XACK, XPENDING
+and XCLAIM, the same bytes to redis-server 7.0 and to kvred (machinery:
+tests/differential.py), RESP2 and RESP3. Idle times and delivery times differ between
+the servers, so the replies that carry them go through `timeless`, which keeps their
+shape. Also the AOF (kvred only): XREADGROUP logged as Redis propagates it (XCLAIM per
+delivered entry, XGROUP SETID for NOACK), replay after kill -9, and a BGREWRITEAOF round
+trip that keeps groups, consumers and pending entries."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aoftools import aof_commands, kill_hard, rewrite_and_wait
+from conftest import start_kvred
+from differential import (  # noqa: F401  (servers: the fixture)
+    C2,
+    C,
+    Case,
+    Cases,
+    Servers,
+    check_case,
+    check_survived,
+    servers,
+)
+from rawclient import RawClient
+from test_diff_blocking import READ, block, hello3
+from test_diff_streams import fill
+
+CASES = Cases()
+case, arity = CASES.case, CASES.arity
+
+_IDLE = re.compile(rb"(\*4\r\n\$\d+\r\n[0-9-]+\r\n\$\d+\r\n[^\r]*\r\n):\d+\r\n")
+
+
+def timeless(raw: bytes) -> Any:
+    """An extended XPENDING reply: each entry's idle time blanked."""
+    return _IDLE.sub(rb"\1:<idle>\r\n", raw)
+
+
+def pending(key: str, group: str, *rest: str) -> Any:
+    return C("XPENDING", key, group, "-", "+", "10", *rest, norm=timeless)
+
+
+for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
+    case(f"{_proto}-group-read-ack", *_pre, *fill("s", 4), C("XGROUP", "CREATE", "s", "g", "0"),
+         C("XREADGROUP", "GROUP", "g", "c1", "COUNT", "2", "STREAMS", "s", ">"),
+         C("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"),
+         C("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"),
+         C("XPENDING", "s", "g"), pending("s", "g"), pending("s", "g", "c1"), pending("s", "g", "nobody"),
+         C("XACK", "s", "g", "1-1", "3-1", "9-9"), C("XPENDING", "s", "g"),
+         C("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", "0"),
+         C("XREADGROUP", "GROUP", "g", "c1", "COUNT", "1", "STREAMS", "s", "0-0"),
+         C("XREADGROUP", "GROUP", "g", "c3", "STREAMS", "s", "0"), pending("s", "g"),
+         C("XDEL", "s", "2-1"), C("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", "0"),
+         C("XACK", "s", "g", "2-1", "4-1"), C("XPENDING", "s", "g"))
+    case(f"{_proto}-group-noack-and-setid", *_pre, *fill("s", 3), C("XGROUP", "CREATE", "s", "g", "$"),
+         C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"), C("XGROUP", "SETID", "s", "g", "1"),
+         C("XREADGROUP", "GROUP", "g", "c", "NOACK", "STREAMS", "s", ">"), C("XPENDING", "s", "g"),
+         C("XGROUP", "SETID", "s", "g", "0", "ENTRIESREAD", "0"),
+         C("XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "s", ">"),
+         C("XGROUP", "SETID", "s", "g", "0"), C("XREADGROUP", "GROUP", "g", "d", "COUNT", "1", "STREAMS", "s", ">"),
+         pending("s", "g"))
+    case(f"{_proto}-group-two-streams", *_pre, *fill("a", 2), *fill("b", 2, 5),
+         C("XGROUP", "CREATE", "a", "g", "0"), C("XGROUP", "CREATE", "b", "g", "$"),
+         C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "a", "b", ">", ">"),
+         C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "a", "b", "0", ">"),
+         C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "a", "b", ">", ">"))
+    case(f"{_proto}-xpending-empty", *_pre, C("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"),
+         C("XPENDING", "s", "g"), C("XPENDING", "s", "g", "-", "+", "10"))
+    case(f"{_proto}-xclaim", *_pre, *fill("s", 4), C("XGROUP", "CREATE", "s", "g", "0"),
+         C("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", ">"),
+         C("XCLAIM", "s", "g", "c2", "0", "1-1", "2-1"), C("XCLAIM", "s", "g", "c2", "0", "3-1", "JUSTID"),
+         C("XCLAIM", "s", "g", "c3", "3600000", "4-1"), C("XCLAIM", "s", "g", "c3", "0", "9-1", "FORCE"),
+         C("XDEL", "s", "4-1"), C("XCLAIM", "s", "g", "c3", "0", "4-1"),
+         C("XCLAIM", "s", "g", "c3", "0", "2-1", "RETRYCOUNT", "7", "IDLE", "5000", "JUSTID"),
+         pending("s", "g"), C("XPENDING", "s", "g", "IDLE", "4000", "-", "+", "10", norm=timeless),
+         C("XPENDING", "s", "g"))
+
+case("xgroup-create-errors", *fill("s", 1), C("SET", "str", "x"), C("XGROUP", "CREATE", "s", "g", "$"),
+     C("XGROUP", "CREATE", "s", "g", "0"), C("XGROUP", "CREATE", "nokey", "g", "$"),
+     C("XGROUP", "CREATE", "str", "g", "$"), C("XGROUP", "CREATE", "s", "h", "x"),
+     C("XGROUP", "CREATE", "s", "h", "-"), C("XGROUP", "CREATE", "s", "h", "0", "BOGUS"),
+     C("XGROUP", "CREATE", "s", "h", "0", "ENTRIESREAD"), C("XGROUP", "CREATE", "s", "h", "0", "ENTRIESREAD", "-2"),
+     C("XGROUP", "CREATE", "s", "h", "0", "ENTRIESREAD", "x"), C("XGROUP", "CREATE", "m", "g", "x", "MKSTREAM"),
+     C("EXISTS", "m"), C("XGROUP", "CREATE", "m", "g", "$", "MKSTREAM", "ENTRIESREAD", "5"), C("EXISTS", "m"),
+     C("XGROUP", "CREATE", "s"), C("XGROUP", "CREATE", "s", "g"), C("XGROUP", "BOGUS", "s", "g"),
+     C("XGROUP", "CREATE", "s", "h", "0", "MKSTREAM", "MKSTREAM", "MKSTREAM", "MKSTREAM"),
+     C("XGROUP", "CREATE", "str", "h", "0", "MKSTREAM"))
+case("xgroup-other-subcommands", *fill("s", 2), C("XGROUP", "CREATE", "s", "g", "0"),
+     C("XGROUP", "SETID", "s", "nog", "0"), C("XGROUP", "SETID", "nokey", "g", "0"),
+     C("XGROUP", "SETID", "s", "g", "x"), C("XGROUP", "SETID", "s", "g", "$", "ENTRIESREAD"),
+     C("XGROUP", "SETID", "s", "g", "$", "BOGUS", "1"), C("XGROUP", "SETID", "s", "g", "$", "ENTRIESREAD", "-3"),
+     C("XGROUP", "SETID", "s", "g", "$", "ENTRIESREAD", "2"), C("XGROUP", "SETID", "s", "g", "-"),
+     C("XGROUP", "CREATECONSUMER", "s", "g", "c"), C("XGROUP", "CREATECONSUMER", "s", "g", "c"),
+     C("XGROUP", "CREATECONSUMER", "s", "nog", "c"), C("XGROUP", "CREATECONSUMER", "s", "g"),
+     C("XGROUP", "SETID", "s", "g", "0"), C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"),
+     C("XGROUP", "DELCONSUMER", "s", "g", "c"), C("XGROUP", "DELCONSUMER", "s", "g", "c"),
+     C("XPENDING", "s", "g"), C("XGROUP", "DESTROY", "s", "g"), C("XGROUP", "DESTROY", "s", "g"),
+     C("XGROUP", "DESTROY", "nokey", "g"), C("XGROUP", "DESTROY", "s"), C("XGROUP", "HELP"),
+     C("XGROUP", "HELP", "x"), C("XGROUP"))
+case("xreadgroup-errors", *fill("s", 2), C("SET", "str", "x"), C("XGROUP", "CREATE", "s", "g", "0"),
+     C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "$"), C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "x"),
+     C("XREADGROUP", "GROUP", "nog", "c", "STREAMS", "s", ">"),
+     C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "nokey", ">"),
+     C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "str", ">"),
+     C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "str", ">"),
+     C("XREADGROUP", "COUNT", "1", "STREAMS", "s", ">"), C("XREADGROUP", "GROUP", "g", "c", "s", ">"),
+     C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">", "x"),
+     C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "-1", "STREAMS", "s", ">"),
+     C("XREADGROUP", "GROUP", "g", "c", "COUNT", "z", "STREAMS", "s", ">"),
+     C("XREADGROUP", "GROUP", "g", "STREAMS", "s", ">"), C("XREADGROUP", "GROUP", "g", "c", "FOO", "STREAMS", "s", ">"),
+     C("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "+"))
+case("xack-xpending-xclaim-errors", *fill("s", 2), C("SET", "str", "x"), C("XGROUP", "CREATE", "s", "g", "0"),
+     C("XACK", "s", "g", "x"), C("XACK", "nokey", "g", "1-1"), C("XACK", "s", "nog", "1-1"), C("XACK", "str", "g", "1"),
+     C("XACK", "nokey", "g", "x"), C("XACK", "s", "nog", "x"), C("XPENDING", "s", "nog"), C("XPENDING", "nokey", "g"), C("XPENDING", "str", "g"),
+     C("XPENDING", "s", "g", "-"), C("XPENDING", "s", "g", "-", "+"), C("XPENDING", "s", "g", "-", "+", "x"),
+     C("XPENDING", "s", "g", "x", "+", "1"), C("XPENDING", "s", "g", "-", "x", "1"),
+     C("XPENDING", "s", "g", "(18446744073709551615-18446744073709551615", "+", "1"),
+     C("XPENDING", "s", "g", "IDLE", "x", "-", "+", "1"), C("XPENDING", "s", "g", "IDLE", "5", "-", "+"),
+     C("XPENDING", "s", "g", "-", "+", "1", "c", "extra"),
+     C("XCLAIM", "s", "nog", "c", "0", "1-1"), C("XCLAIM", "str", "g", "c", "0", "1-1"),
+     C("XCLAIM", "s", "g", "c", "x", "1-1"), C("XCLAIM", "s", "g", "c", "0", "1-1", "BOGUS"),
+     C("XCLAIM", "s", "g", "c", "0", "1-1", "IDLE", "x"), C("XCLAIM", "s", "g", "c", "0", "1-1", "TIME", "x"),
+     C("XCLAIM", "s", "g", "c", "0", "1-1", "RETRYCOUNT", "x"), C("XCLAIM", "s", "g", "c", "0", "1-1", "LASTID", "x"),
+     C("XCLAIM", "s", "g", "c", "0", "x", "1-1"), C("XCLAIM", "s", "g", "c", "0", "1-1", "IDLE"))
+case("xreadgroup-served", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
+     block("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C2("XADD", "s", "5-1", "a", "1"), READ,
+     C2("XPENDING", "s", "g"))
+case("xreadgroup-block-timeout-and-multi", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
+     C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "10", "STREAMS", "s", ">"), C("MULTI"),
+     C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C("EXEC"), C("XPENDING", "s", "g"))
+for _name, _args in (("xgroup", ()), ("xreadgroup", ("GROUP", "g", "c", "STREAMS", "s")), ("xack", ("s", "g")),
+                     ("xpending", ("s",)), ("xclaim", ("s", "g", "c", "0"))):
+    arity(_name, *_args)
+
+
+@pytest.mark.parametrize("seq", CASES, ids=CASES.ids())
+def test_same_replies_as_redis(servers: Servers, seq: Case) -> None:  # noqa: F811
+    check_case(servers, seq)
+
+
+def test_kvred_survived_the_cases(servers: Servers) -> None:  # noqa: F811
+    check_survived(servers)
+
+
+# --- the AOF -------------------------------------------------------------------------------------
+
+
+def _state(port: int) -> list[bytes]:
+    with RawClient(port, timeout=5) as c:
+        out = [c.call("XRANGE", "s", "-", "+"), c.call("XPENDING", "s", "g"), c.call("XPENDING", "s", "h")]
+        out += [c.call("XPENDING", "s", g, "-", "+", "100") for g in ("g", "h")]  # idle: time since the TIME logged
+        return out
+
+
+def test_aof_replay_and_rewrite(tmp_path: Path) -> None:
+    server = start_kvred(tmp_path, appendfsync="always")
+    try:
+        with RawClient(server.port, timeout=5) as c:
+            for i in range(1, 8):
+                c.call("XADD", "s", f"{i}-1", "f", f"v{i}")
+            c.call("XGROUP", "CREATE", "s", "g", "0")
+            c.call("XGROUP", "CREATE", "s", "h", "$")
+            c.call("XREADGROUP", "GROUP", "g", "c1", "COUNT", "3", "STREAMS", "s", ">")
+            c.call("XREADGROUP", "GROUP", "g", "c2", "COUNT", "2", "STREAMS", "s", ">")
+            c.call("XREADGROUP", "GROUP", "g", "c3", "NOACK", "COUNT", "1", "STREAMS", "s", ">")
+            c.call("XGROUP", "CREATECONSUMER", "s", "h", "idle")
+            c.call("XACK", "s", "g", "2-1")
+            c.call("XCLAIM", "s", "g", "c3", "0", "4-1")
+        logged = aof_commands((tmp_path / "kvred.aof").read_bytes())
+        claims = [argv for argv in logged if argv[0] == b"XCLAIM"]
+        assert [argv[3] for argv in claims] == [b"c1"] * 3 + [b"c2"] * 2 + [b"c3"], claims
+        assert claims[0][6] == b"TIME" and claims[0][8:] == [
+            b"RETRYCOUNT", b"1", b"FORCE", b"JUSTID", b"LASTID", b"1-1"], claims[0]
+        assert [b"XGROUP", b"SETID", b"s", b"g", b"6-1", b"ENTRIESREAD", b"6"] in logged
+        assert [b"XGROUP", b"CREATECONSUMER", b"s", b"g", b"c3"] in logged
+        with RawClient(server.port, timeout=5) as c:
+            before = c.call("XPENDING", "s", "g", "-", "+", "100")
+        kill_hard(server)
+        server = start_kvred(tmp_path, appendfsync="always")
+        with RawClient(server.port, timeout=5) as c:
+            assert c.call("XPENDING", "s", "g", "-", "+", "100").count(b"\r\n") == before.count(b"\r\n")
+        expected = timeless(b"".join(_state(server.port)))
+        rewrite_and_wait(server)
+        rewritten = aof_commands((tmp_path / "kvred.aof").read_bytes())
+        assert [b"XGROUP", b"CREATE", b"s", b"h", b"7-1", b"ENTRIESREAD", b"-1"] in rewritten
+        assert [b"XGROUP", b"CREATECONSUMER", b"s", b"h", b"idle"] in rewritten
+        assert any(argv[:6] == [b"XCLAIM", b"s", b"g", b"c3", b"0", b"4-1"] for argv in rewritten)
+        server.stop()
+        server = start_kvred(tmp_path, appendfsync="always")
+        assert timeless(b"".join(_state(server.port))) == expected
+        with RawClient(server.port, timeout=5) as c:  # the group's last ID survived: 7-1 comes next
+            assert c.call("XREADGROUP", "GROUP", "g", "c9", "STREAMS", "s", ">").startswith(b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n7-1")
+    finally:
+        server.stop()
