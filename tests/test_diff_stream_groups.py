@@ -1,5 +1,5 @@
 """Differential tests of consumer groups (issue 15): XGROUP, XREADGROUP, XACK, XPENDING
-and XCLAIM, the same bytes to redis-server 7.0 and to kvred (machinery:
+XCLAIM and XAUTOCLAIM, the same bytes to redis-server 7.0 and to kvred (machinery:
 tests/differential.py), RESP2 and RESP3. Idle times and delivery times differ between
 the servers, so the replies that carry them go through `timeless`, which keeps their
 shape. Also the AOF (kvred only): XREADGROUP logged as Redis propagates it (XCLAIM per
@@ -79,6 +79,27 @@ for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
          pending("s", "g"), C("XPENDING", "s", "g", "IDLE", "4000", "-", "+", "10", norm=timeless),
          C("XPENDING", "s", "g"))
 
+for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
+    case(f"{_proto}-xautoclaim", *_pre, *fill("s", 6), C("XGROUP", "CREATE", "s", "g", "0"),
+         C("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", ">"),
+         C("XAUTOCLAIM", "s", "g", "c2", "0", "0", "COUNT", "2"), C("XAUTOCLAIM", "s", "g", "c2", "0", "3-1", "JUSTID"),
+         C("XAUTOCLAIM", "s", "g", "c3", "3600000", "-"), C("XDEL", "s", "2-1", "5-1"),
+         C("XAUTOCLAIM", "s", "g", "c3", "0", "-", "COUNT", "3"), C("XAUTOCLAIM", "s", "g", "c3", "0", "(4-1"),
+         C("XAUTOCLAIM", "s", "g", "c4", "0", "99"), pending("s", "g"), C("XPENDING", "s", "g"))
+    case(f"{_proto}-xautoclaim-attempts", *_pre, *fill("s", 25), C("XGROUP", "CREATE", "s", "g", "0"),
+         C("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", ">"),
+         C("XAUTOCLAIM", "s", "g", "c2", "3600000", "-", "COUNT", "1"),
+         C("XAUTOCLAIM", "s", "g", "c2", "3600000", "11-1", "COUNT", "1", "JUSTID"), C("XPENDING", "s", "g"))
+
+case("xautoclaim-errors", *fill("s", 2), C("SET", "str", "x"), C("XGROUP", "CREATE", "s", "g", "0"),
+     C("XAUTOCLAIM", "s", "nog", "c", "0", "0"), C("XAUTOCLAIM", "nokey", "g", "c", "0", "0"),
+     C("XAUTOCLAIM", "str", "g", "c", "0", "0"), C("XAUTOCLAIM", "s", "g", "c", "x", "0"),
+     C("XAUTOCLAIM", "s", "g", "c", "-5", "0"), C("XAUTOCLAIM", "s", "g", "c", "0", "x"),
+     C("XAUTOCLAIM", "s", "g", "c", "0", "+"), C("XAUTOCLAIM", "s", "g", "c", "0", "(18446744073709551615-18446744073709551615"),
+     C("XAUTOCLAIM", "s", "g", "c", "0", "0", "COUNT", "0"), C("XAUTOCLAIM", "s", "g", "c", "0", "0", "COUNT", "x"),
+     C("XAUTOCLAIM", "s", "g", "c", "0", "0", "COUNT", "576460752303423488"),
+     C("XAUTOCLAIM", "s", "g", "c", "0", "0", "COUNT", "1000000"),
+     C("XAUTOCLAIM", "s", "g", "c", "0", "0", "COUNT"), C("XAUTOCLAIM", "s", "g", "c", "0", "0", "BOGUS"))
 case("xgroup-create-errors", *fill("s", 1), C("SET", "str", "x"), C("XGROUP", "CREATE", "s", "g", "$"),
      C("XGROUP", "CREATE", "s", "g", "0"), C("XGROUP", "CREATE", "nokey", "g", "$"),
      C("XGROUP", "CREATE", "str", "g", "$"), C("XGROUP", "CREATE", "s", "h", "x"),
@@ -133,7 +154,8 @@ case("xreadgroup-block-timeout-and-multi", *fill("s", 1), C("XGROUP", "CREATE", 
      C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "10", "STREAMS", "s", ">"), C("MULTI"),
      C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C("EXEC"), C("XPENDING", "s", "g"))
 for _name, _args in (("xgroup", ()), ("xreadgroup", ("GROUP", "g", "c", "STREAMS", "s")), ("xack", ("s", "g")),
-                     ("xpending", ("s",)), ("xclaim", ("s", "g", "c", "0"))):
+                     ("xpending", ("s",)), ("xclaim", ("s", "g", "c", "0")),
+                     ("xautoclaim", ("s", "g", "c", "0"))):
     arity(_name, *_args)
 
 
@@ -170,9 +192,10 @@ def test_aof_replay_and_rewrite(tmp_path: Path) -> None:
             c.call("XGROUP", "CREATECONSUMER", "s", "h", "idle")
             c.call("XACK", "s", "g", "2-1")
             c.call("XCLAIM", "s", "g", "c3", "0", "4-1")
+            c.call("XAUTOCLAIM", "s", "g", "c4", "0", "5-1", "COUNT", "1")
         logged = aof_commands((tmp_path / "kvred.aof").read_bytes())
         claims = [argv for argv in logged if argv[0] == b"XCLAIM"]
-        assert [argv[3] for argv in claims] == [b"c1"] * 3 + [b"c2"] * 2 + [b"c3"], claims
+        assert [argv[3] for argv in claims] == [b"c1"] * 3 + [b"c2"] * 2 + [b"c3", b"c4"], claims
         assert claims[0][6] == b"TIME" and claims[0][8:] == [
             b"RETRYCOUNT", b"1", b"FORCE", b"JUSTID", b"LASTID", b"1-1"], claims[0]
         assert [b"XGROUP", b"SETID", b"s", b"g", b"6-1", b"ENTRIESREAD", b"6"] in logged

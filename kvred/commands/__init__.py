@@ -7,7 +7,8 @@ family as Redis's source files: `strings` (t_string.c: GET, SET, INCR...), `keys
 CLIENT, INFO, and the connection commands the worker runs), and one module per value
 type: `lists` (t_list.c), `hashes` (t_hash.c), `sets` (t_set.c), `zsets` (t_zset.c),
 `bitops` (bitops.c: SETBIT, BITCOUNT, BITFIELD...), `hyperloglog` (hyperloglog.c),
-`sort` (sort.c), `pubsub` (pubsub.c), `streams` (t_stream.c) `stream_read` (XREAD) and `stream_groups` (consumer groups); `scanning` is HSCAN/SSCAN/ZSCAN's shared iteration.
+`sort` (sort.c), `pubsub` (pubsub.c), `streams` (t_stream.c), `stream_read` (XREAD),
+`stream_groups` (consumer groups) and `stream_claim` (XCLAIM, XAUTOCLAIM); `scanning` is HSCAN/SSCAN/ZSCAN's shared iteration.
 """
 
 from . import (  # noqa: F401  (importing registers the commands)
@@ -25,6 +26,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     server,
     sets,
     sort,
+    stream_claim,
     stream_groups,
     stream_read,
     streams,

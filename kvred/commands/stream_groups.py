@@ -1,4 +1,5 @@
-"""Consumer groups (Redis 7.0's t_stream.c): XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM.
+"""Consumer groups (Redis 7.0's t_stream.c): XGROUP, XREADGROUP, XACK, XPENDING
+(XCLAIM and XAUTOCLAIM: kvred/commands/stream_claim.py).
 
 A group lives in its `Stream` (kvred/stream.py: `ConsumerGroup`, `Consumer`, `NACK`):
 the last ID it delivered, how many entries it read, its pending entries list (PEL) and
@@ -42,7 +43,7 @@ from .base import ERR_NOT_INT, ERR_SYNTAX, Context, command, int_arg, subcommand
 from .stream_read import check_reply_size, parse_read_args, reply_or_block
 from .streams import ERR_INVALID_ID, NULL_ARRAY, STREAM_TYPES, range_bound
 
-__all__: list[str] = []
+__all__ = ["bulk", "now_ms", "claim_logged", "setid_logged", "entry_reply", "no_group"]
 
 ERR_DOLLAR_XREADGROUP = (
     b"-ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this "
@@ -56,12 +57,16 @@ ERR_ENTRIESREAD = b"-ERR value for ENTRIESREAD must be positive or -1\r\n"
 ZERO, ONE = b":0\r\n", b":1\r\n"
 
 
-def _bulk(value: bytes) -> bytes:
+def bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
-def _now(ctx: Context) -> int:
+def now_ms(ctx: Context) -> int:
     return ctx.keyspace.databases.now_ms()
+
+
+def no_group(key: bytes, group: bytes) -> bytes:
+    return b"-NOGROUP No such key '" + key + b"' or consumer group '" + group + b"'\r\n"
 
 
 # --- XGROUP --------------------------------------------------------------------------------
@@ -161,7 +166,7 @@ def xgroup(ctx: Context, argv: list[bytes]) -> bytes:
         assert group is not None
         if argv[4] in group.consumers:
             return ZERO
-        group.consumer(argv[4], _now(ctx))
+        group.consumer(argv[4], now_ms(ctx))
         return _changed(ctx, argv, b"xgroup-createconsumer", ONE)
     if sub == b"delconsumer" and argc == 5:
         assert group is not None
@@ -204,14 +209,14 @@ def _create(ctx: Context, argv: list[bytes], stream: Stream | None, entries_read
 # --- XREADGROUP ----------------------------------------------------------------------------
 
 
-def _claim_logged(key: bytes, group_name: bytes, group: ConsumerGroup, consumer: Consumer, sid: StreamID,
+def claim_logged(key: bytes, group_name: bytes, group: ConsumerGroup, consumer: Consumer, sid: StreamID,
                   nack: NACK) -> list[bytes]:
     """streamPropagateXCLAIM."""
     return [b"XCLAIM", key, group_name, consumer.name, b"0", format_id(sid), b"TIME", b"%d" % nack.delivery_time,
             b"RETRYCOUNT", b"%d" % nack.delivery_count, b"FORCE", b"JUSTID", b"LASTID", format_id(group.last_id)]
 
 
-def _setid_logged(key: bytes, group_name: bytes, group: ConsumerGroup) -> list[bytes]:
+def setid_logged(key: bytes, group_name: bytes, group: ConsumerGroup) -> list[bytes]:
     """streamPropagateGroupID."""
     return [b"XGROUP", b"SETID", key, group_name, format_id(group.last_id), b"ENTRIESREAD",
             b"%d" % group.entries_read]
@@ -242,7 +247,7 @@ def xreadgroup(ctx: Context, argv: list[bytes]) -> bytes:
         if sid is None:
             return ERR_INVALID_ID
         targets.append((stream, group, sid))
-    now = _now(ctx)
+    now = now_ms(ctx)
     parts: list[bytes] = []
     for key, (stream, group, gt) in zip(keys, targets, strict=True):
         if gt is None and not (stream.entries and stream.entries.peekitem(-1)[0] > group.last_id):
@@ -259,7 +264,7 @@ def xreadgroup(ctx: Context, argv: list[bytes]) -> bytes:
             ctx.aof_feed(command_argv)
         if logged:
             keyspace.modified(key)
-        parts.append((b"" if ctx.resp3 else b"*2\r\n") + _bulk(key) + body)
+        parts.append((b"" if ctx.resp3 else b"*2\r\n") + bulk(key) + body)
         check_reply_size(ctx, parts)
 
     def make_retry() -> Callable[[bytes], list[bytes]]:
@@ -271,11 +276,11 @@ def xreadgroup(ctx: Context, argv: list[bytes]) -> bytes:
     return reply_or_block(ctx, args, parts, make_retry)
 
 
-def _entry(sid: StreamID, fields: tuple[bytes, ...] | None, resp3: bool) -> bytes:
-    head = b"*2\r\n" + _bulk(format_id(sid))
+def entry_reply(sid: StreamID, fields: tuple[bytes, ...] | None, resp3: bool) -> bytes:
+    head = b"*2\r\n" + bulk(format_id(sid))
     if fields is None:
         return head + NULL_ARRAY[resp3]
-    return head + b"*%d\r\n" % len(fields) + b"".join(_bulk(item) for item in fields)
+    return head + b"*%d\r\n" % len(fields) + b"".join(bulk(item) for item in fields)
 
 
 def _deliver_new(ctx: Context, key: bytes, group_name: bytes, stream: Stream, group: ConsumerGroup,
@@ -294,7 +299,7 @@ def _deliver_new(ctx: Context, key: bytes, group_name: bytes, stream: Stream, gr
         elif stream.entries_added:
             group.entries_read = estimate_entries_read(stream, sid)
         group.last_id = sid
-        out.append(_entry(sid, entries[sid], ctx.resp3))
+        out.append(entry_reply(sid, entries[sid], ctx.resp3))
         if noack:
             continue
         old = group.pel.get(sid)
@@ -303,9 +308,9 @@ def _deliver_new(ctx: Context, key: bytes, group_name: bytes, stream: Stream, gr
         nack = NACK(consumer, now)
         group.pel[sid] = nack
         consumer.pel[sid] = nack
-        logged.append(_claim_logged(key, group_name, group, consumer, sid, nack))
+        logged.append(claim_logged(key, group_name, group, consumer, sid, nack))
     if noack and out:
-        logged.append(_setid_logged(key, group_name, group))
+        logged.append(setid_logged(key, group_name, group))
     return b"*%d\r\n" % len(out) + b"".join(out), logged
 
 
@@ -317,7 +322,7 @@ def _deliver_history(ctx: Context, stream: Stream, consumer: Consumer, gt: Strea
         for sid in consumer.pel.irange(start, MAX_ID):
             if count and len(out) >= count:
                 break
-            out.append(_entry(sid, stream.entries.get(sid), ctx.resp3))
+            out.append(entry_reply(sid, stream.entries.get(sid), ctx.resp3))
             nack = consumer.pel[sid]
             nack.delivery_time = now
             nack.delivery_count += 1
@@ -384,16 +389,16 @@ def xpending(ctx: Context, argv: list[bytes]) -> bytes:
     stream: Stream | None = ctx.keyspace.lookup_typed(argv[1], STREAM_TYPES)
     group = stream.groups.get(argv[2]) if stream is not None else None
     if group is None:
-        return b"-NOGROUP No such key '" + argv[1] + b"' or consumer group '" + argv[2] + b"'\r\n"
+        return no_group(argv[1], argv[2])
     if argc == 3:
         pel = group.pel
         if not pel:
             null = ctx.null
             return b"*4\r\n:0\r\n" + null + null + NULL_ARRAY[ctx.resp3]
         owners = [(name, len(c.pel)) for name, c in sorted(group.consumers.items()) if c.pel]
-        return (b"*4\r\n:%d\r\n" % len(pel) + _bulk(format_id(pel.peekitem(0)[0]))
-                + _bulk(format_id(pel.peekitem(-1)[0])) + b"*%d\r\n" % len(owners)
-                + b"".join(b"*2\r\n" + _bulk(name) + _bulk(b"%d" % n) for name, n in owners))
+        return (b"*4\r\n:%d\r\n" % len(pel) + bulk(format_id(pel.peekitem(0)[0]))
+                + bulk(format_id(pel.peekitem(-1)[0])) + b"*%d\r\n" % len(owners)
+                + b"".join(b"*2\r\n" + bulk(name) + bulk(b"%d" % n) for name, n in owners))
     if consumer_name is not None:
         found = group.consumers.get(consumer_name)
         if found is None:
@@ -401,7 +406,7 @@ def xpending(ctx: Context, argv: list[bytes]) -> bytes:
         pel = found.pel
     else:
         pel = group.pel
-    now = _now(ctx)
+    now = now_ms(ctx)
     rows: list[bytes] = []
     if start <= end:
         for sid in pel.irange(start, end):
@@ -411,116 +416,6 @@ def xpending(ctx: Context, argv: list[bytes]) -> bytes:
             idle = now - nack.delivery_time
             if min_idle and idle < min_idle:
                 continue
-            rows.append(b"*4\r\n" + _bulk(format_id(sid)) + _bulk(nack.consumer.name) + b":%d\r\n:%d\r\n"
+            rows.append(b"*4\r\n" + bulk(format_id(sid)) + bulk(nack.consumer.name) + b":%d\r\n:%d\r\n"
                         % (idle, nack.delivery_count))
     return b"*%d\r\n" % len(rows) + b"".join(rows)
-
-
-# --- XCLAIM --------------------------------------------------------------------------------
-
-
-def _claim_option_error(name: bytes) -> bytes:
-    return b"-ERR Invalid " + name + b" option argument for XCLAIM\r\n"
-
-
-@command("xclaim", -6, "write fast", (1, 1, 1))
-def xclaim(ctx: Context, argv: list[bytes]) -> bytes:
-    keyspace = ctx.keyspace
-    key = argv[1]
-    stream: Stream | None = keyspace.lookup_typed(key, STREAM_TYPES, True)
-    group = stream.groups.get(argv[2]) if stream is not None else None
-    if stream is None or group is None:
-        return b"-NOGROUP No such key '" + key + b"' or consumer group '" + argv[2] + b"'\r\n"
-    min_idle = int_arg(argv[4])
-    if min_idle is None:
-        return b"-ERR Invalid min-idle-time argument for XCLAIM\r\n"
-    min_idle = max(min_idle, 0)
-    argc = len(argv)
-    ids: list[StreamID] = []
-    j = 5
-    while j < argc:
-        sid = parse_strict_id(argv[j])
-        if sid is None:
-            break
-        ids.append(sid)
-        j += 1
-    now = _now(ctx)
-    force = justid = False
-    retrycount = -1
-    delivery_time = -1
-    last_id = MIN_ID
-    while j < argc:
-        more = argc - 1 - j
-        opt = argv[j].lower()
-        if opt == b"force":
-            force = True
-        elif opt == b"justid":
-            justid = True
-        elif opt in (b"idle", b"time", b"retrycount") and more:
-            j += 1
-            number = int_arg(argv[j])
-            if number is None:
-                return _claim_option_error(opt.upper())
-            if opt == b"idle":
-                delivery_time = now - number
-            elif opt == b"time":
-                delivery_time = number
-            else:
-                retrycount = number
-        elif opt == b"lastid" and more:
-            j += 1
-            parsed = parse_strict_id(argv[j])
-            if parsed is None:
-                return ERR_INVALID_ID
-            last_id = parsed
-        else:
-            return b"-ERR Unrecognized XCLAIM option '" + argv[j] + b"'\r\n"
-        j += 1
-    propagate_last_id = False
-    if last_id > group.last_id:
-        group.last_id = last_id
-        propagate_last_id = True
-    if delivery_time < 0 or delivery_time > now:
-        delivery_time = now
-    consumer: Consumer | None = None
-    out: list[bytes] = []
-    logged: list[list[bytes]] = []
-    for sid in ids:
-        nack = group.pel.get(sid)
-        if sid not in stream.entries:
-            if nack is not None:
-                logged.append(_claim_logged(key, argv[2], group, nack.consumer or Consumer(argv[3], now), sid, nack))
-                propagate_last_id = False
-                del group.pel[sid]
-                if nack.consumer is not None:
-                    nack.consumer.pel.pop(sid, None)
-            continue
-        if force and nack is None:
-            nack = group.pel[sid] = NACK(None, now)
-        if nack is None:
-            continue
-        if nack.consumer is not None and min_idle and now - nack.delivery_time < min_idle:
-            continue
-        if consumer is None:
-            consumer, _created = group.consumer(argv[3], now)
-        if nack.consumer is not consumer and nack.consumer is not None:
-            del nack.consumer.pel[sid]
-        nack.delivery_time = delivery_time
-        if retrycount >= 0:
-            nack.delivery_count = retrycount
-        elif not justid:
-            nack.delivery_count += 1
-        if nack.consumer is not consumer:
-            consumer.pel[sid] = nack
-            nack.consumer = consumer
-        out.append(_bulk(format_id(sid)) if justid else _entry(sid, stream.entries[sid], ctx.resp3))
-        logged.append(_claim_logged(key, argv[2], group, consumer, sid, nack))
-        propagate_last_id = False
-    if propagate_last_id:
-        logged.append(_setid_logged(key, argv[2], group))
-    for command_argv in logged:
-        ctx.aof_feed(command_argv)
-    if logged:
-        keyspace.modified(key)
-    return b"*%d\r\n" % len(out) + b"".join(out)
-
