@@ -1,5 +1,5 @@
 """Differential tests of consumer groups (issue 15): XGROUP, XREADGROUP, XACK, XPENDING
-XCLAIM and XAUTOCLAIM, the same bytes to redis-server 7.0 and to kvred (machinery:
+XCLAIM, XAUTOCLAIM and XINFO, the same bytes to redis-server 7.0 and to kvred (machinery:
 tests/differential.py), RESP2 and RESP3. Idle times and delivery times differ between
 the servers, so the replies that carry them go through `timeless`, which keeps their
 shape. Also the AOF (kvred only): XREADGROUP logged as Redis propagates it (XCLAIM per
@@ -33,6 +33,16 @@ CASES = Cases()
 case, arity = CASES.case, CASES.arity
 
 _IDLE = re.compile(rb"(\*4\r\n\$\d+\r\n[0-9-]+\r\n\$\d+\r\n[^\r]*\r\n):\d+\r\n")
+
+
+_INFO_TIMES = re.compile(rb"((?:idle|seen-time)\r\n):\d+\r\n")
+_RAX_NODES = re.compile(rb"(radix-tree-nodes\r\n):\d+\r\n")
+_FULL_TIMES = re.compile(rb"(\*[34]\r\n\$\d+\r\n[0-9]+-[0-9]+\r\n(?:\$\d+\r\n[^\r]*\r\n)?):\d{13}\r\n")
+
+
+def infoless(raw: bytes) -> Any:
+    """An XINFO reply: idle and seen times, delivery times and radix-tree-nodes blanked."""
+    return _FULL_TIMES.sub(rb"\1:<time>\r\n", _RAX_NODES.sub(rb"\1:<n>\r\n", _INFO_TIMES.sub(rb"\1:<t>\r\n", raw)))
 
 
 def timeless(raw: bytes) -> Any:
@@ -91,6 +101,28 @@ for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
          C("XAUTOCLAIM", "s", "g", "c2", "3600000", "-", "COUNT", "1"),
          C("XAUTOCLAIM", "s", "g", "c2", "3600000", "11-1", "COUNT", "1", "JUSTID"), C("XPENDING", "s", "g"))
 
+for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
+    case(f"{_proto}-xinfo", *_pre, *fill("s", 4), C("XGROUP", "CREATE", "s", "g", "0"),
+         C("XGROUP", "CREATE", "s", "a", "$"), C("XGROUP", "CREATE", "s", "z", "0", "ENTRIESREAD", "1"),
+         C("XREADGROUP", "GROUP", "g", "c1", "COUNT", "2", "STREAMS", "s", ">"),
+         C("XGROUP", "CREATECONSUMER", "s", "g", "c0"), C("XINFO", "GROUPS", "s"),
+         C("XINFO", "CONSUMERS", "s", "g", norm=infoless), C("XINFO", "CONSUMERS", "s", "a"),
+         C("XINFO", "STREAM", "s", norm=infoless), C("XINFO", "STREAM", "s", "FULL", norm=infoless),
+         C("XINFO", "STREAM", "s", "full", "count", "1", norm=infoless),
+         C("XINFO", "STREAM", "s", "FULL", "COUNT", "0", norm=infoless),
+         C("XINFO", "STREAM", "s", "FULL", "COUNT", "-3", norm=infoless),
+         C("XDEL", "s", "3-1"), C("XINFO", "GROUPS", "s"), C("XADD", "s", "9-1", "a", "b"), C("XINFO", "GROUPS", "s"),
+         C("XTRIM", "s", "MAXLEN", "0"), C("XINFO", "STREAM", "s", norm=infoless), C("XINFO", "GROUPS", "s"))
+    case(f"{_proto}-xinfo-empty", *_pre, C("XGROUP", "CREATE", "e", "g", "$", "MKSTREAM"),
+         C("XINFO", "STREAM", "e", norm=infoless), C("XINFO", "STREAM", "e", "FULL", norm=infoless),
+         C("XINFO", "GROUPS", "e"), C("XINFO", "CONSUMERS", "e", "g"))
+
+case("xinfo-errors", *fill("s", 2), C("SET", "str", "x"), C("XINFO", "STREAM", "nokey"), C("XINFO", "GROUPS", "nokey"),
+     C("XINFO", "CONSUMERS", "s", "nog"), C("XINFO", "CONSUMERS", "nokey", "g"), C("XINFO", "STREAM", "str"),
+     C("XINFO", "STREAM", "s", "FULL", "COUNT", "x"), C("XINFO", "STREAM", "s", "BOGUS"),
+     C("XINFO", "STREAM", "s", "FULL", "COUNT"), C("XINFO", "STREAM", "s", "FULL", "COUNT", "1", "x"),
+     C("XINFO", "STREAM", "s", "FULL", "BOGUS", "1"), C("XINFO", "HELP"), C("XINFO", "HELP", "x"), C("XINFO"),
+     C("XINFO", "BOGUS", "s"), C("XINFO", "GROUPS"), C("XINFO", "GROUPS", "s", "x"), C("XINFO", "CONSUMERS", "s"))
 case("xautoclaim-errors", *fill("s", 2), C("SET", "str", "x"), C("XGROUP", "CREATE", "s", "g", "0"),
      C("XAUTOCLAIM", "s", "nog", "c", "0", "0"), C("XAUTOCLAIM", "nokey", "g", "c", "0", "0"),
      C("XAUTOCLAIM", "str", "g", "c", "0", "0"), C("XAUTOCLAIM", "s", "g", "c", "x", "0"),

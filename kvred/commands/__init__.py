@@ -8,7 +8,7 @@ CLIENT, INFO, and the connection commands the worker runs), and one module per v
 type: `lists` (t_list.c), `hashes` (t_hash.c), `sets` (t_set.c), `zsets` (t_zset.c),
 `bitops` (bitops.c: SETBIT, BITCOUNT, BITFIELD...), `hyperloglog` (hyperloglog.c),
 `sort` (sort.c), `pubsub` (pubsub.c), `streams` (t_stream.c), `stream_read` (XREAD),
-`stream_groups` (consumer groups) and `stream_claim` (XCLAIM, XAUTOCLAIM); `scanning` is HSCAN/SSCAN/ZSCAN's shared iteration.
+`stream_groups` (consumer groups), `stream_claim` (XCLAIM, XAUTOCLAIM) and `stream_info` (XINFO); `scanning` is HSCAN/SSCAN/ZSCAN's shared iteration.
 """
 
 from . import (  # noqa: F401  (importing registers the commands)
@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     sort,
     stream_claim,
     stream_groups,
+    stream_info,
     stream_read,
     streams,
     strings,
