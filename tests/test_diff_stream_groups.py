@@ -182,6 +182,22 @@ case("xack-xpending-xclaim-errors", *fill("s", 2), C("SET", "str", "x"), C("XGRO
 case("xreadgroup-served", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
      block("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C2("XADD", "s", "5-1", "a", "1"), READ,
      C2("XPENDING", "s", "g"))
+for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
+    case(f"{_proto}-xreadgroup-served-count-noack", *_pre, *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
+         block("XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "NOACK", "BLOCK", "0", "STREAMS", "s", ">"),
+         C2("MULTI"), C2("XADD", "s", "5-1", "a", "1"), C2("XADD", "s", "6-1", "b", "2"), C2("EXEC"), READ,
+         C2("XPENDING", "s", "g"), C2("XINFO", "GROUPS", "s"))
+    case(f"{_proto}-xreadgroup-served-one-of-two", *_pre, *fill("a", 1), *fill("b", 1),
+         C("XGROUP", "CREATE", "a", "g", "$"), C("XGROUP", "CREATE", "b", "g", "$"),
+         block("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "a", "b", ">", ">"),
+         C2("XADD", "b", "5-1", "x", "y"), READ, C2("XPENDING", "b", "g"), C2("XPENDING", "a", "g"))
+    case(f"{_proto}-xreadgroup-two-consumers-wait", *_pre, *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
+         block("XREADGROUP", "GROUP", "g", "c1", "BLOCK", "0", "STREAMS", "s", ">"),
+         C2("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"), C2("XADD", "s", "7-1", "x", "y"), READ,
+         C2("XPENDING", "s", "g"))
+case("xreadgroup-group-destroyed-while-blocked", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
+     block("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C2("XGROUP", "DESTROY", "s", "g"),
+     READ, C2("XINFO", "GROUPS", "s"))
 case("xreadgroup-block-timeout-and-multi", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
      C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "10", "STREAMS", "s", ">"), C("MULTI"),
      C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C("EXEC"), C("XPENDING", "s", "g"))

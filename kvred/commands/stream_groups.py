@@ -14,7 +14,11 @@ XREADGROUP serves it something, or reads its history, as in Redis 7.0). XCLAIM a
 The others are logged as sent when they changed something.
 
 XREADGROUP BLOCK waits as XREAD BLOCK does (kvred/commands/stream_read.py); a served
-client re-runs its command on the stream that became ready.
+client re-runs its command on the stream that became ready, and gets Redis's -NOGROUP
+when XGROUP DESTROY took its group. Where this differs from Redis 7.0.15: a stream key
+deleted (DEL, UNLINK, expiry...) while XREADGROUP clients wait on it answers them
+"-UNBLOCKED the stream key no longer exists" at once in Redis; kvred keeps them waiting
+(deleting a key signals nobody yet).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ ERR_DOLLAR_XREADGROUP = (
 ERR_KEY_MUST_EXIST = (
     b"-ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the "
     b"MKSTREAM option to create an empty stream automatically.\r\n")
+ERR_GROUP_GONE = b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
 ERR_BUSYGROUP = b"-BUSYGROUP Consumer Group name already exists\r\n"
 ERR_ENTRIESREAD = b"-ERR value for ENTRIESREAD must be positive or -1\r\n"
 ZERO, ONE = b":0\r\n", b":1\r\n"
@@ -161,6 +166,8 @@ def xgroup(ctx: Context, argv: list[bytes]) -> bytes:
         if group is None:
             return ZERO
         del stream.groups[name]
+        if keyspace.blocking and argv[2] in keyspace.blocking:  # XREADGROUP clients get -NOGROUP
+            ctx.databases.ready_keys.append((keyspace, argv[2]))
         return _changed(ctx, argv, b"xgroup-destroy", ONE)
     if sub == b"createconsumer" and argc == 5:
         assert group is not None
@@ -236,6 +243,8 @@ def xreadgroup(ctx: Context, argv: list[bytes]) -> bytes:
         stream: Stream | None = keyspace.lookup_typed(key, STREAM_TYPES, True)
         group = stream.groups.get(group_name) if stream is not None else None
         if stream is None or group is None:
+            if getattr(ctx.executor, "reprocessing", False):  # a blocked client's group went away
+                return ERR_GROUP_GONE
             return (b"-NOGROUP No such key '" + key + b"' or consumer group '" + group_name
                     + b"' in XREADGROUP with GROUP option\r\n")
         if id_arg == b"$":
