@@ -4,17 +4,19 @@ tests/differential.py), RESP2 and RESP3. Idle times and delivery times differ be
 the servers, so the replies that carry them go through `timeless`, which keeps their
 shape. Also the AOF (kvred only): XREADGROUP logged as Redis propagates it (XCLAIM per
 delivered entry, XGROUP SETID for NOACK), replay after kill -9, and a BGREWRITEAOF round
-trip that keeps groups, consumers and pending entries."""
+trip that keeps groups, consumers and pending entries; and a consumer-group scenario with
+a blocked consumer, a crashed one whose entries XAUTOCLAIM takes over, and kill -9."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aoftools import aof_commands, kill_hard, rewrite_and_wait
-from conftest import start_kvred
+from conftest import against_redis, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
     C,
@@ -25,7 +27,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     check_survived,
     servers,
 )
-from rawclient import RawClient
+from rawclient import RawClient, encode_command
 from test_diff_blocking import READ, block, hello3
 from test_diff_streams import fill
 
@@ -265,5 +267,69 @@ def test_aof_replay_and_rewrite(tmp_path: Path) -> None:
         assert timeless(b"".join(_state(server.port))) == expected
         with RawClient(server.port, timeout=5) as c:  # the group's last ID survived: 7-1 comes next
             assert c.call("XREADGROUP", "GROUP", "g", "c9", "STREAMS", "s", ">").startswith(b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n7-1")
+    finally:
+        server.stop()
+
+
+# --- a consumer-group scenario (kvred only) -------------------------------------------------------
+
+_DELIVERED = re.compile(rb"\$\d+\r\n(\d+-1)\r\n")
+
+
+def _ids(reply: bytes) -> list[bytes]:
+    return _DELIVERED.findall(reply)
+
+
+@pytest.mark.skipif(against_redis(), reason="kvred's AOF and workers")
+def test_consumer_group_scenario(tmp_path: Path) -> None:
+    """Three consumers on their own connections (3 workers): one waits in XREADGROUP
+    BLOCK and is served by an XADD from another, one crashes with entries pending and
+    another takes them over with XAUTOCLAIM; then kill -9. After the restart every entry
+    was delivered once, and is acknowledged or still pending for exactly one consumer."""
+    server = start_kvred(tmp_path, appendfsync="always", workers=3)
+    try:
+        producer, c1, c2, c3 = (RawClient(server.port, timeout=5) for _ in range(4))
+        assert producer.call("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM") == b"+OK\r\n"
+        c1.send(encode_command("XREADGROUP", "GROUP", "g", "c1", "BLOCK", "0", "STREAMS", "s", ">"))
+        deadline = time.monotonic() + 5
+        while b"blocked_clients:1\r\n" not in producer.call("INFO", "clients"):
+            assert time.monotonic() < deadline, "c1 never blocked"
+            time.sleep(0.01)
+        producer.call("XADD", "s", "1-1", "n", "1")
+        served = _ids(c1.read_reply())
+        assert served == [b"1-1"]
+        acked = set(served)
+        assert c1.call("XACK", "s", "g", *served) == b":1\r\n"
+        for i in range(2, 31):
+            producer.call("XADD", "s", f"{i}-1", "n", str(i))
+        delivered = list(served)
+        crashed = _ids(c3.call("XREADGROUP", "GROUP", "g", "c3", "COUNT", "5", "STREAMS", "s", ">"))
+        delivered += crashed
+        c3.close()  # crashed: its five entries stay pending
+        for _ in range(3):
+            for client, name in ((c1, "c1"), (c2, "c2")):
+                got = _ids(client.call("XREADGROUP", "GROUP", "g", name, "COUNT", "3", "STREAMS", "s", ">"))
+                delivered += got
+                assert client.call("XACK", "s", "g", *got) == b":%d\r\n" % len(got)
+                acked.update(got)
+        claimed = c1.call("XAUTOCLAIM", "s", "g", "c1", "0", "0", "COUNT", "100")
+        assert _ids(claimed) == crashed  # the crashed consumer's entries, taken over
+        assert c1.call("XACK", "s", "g", *crashed) == b":5\r\n"
+        acked.update(crashed)
+        in_flight = _ids(c2.call("XREADGROUP", "GROUP", "g", "c2", "COUNT", "4", "STREAMS", "s", ">"))
+        delivered += in_flight
+        assert len(delivered) == len(set(delivered)) == 1 + 5 + 18 + 4
+        for client in (producer, c1, c2):
+            client.close()
+        kill_hard(server)
+        server = start_kvred(tmp_path, appendfsync="always", workers=3)
+        with RawClient(server.port, timeout=5) as c:
+            pending = c.call("XPENDING", "s", "g", "-", "+", "100")
+            assert _ids(pending) == in_flight and pending.count(b"c2") == len(in_flight)
+            assert not acked & set(_ids(pending))
+            rest = _ids(c.call("XREADGROUP", "GROUP", "g", "c9", "STREAMS", "s", ">"))
+            assert sorted(delivered + rest, key=lambda sid: int(sid.split(b"-")[0])) == [
+                b"%d-1" % i for i in range(1, 31)]  # nothing lost, nothing delivered twice
+            assert c.call("XINFO", "GROUPS", "s").count(b"\r\n:0\r\n") >= 1  # lag 0 once all were read
     finally:
         server.stop()
