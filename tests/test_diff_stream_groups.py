@@ -29,6 +29,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
 )
 from rawclient import RawClient, encode_command
 from test_diff_blocking import READ, block, hello3
+from test_diff_notifications import Events
 from test_diff_streams import fill
 
 CASES = Cases()
@@ -200,6 +201,18 @@ for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
 case("xreadgroup-group-destroyed-while-blocked", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
      block("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C2("XGROUP", "DESTROY", "s", "g"),
      READ, C2("XINFO", "GROUPS", "s"))
+GROUP_EVENTS = (C2("XADD", "s", "1-1", "a", "1"), C2("XGROUP", "CREATE", "s", "g", "0"),
+                C2("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"),
+                C2("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", "0"),
+                C2("XREADGROUP", "GROUP", "g", "c5", "STREAMS", "s", ">"), C2("XCLAIM", "s", "g", "c3", "0", "1-1"),
+                C2("XAUTOCLAIM", "s", "g", "c4", "0", "0"), C2("XACK", "s", "g", "1-1"),
+                C2("XGROUP", "CREATECONSUMER", "s", "g", "c9"), C2("XGROUP", "DELCONSUMER", "s", "g", "c9"),
+                C2("XGROUP", "SETID", "s", "g", "0"), C2("XGROUP", "DESTROY", "s", "g"),
+                C2("XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"))
+OFF = C("CONFIG", "SET", "notify-keyspace-events", "")
+for _classes in ("KEA", "Et", "KEtn"):
+    CASES.append(Case(f"group-events-{_classes}", [C("FLUSHALL"), C("CONFIG", "SET", "notify-keyspace-events", _classes),
+                                                  C("PSUBSCRIBE", "__key*__:*"), *GROUP_EVENTS, Events()], [OFF]))
 case("xreadgroup-block-timeout-and-multi", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
      C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "10", "STREAMS", "s", ">"), C("MULTI"),
      C("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C("EXEC"), C("XPENDING", "s", "g"))

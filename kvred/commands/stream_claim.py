@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..stream import MAX_ID, MIN_ID, NACK, Consumer, ConsumerGroup, Stream, StreamID, format_id, parse_strict_id
 from .base import ERR_SYNTAX, Context, command, int_arg
-from .stream_groups import bulk, claim_logged, entry_reply, no_group, now_ms, setid_logged
+from .stream_groups import bulk, claim_logged, consumer_of, entry_reply, no_group, now_ms, setid_logged
 from .streams import ERR_INVALID_ID, STREAM_TYPES, range_bound
 
 __all__: list[str] = []
@@ -115,7 +115,7 @@ def xclaim(ctx: Context, argv: list[bytes]) -> bytes:
         if nack.consumer is not None and min_idle and now - nack.delivery_time < min_idle:
             continue
         if consumer is None:
-            consumer, _created = group.consumer(argv[3], now)
+            consumer, _created = consumer_of(ctx, key, group, argv[3], now)
         if nack.consumer is not consumer and nack.consumer is not None:
             del nack.consumer.pel[sid]
         nack.delivery_time = delivery_time
@@ -190,7 +190,7 @@ def xautoclaim(ctx: Context, argv: list[bytes]) -> bytes:
         if min_idle and now - nack.delivery_time < min_idle:
             continue
         if consumer is None:
-            consumer, _created = group.consumer(argv[3], now)
+            consumer, _created = consumer_of(ctx, key, group, argv[3], now)
         if nack.consumer is not consumer:
             del nack.consumer.pel[sid]
             consumer.pel[sid] = nack

@@ -47,7 +47,7 @@ from .base import ERR_NOT_INT, ERR_SYNTAX, Context, command, int_arg, subcommand
 from .stream_read import check_reply_size, parse_read_args, reply_or_block
 from .streams import ERR_INVALID_ID, NULL_ARRAY, STREAM_TYPES, range_bound
 
-__all__ = ["bulk", "now_ms", "claim_logged", "setid_logged", "entry_reply", "no_group"]
+__all__ = ["bulk", "now_ms", "consumer_of", "claim_logged", "setid_logged", "entry_reply", "no_group"]
 
 ERR_DOLLAR_XREADGROUP = (
     b"-ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this "
@@ -68,6 +68,14 @@ def bulk(value: bytes) -> bytes:
 
 def now_ms(ctx: Context) -> int:
     return ctx.keyspace.databases.now_ms()
+
+
+def consumer_of(ctx: Context, key: bytes, group: ConsumerGroup, name: bytes, now: int) -> tuple[Consumer, bool]:
+    """The group's consumer `name`, seen now; a new one is announced (xgroup-createconsumer)."""
+    consumer, created = group.consumer(name, now)
+    if created and ctx.keyspace.notify_flags:
+        ctx.keyspace.notify(NOTIFY_STREAM, b"xgroup-createconsumer", key)
+    return consumer, created
 
 
 def no_group(key: bytes, group: bytes) -> bytes:
@@ -261,7 +269,7 @@ def xreadgroup(ctx: Context, argv: list[bytes]) -> bytes:
     for key, (stream, group, gt) in zip(keys, targets, strict=True):
         if gt is None and not (stream.entries and stream.entries.peekitem(-1)[0] > group.last_id):
             continue  # nothing new: the consumer is not even created (Redis 7.0)
-        consumer, created = group.consumer(consumer_name, now)
+        consumer, created = consumer_of(ctx, key, group, consumer_name, now)
         if gt is None:
             body, logged = _deliver_new(ctx, key, group_name, stream, group, consumer, count, noack, now)
             if created and (noack or not logged):
