@@ -68,6 +68,8 @@ for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
          block("XREAD", "BLOCK", "0", "STREAMS", "s", "$"),
          C2("MULTI"), C2("XADD", "s", "2-1", "b", "2"), C2("XADD", "s", "3-1", "c", "3"), C2("EXEC"), READ)
 
+case("xread-served-with-nothing-left", *fill("s", 1), block("XREAD", "BLOCK", "0", "STREAMS", "s", "$"),
+     C2("XADD", "s", "MAXLEN", "0", "5-1", "a", "1"), READ, C2("XLEN", "s"))
 case("xread-key-becomes-wrong-type-while-blocked", block("XREAD", "BLOCK", "0", "STREAMS", "k", "$"),
      C2("SET", "k", "x"), NOT_YET, C2("DEL", "k"), C2("XADD", "k", "1-1", "a", "1"), READ)
 case("xread-served-then-next-command", *fill("s", 1),

@@ -11,10 +11,9 @@ answers it: from the one stream that became ready, with what came after the ID i
 gave (`$`: the stream's last ID when it blocked), at most COUNT entries, or 1000 when
 it gave no COUNT (Redis's XREAD_BLOCKED_DEFAULT_COUNT). Inside MULTI/EXEC it answers as
 on a timeout at once; in scripts BLOCK is an error, as in Redis.
-
-Where this differs from Redis: Redis serves a blocked client once the stream's
-last-generated ID passes the client's ID even if no entry is left after it (an XADD
-with MAXLEN 0): it answers the key with no entries; kvred keeps such a client waiting.
+Redis serves a blocked client once the stream's last-generated ID passes the client's
+ID even if no entry is left after it (an XADD with MAXLEN 0): it answers the key with
+no entries, and so does kvred.
 """
 
 from __future__ import annotations
@@ -156,11 +155,17 @@ def xread(ctx: Context, argv: list[bytes]) -> bytes:
         if sid is None:
             return ERR_INVALID_ID
         ids.append(sid)
+    served = getattr(ctx.executor, "reprocessing", False)  # re-run for a blocked client
     parts: list[bytes] = []
     for key, gt in zip(keys, ids, strict=True):
         stream = keyspace.lookup_typed(key, STREAM_TYPES)
-        if stream is None or not stream.entries or stream.entries.peekitem(-1)[0] <= gt:
+        if stream is None:
             continue
+        if not stream.entries or stream.entries.peekitem(-1)[0] <= gt:
+            # a served client is answered once the stream's last ID passes its own, even
+            # when no entry is left after it (Redis 7.0's serveClientsBlockedOnStreamKey)
+            if not (served and stream.last_id > gt):
+                continue
         parts.append(_key_reply(ctx, key, stream, gt, args.count))
         check_reply_size(ctx, parts)
     first_ids = dict(zip(reversed(keys), reversed(ids), strict=True))  # a key named twice: its first ID
@@ -183,7 +188,7 @@ def reply_or_block(ctx: Context, args: ReadArgs, parts: list[bytes],
 def _key_reply(ctx: Context, key: bytes, stream: Stream, gt: StreamID, count: int) -> bytes:
     """One stream's part: [key, entries after `gt`] (RESP3: a map's key and value)."""
     start = incr_id(gt)
-    assert start is not None  # the stream has an entry after `gt`
+    assert start is not None  # the stream's last ID is after `gt`
     entries = stream.entries
     ids = entries.irange(start, MAX_ID)
     if count:
