@@ -198,6 +198,10 @@ for _proto, _pre in (("resp2", ()), ("resp3", (hello3(),))):
          block("XREADGROUP", "GROUP", "g", "c1", "BLOCK", "0", "STREAMS", "s", ">"),
          C2("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"), C2("XADD", "s", "7-1", "x", "y"), READ,
          C2("XPENDING", "s", "g"))
+case("xreadgroup-served-with-nothing-left", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
+     block("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"),
+     C2("XADD", "s", "MAXLEN", "0", "5-1", "a", "1"), READ, C2("XINFO", "GROUPS", "s"),
+     C2("XINFO", "CONSUMERS", "s", "g", norm=infoless))
 case("xreadgroup-group-destroyed-while-blocked", *fill("s", 1), C("XGROUP", "CREATE", "s", "g", "$"),
      block("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"), C2("XGROUP", "DESTROY", "s", "g"),
      READ, C2("XINFO", "GROUPS", "s"))

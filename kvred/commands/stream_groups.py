@@ -265,10 +265,14 @@ def xreadgroup(ctx: Context, argv: list[bytes]) -> bytes:
             return ERR_INVALID_ID
         targets.append((stream, group, sid))
     now = now_ms(ctx)
+    served = getattr(ctx.executor, "reprocessing", False)  # re-run for a blocked client
     parts: list[bytes] = []
     for key, (stream, group, gt) in zip(keys, targets, strict=True):
         if gt is None and not (stream.entries and stream.entries.peekitem(-1)[0] > group.last_id):
-            continue  # nothing new: the consumer is not even created (Redis 7.0)
+            # nothing new: the consumer is not even created (Redis 7.0); but a served
+            # client is answered once the stream's last ID passes the group's, as XREAD
+            if not (served and stream.last_id > group.last_id):
+                continue
         consumer, created = consumer_of(ctx, key, group, consumer_name, now)
         if gt is None:
             body, logged = _deliver_new(ctx, key, group_name, stream, group, consumer, count, noack, now)
