@@ -111,22 +111,26 @@ class BlockOn(Exception):
     one of `keys` (in the client's database) to hold a value of one of `types`, for
     `timeout` seconds (0: forever); on timeout the client gets `timeout_reply`. When a
     key is ready the command is re-run as `retry(key)` (the command on that key alone,
-    so a client waiting on several keys is served from the one that became ready)."""
+    so a client waiting on several keys is served from the one that became ready).
+    With `gone_reply` (XREADGROUP), a key that is deleted or stops holding one of `types`
+    ends the wait with that reply (Redis 7.0's unblock_on_nokey)."""
 
     def __init__(self, keys: list[bytes], timeout: float, timeout_reply: bytes, types: tuple[type, ...],
-                 retry: Callable[[bytes], list[bytes]] | None) -> None:
+                 retry: Callable[[bytes], list[bytes]] | None, gone_reply: bytes | None = None) -> None:
         super().__init__()
         self.keys = keys
         self.timeout = timeout
         self.timeout_reply = timeout_reply
         self.types = types
         self.retry = retry
+        self.gone_reply = gone_reply
 
 
 class Blocked:
     """A waiting client: what it waits for, and what of its entry is done and left."""
 
-    __slots__ = ("keyspace", "keys", "argv", "deadline", "timeout_reply", "types", "retry", "parts", "rest")
+    __slots__ = ("keyspace", "keys", "argv", "deadline", "timeout_reply", "types", "retry", "gone_reply",
+                 "parts", "rest")
 
     def __init__(self, keyspace: Keyspace, argv: list[bytes], deadline: float, block: BlockOn,
                  parts: list[bytes], rest: list[list[bytes]]) -> None:
@@ -137,6 +141,7 @@ class Blocked:
         self.timeout_reply = block.timeout_reply
         self.types = block.types  # the value types it can use
         self.retry = block.retry  # key -> the command to re-run on that key
+        self.gone_reply = block.gone_reply  # the reply when a key it waits on goes away
         self.parts = parts  # replies of the entry's commands before it (and pushes to it)
         self.rest = rest  # the entry's commands after it: they run once it is served
 
@@ -146,12 +151,15 @@ class BlockedClients:
 
     def __init__(self) -> None:
         self.count = 0  # INFO clients: blocked_clients
+        self.count_on_nokey = 0  # of them, those a deleted key unblocks (XREADGROUP)
         self._deadlines: list[tuple[float, int, WriterClient, Blocked]] = []
         self._seq = 0
 
     def block(self, client: WriterClient, blocked: Blocked) -> None:
         client.blocked = blocked
         self.count += 1
+        if blocked.gone_reply is not None:
+            self.count_on_nokey += 1
         for key in blocked.keys:
             waiting = blocked.keyspace.blocking.get(key)
             if waiting is None:
@@ -168,6 +176,8 @@ class BlockedClients:
             return None
         client.blocked = None
         self.count -= 1
+        if blocked.gone_reply is not None:
+            self.count_on_nokey -= 1
         blocking = blocked.keyspace.blocking
         for key in blocked.keys:
             waiting = blocking.get(key)

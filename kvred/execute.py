@@ -266,13 +266,17 @@ class Executor:
                 if not waiting:
                     continue
                 for client in list(waiting.values()):
-                    value = keyspace.data.get(key)
-                    if value is None:
-                        break  # used up
                     blocked = client.blocked
-                    # a client whose command cannot use this type keeps waiting (Redis 7.0)
-                    if blocked is not None and type(value) in blocked.types:
+                    if blocked is None:
+                        continue
+                    value = keyspace.data.get(key)
+                    if value is not None and type(value) in blocked.types:
                         self._serve(client, key)
+                    elif blocked.gone_reply is not None:
+                        self.unblock(client, blocked.gone_reply)  # its stream was deleted or replaced
+                    elif value is None and not self.blocked.count_on_nokey:
+                        break  # used up
+                    # else a client whose command cannot use this type keeps waiting (Redis 7.0)
         finally:
             self._restore_ctx(saved)
 

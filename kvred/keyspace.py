@@ -147,7 +147,9 @@ class Databases:
 
     def swapdb(self, a: int, b: int) -> None:
         """SWAPDB: the two databases' contents trade places; watchers of either are touched
-        (clients stay in the database they selected, which now holds the other's keys)."""
+        and waiters of either look again (clients stay in the database they selected, which
+        now holds the other's keys: a list there serves a BLPOP, a stream gone ends an
+        XREADGROUP)."""
         first, second = self.dbs[a], self.dbs[b]
         first.touch_all_watched(second)
         second.touch_all_watched(first)
@@ -155,6 +157,8 @@ class Databases:
             one, other = getattr(first, name), getattr(second, name)
             setattr(first, name, other)
             setattr(second, name, one)
+        first.signal_blocked_keys()
+        second.signal_blocked_keys()
 
     def expire_after_load(self) -> int:
         """Loading ended: delete (and propagate) what expired while the server was down."""
@@ -369,6 +373,8 @@ class Keyspace:
             data[key] = value
             if self.expires and not keep_ttl:
                 self.expires.pop(key, None)
+            if self.blocking and key in self.blocking:
+                self.databases.ready_keys.append((self, key))  # overwritten: signalDeletedKeyAsReady
         if self.track:
             self.access[key] = self.clock
         if self.watched:
@@ -429,11 +435,23 @@ class Keyspace:
         self.access.pop(key, None)
         if self.expires:
             self.expires.pop(key, None)
+        if self.blocking and key in self.blocking:
+            # Redis's signalDeletedKeyAsReady: a consumer waiting in XREADGROUP learns that
+            # its stream is gone (-UNBLOCKED); other waiters keep waiting
+            self.databases.ready_keys.append((self, key))
+
+    def signal_blocked_keys(self) -> None:
+        """Every key clients wait on here is looked at again after the command: its
+        contents were replaced wholesale (FLUSHDB, SWAPDB)."""
+        self.databases.ready_keys.extend((self, key) for key in self.blocking)
 
     def flush(self) -> None:
-        """FLUSHDB: watchers of keys that existed are touched."""
+        """FLUSHDB: watchers of keys that existed are touched, waiters of keys that existed
+        look again (Redis's scanDatabaseForDeletedKeys)."""
         if self.watched:
             self.touch_all_watched(None)
+        if self.blocking:
+            self.databases.ready_keys.extend((self, key) for key in self.blocking if key in self.data)
         self.data = {}
         self.expires = {}
         self.access = {}

@@ -875,6 +875,8 @@ class Writer:
         """The active expire cycle; its DELs are logged and written like any pass's.
         True if keys are left to expire now."""
         behind = self.databases.active_expire_cycle()
+        if self.databases.ready_keys:
+            self.executor.serve_ready()  # XREADGROUP clients whose stream expired
         aof = self.aof
         if aof is not None and aof.aof_buf:
             try:

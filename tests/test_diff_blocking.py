@@ -413,7 +413,7 @@ SCENES: dict[str, Callable[[Scene], None]] = {
 }
 
 
-def _play(port: int, scene: Callable[[Scene], None]) -> list[Any]:
+def play_scene(port: int, scene: Callable[[Scene], None]) -> list[Any]:
     s = Scene(port)
     try:
         scene(s)
@@ -426,10 +426,10 @@ def _play(port: int, scene: Callable[[Scene], None]) -> list[Any]:
 
 @pytest.mark.parametrize("name", list(SCENES))
 def test_several_blocked_clients(servers: Servers, name: str) -> None:  # noqa: F811
-    expected = _play(servers.redis.port, SCENES[name])
+    expected = play_scene(servers.redis.port, SCENES[name])
     assert not any(isinstance(x, str) for x in expected), expected
     servers.ensure_kvred_alive(name)
-    actual = _play(servers.kvred.port, SCENES[name])
+    actual = play_scene(servers.kvred.port, SCENES[name])
     assert actual == expected
 
 

@@ -28,7 +28,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     servers,
 )
 from rawclient import RawClient, encode_command
-from test_diff_blocking import READ, block, hello3
+from test_diff_blocking import READ, Scene, block, hello3, play_scene
 from test_diff_notifications import Events
 from test_diff_streams import fill
 
@@ -233,6 +233,110 @@ def test_same_replies_as_redis(servers: Servers, seq: Case) -> None:  # noqa: F8
 
 def test_kvred_survived_the_cases(servers: Servers) -> None:  # noqa: F811
     check_survived(servers)
+
+
+# --- consumers waiting in XREADGROUP BLOCK while their stream goes away ----------------------------
+
+def _group_waiter(s: Scene, *keys: str) -> Any:
+    for key in keys:
+        s.call("XGROUP", "CREATE", key, "g", "$", "MKSTREAM")
+    return s.block("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", *keys, *[">"] * len(keys))
+
+
+def _ended_by(*commands: tuple[str, ...]) -> Any:
+    """A consumer waits on `s`; `commands` take the stream away: it is answered at once."""
+    def scene(s: Scene) -> None:
+        c = _group_waiter(s, "s")
+        for command in commands:
+            s.call(*command)
+        s.served(c)
+        s.call("EXISTS", "s")
+    return scene
+
+
+def _xread_waits_on(s: Scene) -> None:
+    """XREAD waiters are not ended by a deletion: the stream made again serves them."""
+    c1 = _group_waiter(s, "s")
+    c2 = s.block("XREAD", "BLOCK", "0", "STREAMS", "s", "$")
+    s.call("DEL", "s")
+    s.served(c1)
+    s.silent(c2)
+    s.call("SET", "s", "x")
+    s.silent(c2)
+    s.call("DEL", "s")
+    s.call("XADD", "s", "1-1", "f", "v")
+    s.served(c2)
+
+
+def _one_of_two_streams(s: Scene) -> None:
+    c = _group_waiter(s, "s", "t")
+    s.call("DEL", "t")
+    s.served(c)
+
+
+def _made_again_in_multi(s: Scene) -> None:
+    """Deleted and made again (with the group) in one transaction: still waiting, then
+    served by the next XADD; a group destroyed and made again likewise."""
+    c = _group_waiter(s, "s")
+    for command in (("MULTI",), ("DEL", "s"), ("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"), ("EXEC",)):
+        s.call(*command)
+    s.silent(c)
+    for command in (("MULTI",), ("XGROUP", "DESTROY", "s", "g"), ("XGROUP", "CREATE", "s", "g", "$"), ("EXEC",)):
+        s.call(*command)
+    s.silent(c)
+    s.call("XADD", "s", "5-1", "f", "v")
+    s.served(c)
+    s.call("XPENDING", "s", "g")
+
+
+def _swapdb_serves_and_ends(s: Scene) -> None:
+    """SWAPDB: a list that arrives serves a BLPOP, a stream that leaves ends an XREADGROUP."""
+    c1 = s.block("BLPOP", "l", "0")
+    c2 = _group_waiter(s, "s")
+    s.call("SELECT", "1")
+    s.call("RPUSH", "l", "a", "b")
+    s.call("SWAPDB", "0", "1")
+    s.served(c1)
+    s.served(c2)
+    s.call("LRANGE", "l", "0", "-1")
+
+
+def _active_expiry(s: Scene) -> None:
+    c = _group_waiter(s, "s")
+    s.call("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+    s.call("PEXPIRE", "s", "20")
+    s.served(c)  # once the active expire cycle deletes it (waited on with the read timeout)
+
+
+STREAM_SCENES = {
+    "del": _ended_by(("DEL", "s")),
+    "unlink": _ended_by(("UNLINK", "s")),
+    "overwritten-by-set": _ended_by(("SET", "s", "x")),
+    "renamed-away": _ended_by(("RENAME", "s", "t")),
+    "replaced-by-rename": _ended_by(("XADD", "t", "1-1", "f", "v"), ("RENAME", "t", "s")),
+    "moved-away": _ended_by(("MOVE", "s", "1")),
+    "flushdb": _ended_by(("FLUSHDB",)),
+    "flushall": _ended_by(("FLUSHALL",)),
+    "expire-in-the-past": _ended_by(("PEXPIREAT", "s", "1")),
+    "group-destroyed": _ended_by(("XGROUP", "DESTROY", "s", "g")),
+    "deleted-in-multi": _ended_by(("MULTI",), ("XADD", "s", "1-1", "f", "v"), ("DEL", "s"), ("EXEC",)),
+    "active-expiry": _active_expiry,
+    "xread-keeps-waiting": _xread_waits_on,
+    "one-of-two-streams": _one_of_two_streams,
+    "made-again-in-multi": _made_again_in_multi,
+    "swapdb": _swapdb_serves_and_ends,
+}
+
+
+@pytest.mark.parametrize("name", list(STREAM_SCENES))
+def test_waiting_consumer_and_its_stream(servers: Servers, name: str) -> None:  # noqa: F811
+    """Redis 7.0 answers "-UNBLOCKED the stream key no longer exists" (or -NOGROUP) to
+    a consumer whose stream is deleted, replaced, renamed, moved, flushed or expired."""
+    servers.ensure_kvred_alive(name)
+    expected = play_scene(servers.redis.port, STREAM_SCENES[name])
+    assert not any(isinstance(x, str) for x in expected), expected
+    actual = play_scene(servers.kvred.port, STREAM_SCENES[name])
+    assert actual == expected
 
 
 # --- the AOF -------------------------------------------------------------------------------------

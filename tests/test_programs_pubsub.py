@@ -453,6 +453,43 @@ def test_rq_simple_worker(server: ServerProcess, kind: str) -> None:
         conn.close()
 
 
+def test_rq_waits_for_a_result(server: ServerProcess, kind: str) -> None:
+    """`job.latest_result(timeout=...)` waits in XREAD BLOCK on the job's result stream
+    until the worker XADDs the result (rq 2+): a thread waits before the job runs."""
+    rq = require_module("rq")
+    import rqjobs
+
+    conn = client_of(server, db=RQ_DB)
+    conn.flushdb()
+    try:
+        q = rq.Queue(f"kvred-test-wait-{kind}", connection=conn)
+        job = q.enqueue(rqjobs.add, 20, 22)
+        got: queue.Queue[Any] = queue.Queue()
+        waiter_conn = client_of(server, db=RQ_DB)
+
+        def wait() -> None:
+            try:
+                got.put(rq.job.Job.fetch(job.id, connection=waiter_conn).latest_result(timeout=30))
+            except Exception as e:  # reported to the test thread
+                got.put(e)
+
+        thread = threading.Thread(target=wait, daemon=True)
+        thread.start()
+        wait_until(lambda: any(b"cmd=xread" in line for line in conn.execute_command("CLIENT", "LIST").split(b"\n")),
+                   "the waiter never blocked in XREAD")
+        assert got.empty()
+        assert rq.SimpleWorker([q], connection=conn).work(burst=True) is True
+        result = got.get(timeout=20)
+        thread.join(timeout=5)
+        waiter_conn.close()
+        assert not isinstance(result, Exception), result
+        assert result is not None and result.type == result.Type.SUCCESSFUL and result.return_value == 42
+        assert conn.xlen(f"rq:results:{job.id}") == 1
+    finally:
+        conn.flushdb()
+        conn.close()
+
+
 # ---------------------------------------------------------------- celery
 
 

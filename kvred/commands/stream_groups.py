@@ -15,10 +15,9 @@ The others are logged as sent when they changed something.
 
 XREADGROUP BLOCK waits as XREAD BLOCK does (kvred/commands/stream_read.py); a served
 client re-runs its command on the stream that became ready, and gets Redis's -NOGROUP
-when XGROUP DESTROY took its group. Where this differs from Redis 7.0.15: a stream key
-deleted (DEL, UNLINK, expiry...) while XREADGROUP clients wait on it answers them
-"-UNBLOCKED the stream key no longer exists" at once in Redis; kvred keeps them waiting
-(deleting a key signals nobody yet).
+when XGROUP DESTROY took its group, or "-UNBLOCKED the stream key no longer exists" when
+the stream was deleted, replaced, renamed away, flushed or expired (Redis 7.0's
+signalDeletedKeyAsReady, done in kvred/keyspace.py).
 """
 
 from __future__ import annotations
@@ -56,6 +55,7 @@ ERR_DOLLAR_XREADGROUP = (
 ERR_KEY_MUST_EXIST = (
     b"-ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the "
     b"MKSTREAM option to create an empty stream automatically.\r\n")
+ERR_STREAM_GONE = b"-UNBLOCKED the stream key no longer exists\r\n"
 ERR_GROUP_GONE = b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
 ERR_BUSYGROUP = b"-BUSYGROUP Consumer Group name already exists\r\n"
 ERR_ENTRIESREAD = b"-ERR value for ENTRIESREAD must be positive or -1\r\n"
@@ -294,7 +294,7 @@ def xreadgroup(ctx: Context, argv: list[bytes]) -> bytes:
         return lambda key: [argv[0], b"GROUP", group_name, consumer_name, b"COUNT", args.served_count(), *rest,
                             b"BLOCK", b"0", b"STREAMS", key, ids[key]]
 
-    return reply_or_block(ctx, args, parts, make_retry)
+    return reply_or_block(ctx, args, parts, make_retry, ERR_STREAM_GONE)
 
 
 def entry_reply(sid: StreamID, fields: tuple[bytes, ...] | None, resp3: bool) -> bytes:

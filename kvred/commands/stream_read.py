@@ -173,16 +173,17 @@ def xread(ctx: Context, argv: list[bytes]) -> bytes:
 
 
 def reply_or_block(ctx: Context, args: ReadArgs, parts: list[bytes],
-                   make_retry: Callable[[], Callable[[bytes], list[bytes]]]) -> bytes:
+                   make_retry: Callable[[], Callable[[bytes], list[bytes]]], gone_reply: bytes | None = None) -> bytes:
     """The streams that had something; else, with BLOCK, wait for one of the keys
-    (BlockOn, the served client re-run as `make_retry()` says); else a null array."""
+    (BlockOn, the served client re-run as `make_retry()` says, or answered `gone_reply`
+    if a stream it waits on is deleted); else a null array."""
     if parts:
         head = b"%%%d\r\n" if ctx.resp3 else b"*%d\r\n"
         return head % len(parts) + b"".join(parts)
     null = NULL_ARRAY[ctx.resp3]
     if args.timeout is None or not ctx.may_block:  # MULTI/EXEC: as on a timeout, at once
         return null
-    raise BlockOn(args.keys, args.timeout, null, STREAM_TYPES, make_retry())
+    raise BlockOn(args.keys, args.timeout, null, STREAM_TYPES, make_retry(), gone_reply)
 
 
 def _key_reply(ctx: Context, key: bytes, stream: Stream, gt: StreamID, count: int) -> bytes:

@@ -150,9 +150,11 @@ def set_(ctx: Context, argv: list[bytes]) -> bytes:
     key = argv[1]
     if len(argv) == 3:  # the hot path: plain SET key value
         data = keyspace.data
-        if key in data and not keyspace.watched and not (keyspace.expires and key in keyspace.expires):
-            # Keyspace.set_key inlined for an overwrite with nothing else to maintain (no
-            # TTL to drop, no watcher to touch): the method call was ~300 of ~5,600 (callgrind)
+        if (key in data and not keyspace.watched and not (keyspace.expires and key in keyspace.expires)
+                and not keyspace.blocking):
+            # Keyspace.set_key inlined for an overwrite with nothing else to maintain (no TTL
+            # to drop, no watcher to touch, no waiter to signal): the method call was ~300 of
+            # ~5,600 (callgrind)
             data[key] = argv[2]
             if keyspace.track:
                 keyspace.access[key] = keyspace.clock
