@@ -651,20 +651,30 @@ BIG_REPLY_GROWTH_BOUND_BYTES = 200 * 1024 * 1024  # the replies asked for are 38
 
 
 @pytest.mark.skipif(against_redis(), reason="kvred's process tree")
-@pytest.mark.parametrize("how", ["exec", "mget"])
+@pytest.mark.parametrize("how", ["exec", "mget", "xrange", "xread"])
 def test_the_output_limit_counts_replies_as_they_are_built(servers: Servers, how: str) -> None:
     """Issue: the output limit missed EXEC and single big replies: a client that never
     reads and sent MULTI; GET v x12; EXEC (or MGET v x12) made the writer build all of it.
-    Now the reply stops being built once it passes the limit, and the client is closed."""
+    Now the reply stops being built once it passes the limit, and the client is closed.
+    Streams alike: XRANGE of a 32 MB stream in a transaction, XREAD of it named 12 times."""
     server = servers.start("kvred", client_output_buffer_limit=BIG_REPLY_LIMIT, appendonly="no")
     steady = SteadyClient(server.port)
     with RawClient(server.port, timeout=30) as c:
-        assert c.call("SET", "v", b"v" * BIG_REPLY_VALUE_BYTES) == b"+OK\r\n"
+        if how.startswith("x"):
+            part = BIG_REPLY_VALUE_BYTES // 8
+            for i in range(8):
+                assert c.call("XADD", "v", f"{i + 1}-1", "f", b"v" * part) == b"$3\r\n%d-1\r\n" % (i + 1)
+        else:
+            assert c.call("SET", "v", b"v" * BIG_REPLY_VALUE_BYTES) == b"+OK\r\n"
     before = total_rss(server)
     if how == "exec":
         request = encode_command("MULTI") + encode_command("GET", "v") * 12 + encode_command("EXEC")
-    else:
+    elif how == "mget":
         request = encode_command("MGET", *["v"] * 12)
+    elif how == "xrange":
+        request = encode_command("MULTI") + encode_command("XRANGE", "v", "-", "+") * 12 + encode_command("EXEC")
+    else:
+        request = encode_command("XREAD", "STREAMS", *["v"] * 12, *["0"] * 12)
     with RssSampler(server) as rss, RawClient(server.port, timeout=30) as greedy:
         greedy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         greedy.send(request)

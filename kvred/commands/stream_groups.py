@@ -44,7 +44,7 @@ from ..stream import (
 )
 from .base import ERR_NOT_INT, ERR_SYNTAX, Context, command, int_arg, subcommand_syntax_error
 from .stream_read import check_reply_size, parse_read_args, reply_or_block
-from .streams import ERR_INVALID_ID, NULL_ARRAY, STREAM_TYPES, range_bound
+from .streams import ERR_INVALID_ID, NULL_ARRAY, STREAM_TYPES, entry_reply, range_bound
 
 __all__ = ["bulk", "now_ms", "consumer_of", "claim_logged", "setid_logged", "entry_reply", "no_group"]
 
@@ -295,13 +295,6 @@ def xreadgroup(ctx: Context, argv: list[bytes]) -> bytes:
                             b"BLOCK", b"0", b"STREAMS", key, ids[key]]
 
     return reply_or_block(ctx, args, parts, make_retry, ERR_STREAM_GONE)
-
-
-def entry_reply(sid: StreamID, fields: tuple[bytes, ...] | None, resp3: bool) -> bytes:
-    head = b"*2\r\n" + bulk(format_id(sid))
-    if fields is None:
-        return head + NULL_ARRAY[resp3]
-    return head + b"*%d\r\n" % len(fields) + b"".join(bulk(item) for item in fields)
 
 
 def _deliver_new(ctx: Context, key: bytes, group_name: bytes, stream: Stream, group: ConsumerGroup,

@@ -82,12 +82,14 @@ ZERO = b":0\r\n"
 # --- replies -------------------------------------------------------------------------------
 
 
-def _entry_reply(sid: StreamID, fields: tuple[bytes, ...]) -> bytes:
+def entry_reply(sid: StreamID, fields: tuple[bytes, ...] | None, resp3: bool = False) -> bytes:
+    """[id, [field, value, ...]]; a null for the fields of an entry deleted since it was
+    delivered (XREADGROUP of a consumer's history, XCLAIM)."""
     text = b"%d-%d" % sid
-    parts = [b"*2\r\n$%d\r\n%b\r\n*%d\r\n" % (len(text), text, len(fields))]
-    for item in fields:
-        parts.append(b"$%d\r\n%b\r\n" % (len(item), item))
-    return b"".join(parts)
+    head = b"*2\r\n$%d\r\n%b\r\n" % (len(text), text)
+    if fields is None:
+        return head + NULL_ARRAY[resp3]
+    return head + resp.encode_command(fields)  # the fields as an array of bulk strings, encoded fast
 
 
 def range_reply(ctx: Context, entries: Iterator[tuple[StreamID, tuple[bytes, ...]]]) -> bytes:
@@ -95,7 +97,7 @@ def range_reply(ctx: Context, entries: Iterator[tuple[StreamID, tuple[bytes, ...
     size = 0
     parts: list[bytes] = []
     for sid, fields in entries:
-        part = _entry_reply(sid, fields)
+        part = entry_reply(sid, fields)
         parts.append(part)
         size += len(part)
         if size > limit:
