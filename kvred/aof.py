@@ -63,6 +63,26 @@ class AppendOnlyFile:
             self._thread = threading.Thread(target=self._everysec_loop, name="aof-fsync", daemon=True)
             self._thread.start()
 
+    def set_policy(self, policy: str) -> None:
+        """appendfsync changed at runtime (CONFIG SET): what is written so far is synced
+        now, then the new policy applies (its thread started or stopped)."""
+        if policy == self.fsync_policy:
+            return
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=5)
+            self._thread = None
+            self._stop = threading.Event()
+        if self.fd >= 0 and self.last_write_ok:
+            try:
+                self.fsync_now()
+            except OSError as exc:
+                self._write_failed(exc)
+        self.fsync_policy = policy
+        if policy == "everysec" and self.fd >= 0:
+            self._thread = threading.Thread(target=self._everysec_loop, name="aof-fsync", daemon=True)
+            self._thread.start()
+
     def close(self) -> None:
         """Write what is buffered, fsync whatever the policy, close."""
         self._stop.set()

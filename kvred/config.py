@@ -37,6 +37,11 @@ __all__ = [
     "setup_logging",
     "default_workers",
     "FSYNC_POLICIES",
+    "flag_actions",
+    "BadValue",
+    "apply_output_limits",
+    "set_log_level",
+    "MULTI_ARG_SETTINGS",
 ]
 
 DEFAULT_PORT = 6380
@@ -108,6 +113,7 @@ class Config:
     list_max_listpack_size: int = -2
     list_compress_depth: int = 0
     hll_sparse_max_bytes: int = 3000
+    config_file: str | None = None  # the file kvred was started with (CONFIG REWRITE writes it back)
 
     @property
     def aof_path(self) -> str:
@@ -166,7 +172,7 @@ def _fsync(text: str) -> str:
     if value == "none":
         value = "no"
     if value not in FSYNC_POLICIES:
-        raise BadValue(text, "argument(s) must be one of the following: always, everysec, no")
+        raise BadValue(text, "argument(s) must be one of the following: everysec, always, no")
     return value
 
 
@@ -206,7 +212,7 @@ def _size_between(minimum: int, maximum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = _parse_size(text)
         if value is None:
-            raise BadValue(text, "argument must be a memory value (e.g. 64mb)")
+            raise BadValue(text, "argument must be a memory value")
         if not minimum <= value <= maximum:
             raise BadValue(text, f"argument must be between {minimum} and {maximum} inclusive")
         return value
@@ -249,17 +255,22 @@ def _output_buffer_limit(text: str) -> dict[str, tuple[int, int, int]]:
     return classes
 
 
+def apply_output_limits(target: object, classes: dict[str, tuple[int, int, int]]) -> None:
+    """Each client-output-buffer-limit value changes only the classes it names (Redis
+    merges class by class): onto a Config or argparse's namespace."""
+    if "normal" in classes:
+        target.client_output_buffer_limit = classes["normal"][0]  # type: ignore[attr-defined]
+    if "pubsub" in classes:
+        target.pubsub_output_buffer_limit = classes["pubsub"]  # type: ignore[attr-defined]
+
+
 class _MergeOutputLimits(argparse.Action):
-    """Each client-output-buffer-limit line changes only the classes it names (Redis merges
-    class by class)."""
+    """A client-output-buffer-limit line, merged class by class."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
-        assert isinstance(values, dict)
-        if "normal" in values:
-            setattr(namespace, self.dest, values["normal"][0])
-        if "pubsub" in values:
-            namespace.pubsub_output_buffer_limit = values["pubsub"]
+        assert isinstance(values, dict) and self.dest == "client_output_buffer_limit"
+        apply_output_limits(namespace, values)
 
 
 def _bind(text: str) -> list[str]:
@@ -403,9 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="record each key's last access, for OBJECT IDLETIME: yes or no (default no; "
         "it costs 8-13%% of throughput when the writer is the limit)",
     )
+    older_names = {name: f"--{alias}" for alias, name in ENCODING_ALIASES.items()}
     for name, default, kind in ENCODING_SETTINGS:
         parser.add_argument(
             f"--{name}",
+            *[older_names[name]] if name in older_names else [],
             type=kind,
             default=default,
             help=f"Redis's {name} (default {default}): the size up to which Redis keeps such a value compact, "
@@ -474,7 +487,7 @@ def _notify_flags(text: str) -> int:
     return flags
 
 
-def _settings(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+def flag_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     """Setting name (the flag without `--`) -> its argparse action."""
     return {
         option[2:]: action
@@ -544,7 +557,7 @@ def read_config_file(path: str, parser: argparse.ArgumentParser) -> list[str]:
             data = f.read()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    settings = _settings(parser)
+    settings = flag_actions(parser)
     tokens: list[str] = []
     for lineno, raw in enumerate(data.split(b"\n"), 1):
         line = raw.strip(b" \t\r\n")
@@ -567,7 +580,7 @@ def environment_tokens(parser: argparse.ArgumentParser) -> list[str]:
     """Every flag --some-name can also come from KVRED_SOME_NAME (empty = unset).
 
     ConfigError names the variable whose value is bad."""
-    settings = _settings(parser)
+    settings = flag_actions(parser)
     variables = [(ENV_PREFIX + name.upper().replace("-", "_"), name) for name in settings]
     tokens: list[str] = []
     for variable, name in variables + list(ENV_ALIASES.items()):
@@ -584,6 +597,7 @@ def environment_tokens(parser: argparse.ArgumentParser) -> list[str]:
 
 def parse_args(argv: list[str]) -> Config:
     parser = build_parser()
+    path = None
     try:
         tokens = environment_tokens(parser)
         if argv and not argv[0].startswith("-"):
@@ -594,6 +608,7 @@ def parse_args(argv: list[str]) -> Config:
         fail(str(exc))
     args = parser.parse_args(tokens + argv)
     return Config(
+        config_file=os.path.abspath(path) if path else None,
         port=args.port,
         bind=args.bind,
         workers=args.workers,
@@ -644,6 +659,11 @@ def check_startup(config: Config) -> None:
         os.close(fd)
     if not regular:
         fail(f"the append-only file {path} is not a regular file")
+
+
+def set_log_level(level: str) -> None:
+    """loglevel changed at runtime (CONFIG SET)."""
+    logging.getLogger().setLevel(_LOG_LEVEL_MAP[level])
 
 
 def setup_logging(level: str, role: str) -> None:

@@ -118,10 +118,11 @@ class Executor:
 
     # ---------------------------------------------------------------- logging
 
-    def log_into(self, aof_buf: list[list[bytes]]) -> None:
-        """The AOF is open: log every change into its buffer from now on."""
+    def log_into(self, aof_buf: list[list[bytes]] | None) -> None:
+        """The AOF is open: log every change into its buffer from now on (None: the AOF
+        was turned off, log nothing)."""
         self._aof_buf = aof_buf
-        self._aof_append = aof_buf.append
+        self._aof_append = aof_buf.append if aof_buf is not None else _log_nothing
         self.select_before_next()
 
     def select_before_next(self) -> None:

@@ -53,6 +53,9 @@ always a list, so one type check tells them apart):
         whether some client runs MONITOR: while it does, a worker reports the
         commands it answers itself (OP_UPDATE {"feed": argv}, AUTH/HELLO redacted).
 
+    {"config": {attribute: value}}
+        CONFIG SET changed these Config attributes: the worker's Config mirrors the
+        writer's. Sent to every worker in the pass of the CONFIG SET's reply, before it.
     {"busy": error bytes | None}
         a script has run past busy-reply-threshold (None: it ended). Sent at once,
         while the writer is inside the script: until None, a worker answers that
@@ -84,6 +87,7 @@ __all__ = [
     "MSG_KILL",
     "MSG_MONITORING",
     "MSG_BUSY",
+    "MSG_CONFIG",
     "MAX_FRAME_BYTES",
     "FrameTooLarge",
     "encode_frame",
@@ -97,6 +101,7 @@ MSG_PUSH = "push"
 MSG_KILL = "kill"
 MSG_MONITORING = "monitoring"
 MSG_BUSY = "busy"
+MSG_CONFIG = "config"
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 2**32 - 1  # the length prefix is a uint32; workers keep batches far below

@@ -109,6 +109,12 @@ class Databases:
     def __len__(self) -> int:
         return len(self.dbs)
 
+    def set_track_access(self, on: bool) -> None:
+        """--track-key-access changed (CONFIG SET): keys not seen since count from now."""
+        self.track_access = on
+        for db in self.dbs:
+            db.track = on
+
     def set_notify_flags(self, flags: int) -> None:
         """notify-keyspace-events changed (start-up, CONFIG SET)."""
         self.notify_flags = flags

@@ -41,7 +41,7 @@ from typing import Any
 import uvloop
 
 from . import ipc
-from .config import WORKERS_MAX, Config, setup_logging
+from .config import WORKERS_MAX, Config, set_log_level, setup_logging
 from .connection import ERR_DENIED, ERR_MAXCLIENTS, PAUSED_BY_LINK, PAUSED_BY_SHUTDOWN, Connection
 from .memory import MemoryTrimmer
 
@@ -224,6 +224,20 @@ class Worker:
             return ERR_MAXCLIENTS
         return None
 
+    def apply_config(self, changes: dict[str, Any]) -> None:
+        """CONFIG SET in the writer: the same values here, and in the copies kept of them."""
+        config = self.config
+        for attr, value in changes.items():
+            setattr(config, attr, tuple(value) if type(value) is list else value)
+        self.idle_timeout = config.timeout
+        self.output_limit = config.client_output_buffer_limit
+        self.pubsub_output_limit = config.pubsub_output_buffer_limit
+        if "loglevel" in changes:
+            set_log_level(config.loglevel)
+        if "proto_max_bulk_len" in changes:
+            for conn in self.clients.values():
+                conn.parser.max_bulk_len = config.proto_max_bulk_len
+
     def cron(self) -> None:
         assert self.loop is not None
         if self.idle_timeout > 0:
@@ -383,6 +397,8 @@ class Worker:
             self.monitoring = message[ipc.MSG_MONITORING]
         if ipc.MSG_BUSY in message:
             self.busy_error = message[ipc.MSG_BUSY]
+        if ipc.MSG_CONFIG in message:
+            self.apply_config(message[ipc.MSG_CONFIG])
         for client_id in message.get(ipc.MSG_KILL, ()):
             conn = self.clients.get(client_id)
             if conn is not None:

@@ -47,14 +47,14 @@ from .clients import WriterClient
 from .collector import CycleCollector
 from .commands import COMMANDS
 from .commands.base import Handler
-from .config import ENCODING_ALIASES, ENCODING_SETTINGS, Config, setup_logging
+from .config import MULTI_ARG_SETTINGS, Config, set_log_level, setup_logging
 from .execute import Executor
 from .keyspace import Databases, WrongType, unwatch_all
 from .memory import MemoryTrimmer
-from .notify import format_flags
 from .replay import scan_aof
-from .rewrite import AofRewriter, remove_stale_temp_files
+from .rewrite import AofRewriter, fsync_directory, remove_stale_temp_files, write_snapshot
 from .scripting.runner import runner_for
+from .settings import ALIASES, ERR_NO_CONFIG_FILE, Setting, SettingError, SettingsTable, config_set, rewrite_config_text
 
 __all__ = ["Writer", "Link"]
 
@@ -121,6 +121,8 @@ class Writer:
         self._recv_view = memoryview(self._recv_buf)
         self._pass_batches: list[tuple[Link, list[Any], list[Any]]] = []  # run, not yet committed
         self.rewriter: AofRewriter | None = None
+        self.settings = SettingsTable()
+        self._config_changes: dict[str, Any] = {}  # CONFIG SET's, for the workers, sent in the pass
         self._rewrite_requested = False
         self._shutdown_requested = False
 
@@ -245,7 +247,7 @@ class Writer:
             if now >= cron_due:
                 self._cron(now)
                 cron_due = now + CRON_INTERVAL_S
-            if (self._pass_batches or executor.resumed or executor.pushes or executor.kills
+            if (self._pass_batches or executor.resumed or executor.pushes or executor.kills or self._config_changes
                     or executor.tracking.pending or bool(executor.monitors) is not self._monitoring):
                 for link in self._commit_pass():
                     self._send(link)
@@ -478,6 +480,12 @@ class Writer:
                     self._held_pushes += pushes
                     pushes = []
         touched = set()
+        if self._config_changes:
+            # before the CONFIG SET's reply on its link, and in the same pass on the others
+            for link in self.links:
+                self._queue_frame(link, {ipc.MSG_CONFIG: self._config_changes})
+                touched.add(link)
+            self._config_changes = {}
         # A client's resumed replies are older than anything of it in this pass's batches.
         for link, client_id, replies in resumes:
             self._queue_frame(link, {ipc.MSG_RESUME: [[client_id, [_joined(r) for r in replies]]]})
@@ -671,37 +679,101 @@ class Writer:
     # ---------------------------------------------------------------- handler context
 
     def config_params(self) -> dict[str, bytes]:
-        c = self.config
-        return {
-            "port": b"%d" % c.port,
-            "bind": " ".join(c.bind).encode(),
-            "dir": os.path.abspath(c.dir).encode(),
-            "appendonly": b"yes" if c.appendonly else b"no",
-            "appendfsync": c.fsync.encode(),
-            "appendfilename": c.appendfilename.encode(),
-            "appenddirname": b"",  # kvred keeps one AOF file in `dir`, not a directory of them
-            "auto-aof-rewrite-percentage": b"%d" % c.auto_aof_rewrite_percentage,
-            "auto-aof-rewrite-min-size": b"%d" % c.auto_aof_rewrite_min_size,
-            "save": b"",
-            "databases": b"%d" % c.databases,
-            "enable-debug-command": c.enable_debug_command.encode(),
-            "track-key-access": b"yes" if c.track_key_access else b"no",
-            "maxmemory": b"0",
-            "timeout": b"%d" % c.timeout,
-            "loglevel": c.loglevel.encode(),
-            "proto-max-bulk-len": b"%d" % c.proto_max_bulk_len,
-            "requirepass": (c.requirepass or "").encode(),
-            "protected-mode": b"yes" if c.protected_mode else b"no",
-            "maxclients": b"%d" % c.maxclients,
-            "client-query-buffer-limit": b"%d" % c.client_query_buffer_limit,
-            "client-output-buffer-limit": b"normal %d %d 0 slave 268435456 67108864 60 pubsub %d %d %d"
-            % (c.client_output_buffer_limit, c.client_output_buffer_limit, *c.pubsub_output_buffer_limit),
-            "notify-keyspace-events": format_flags(self.databases.notify_flags).encode(),
-            "busy-reply-threshold": b"%d" % c.busy_reply_threshold,
-            "lua-time-limit": b"%d" % c.busy_reply_threshold,
-            **{name: b"%d" % getattr(c, name.replace("-", "_")) for name, _default, _parse in ENCODING_SETTINGS},
-            **{alias: b"%d" % getattr(c, name.replace("-", "_")) for alias, name in ENCODING_ALIASES.items()},
-        }
+        """CONFIG GET's table: every parameter Redis 7.0 lists (kvred/settings.py)."""
+        return {name: value.encode("utf-8", "surrogateescape")
+                for name, value in self.settings.values(self.config).items()}
+
+    def config_set(self, pairs: list[tuple[bytes, bytes]]) -> bytes:
+        """CONFIG SET: all or nothing; what changed reaches every worker with this pass's
+        replies (the workers' Config mirrors this one)."""
+        reply, changed = config_set(self.settings, self.config, pairs, self._setting_changed)
+        if changed:
+            self._config_changes.update(changed)
+            log.info("CONFIG SET: %s", ", ".join(sorted(changed)))
+        return reply
+
+    def _setting_changed(self, setting: Setting) -> None:
+        """Apply a new value where the running server holds a copy of it."""
+        c, name = self.config, setting.name
+        if name == "appendfsync" and self.aof is not None:
+            self.aof.set_policy(c.fsync)
+        elif name == "appendonly":
+            self._switch_aof(c.appendonly)
+        elif name == "notify-keyspace-events":
+            self.databases.set_notify_flags(c.notify_keyspace_events)
+        elif name == "loglevel":
+            set_log_level(c.loglevel)
+        elif name == "client-output-buffer-limit":
+            self.executor.ctx.output_limit = c.client_output_buffer_limit or 1 << 62
+        elif name == "track-key-access":
+            self.databases.set_track_access(c.track_key_access)
+        elif name in ("busy-reply-threshold", "lua-time-limit"):
+            runner_for(self.executor.ctx).busy_reply_threshold_ms = c.busy_reply_threshold
+
+    def _switch_aof(self, on: bool) -> None:
+        """CONFIG SET appendonly: off closes the AOF (synced) and logs nothing more; on
+        writes the dataset to a fresh AOF (in this process: it blocks for the time the
+        dataset takes, where Redis forks) and logs from then on."""
+        if on == (self.aof is not None):
+            return
+        if not on:
+            assert self.aof is not None
+            if self.rewriter is not None:
+                self.rewriter.abort()
+            self.aof.close()
+            self.aof = self.rewriter = None
+            self.executor.log_into(None)
+            log.info("AOF turned off by CONFIG SET")
+            return
+        path = self.config.aof_path
+        temp = os.path.join(self.config.dir, f"temp-rewriteaof-{os.getpid()}.aof")
+        try:
+            write_snapshot(self.databases, temp)
+            os.replace(temp, path)
+            fsync_directory(self.config.dir)
+            aof = AppendOnlyFile(path, self.config.fsync)
+            aof.open()
+        except OSError as exc:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise SettingError(f"can't write the append-only file: {exc.strerror or exc}") from None
+        self.aof = aof
+        self.rewriter = AofRewriter(aof)
+        self.executor.log_into(aof.aof_buf)
+        log.info("AOF turned on by CONFIG SET: the dataset was written to %s", path)
+
+    def config_rewrite(self) -> bytes:
+        """CONFIG REWRITE: the running settings back into the file kvred was started with."""
+        path = self.config.config_file
+        if path is None:
+            return ERR_NO_CONFIG_FILE
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                old = f.read()
+        except FileNotFoundError:
+            old = ""
+        except OSError as exc:
+            return b"-ERR Rewriting config file: " + (exc.strerror or str(exc)).encode() + b"\r\n"
+        current = {name: value for name, value in self.settings.values(self.config).items()
+                   if self.settings.settings[name].attr is not None and name not in ALIASES}
+        text = rewrite_config_text(old, current, self.settings.values(Config()), MULTI_ARG_SETTINGS)
+        temp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(temp, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, path)
+        except OSError as exc:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            return b"-ERR Rewriting config file: " + (exc.strerror or str(exc)).encode() + b"\r\n"
+        log.info("CONFIG REWRITE executed with success")
+        return resp.OK
 
     def _poll_rewrite(self) -> None:
         if self.rewriter is not None:

@@ -201,7 +201,7 @@ BAD_FLAGS = {
     "timeout-underscore": Bad(["--timeout", "1_0"], ("'1_0'", NOT_AN_INTEGER), ["--timeout", "1_0"], NOT_AN_INTEGER),
     "loglevel-loud": Bad(["--loglevel", "loud"], ("'loud'", "debug, verbose, notice, warning"), ["--loglevel", "loud"],
                          "argument(s) must be one of the following: debug, verbose, notice, warning"),
-    "appendfsync-sometimes": Bad(["--appendfsync", "sometimes"], ("'sometimes'", "always, everysec, no"),
+    "appendfsync-sometimes": Bad(["--appendfsync", "sometimes"], ("'sometimes'", "everysec, always, no"),
                                  ["--appendfsync", "sometimes"], "argument(s) must be one of the following"),
     "fsync-sometimes": Bad(["--fsync", "sometimes"], ("'sometimes'",)),
     "appendonly-maybe": Bad(["--appendonly", "maybe"], ("'maybe'", "argument must be 'yes' or 'no'"),

@@ -13,7 +13,6 @@ from typing import Any
 
 from .. import resp
 from ..glob import compile_glob
-from ..notify import parse_flags
 from ..tracking import TrackingState
 from .base import (
     COMMANDS,
@@ -137,8 +136,10 @@ def command_(ctx: Any, argv: list[bytes]) -> bytes:
 # ---------------------------------------------------------------- CONFIG
 
 
-@command("config", -2, "admin noscript", subcommands={"get": -3, "set": -4, "resetstat": 2, "rewrite": 2})
+@command("config", -2, "admin noscript", subcommands={"get": -3, "set": -4, "resetstat": 2, "rewrite": 2, "help": 2})
 def config(ctx: Any, argv: list[bytes]) -> bytes:
+    """CONFIG GET / SET / REWRITE / RESETSTAT: the table is kvred/settings.py, the changes
+    are the writer's (Writer.config_set, config_rewrite)."""
     sub = argv[1].lower()
     if sub == b"get":
         params: dict[str, bytes] = ctx.server.config_params()
@@ -157,34 +158,31 @@ def config(ctx: Any, argv: list[bytes]) -> bytes:
         head = b"%%%d\r\n" % len(found) if ctx.resp3 else b"*%d\r\n" % (2 * len(found))
         return head + b"".join(resp.bulk(k) + resp.bulk(v) for k, v in found.items())
     if sub == b"set":
-        return _config_set(ctx, argv)
+        if len(argv) % 2:
+            return ERR_SYNTAX  # the arity (-4) let an odd number of words through
+        return ctx.server.config_set([(argv[i], argv[i + 1]) for i in range(2, len(argv), 2)])
     if sub == b"resetstat":
         return ctx.server.reset_stats()
     if sub == b"rewrite":
-        return b"-ERR The server is running without a config file\r\n"
+        return ctx.server.config_rewrite()
+    if sub == b"help":
+        return resp.array([resp.simple(line) for line in _CONFIG_HELP])
     return unknown_subcommand(argv[1], "config")
 
 
-def _config_set(ctx: Context, argv: list[bytes]) -> bytes:
-    """CONFIG SET name value [name value ...]: all or nothing. Settable so far:
-    notify-keyspace-events (the rest of Redis's runtime settings: see README)."""
-    if len(argv) % 2:
-        return wrong_arity("config|set")
-    changes = {}
-    for i in range(2, len(argv), 2):
-        name = argv[i].lower()
-        if name != b"notify-keyspace-events":
-            return error_quoting("Unknown option or number of arguments for CONFIG SET - '", argv[i])
-        if name in changes:
-            return error_quoting("Duplicate parameter - '", argv[i])
-        flags = parse_flags(argv[i + 1].decode("latin-1"))
-        if flags is None:
-            return (b"-ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - "
-                    b"Invalid event class character. Use 'Ag$lshzxeKEtmdn'.\r\n")
-        changes[name] = flags
-    for flags in changes.values():
-        ctx.databases.set_notify_flags(flags)
-    return OK
+_CONFIG_HELP = [
+    b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"GET <pattern>",
+    b"    Return parameters matching the glob-like <pattern> and their values.",
+    b"SET <directive> <value>",
+    b"    Set the configuration <directive> to <value>.",
+    b"RESETSTAT",
+    b"    Reset statistics reported by the INFO command.",
+    b"REWRITE",
+    b"    Rewrite the configuration file.",
+    b"HELP",
+    b"    Prints this help.",
+]
 
 
 # ---------------------------------------------------------------- CLIENT
