@@ -96,3 +96,29 @@ def test_report_quick_writes_all_outputs(tmp_path: Path) -> None:
         assert (out / name).read_text().lstrip().startswith(("<?xml", "<svg"))
     # The data directories are temporary; nothing of the servers may be left in tmp.
     assert not list(tmp_path.glob("kvred-bench-*"))
+
+
+@pytest.mark.parametrize("script", ["cpu", "streams"])
+def test_cpu_and_streams_tools_run(tmp_path: Path, script: str) -> None:
+    """bench/cpu.py finds every kvred process by role and prices each per request;
+    bench/streams.py runs its three loads and checks each run's effect."""
+    require_tool("redis-server")
+    require_tool("redis-benchmark")
+    out = tmp_path / script
+    if script == "cpu":
+        args = ["--tests", "set", "--clients", "10", "--pipelines", "1", "-n", "3000", "--repeats", "1",
+                "--workers-list", "2"]
+    else:
+        args = ["--pipelines", "1", "-n", "2000", "--repeats", "1", "--memory-entries", "20000"]
+    result = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), *args, "--out", str(out)],
+                            capture_output=True, text=True, timeout=REPORT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"stdout={result.stdout[-2000:]}\nstderr={result.stderr[-4000:]}"
+    data = json.loads((out / f"{script}.json").read_text())
+    assert data["rows"] and not any(row["error"] for row in data["rows"]), data["rows"]
+    if script == "cpu":
+        kvred = next(row for row in data["rows"] if row["server"] == "kvred w=2")
+        assert {"supervisor", "writer", "worker0", "worker1"} <= set(kvred["cpu_us"]), kvred["cpu_us"]
+        assert "Scaling model" in (out / "cpu.md").read_text()
+    else:
+        assert {row["load"] for row in data["rows"]} == {"xadd", "xadd-maxlen", "xreadgroup"}
+        assert set(data["memory"]) == {"kvred w=2", "redis-server"}
