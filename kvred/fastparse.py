@@ -45,6 +45,15 @@ def has_large_count(data: bytes) -> bool:
     return b"*00000" in data.translate(_COUNT_CLASSES)
 
 
+def _plain_inline(data: bytes) -> bool:
+    """True if every line of `data` is an inline command that bytes.split() splits as
+    sdssplitargs does: no quotes (escapes), no NUL (a separator there, not for split()),
+    no vertical tab or form feed (separators for split(), inside a word for
+    sdssplitargs), and no line that starts a multibulk."""
+    return not (b'"' in data or b"'" in data or b"\x00" in data or b"\x0b" in data or b"\x0c" in data
+                or b"\n*" in data)
+
+
 class FastRequestParser:
     __slots__ = ("_reader", "reference", "max_bulk_len", "_unauthenticated")
 
@@ -98,6 +107,11 @@ class FastRequestParser:
             ):
                 self.reference = None  # at a command boundary again: back to hiredis
             return parsed
+        if data[:1] != b"*" and data[-1:] == b"\n" and _plain_inline(data):
+            # whole inline lines with nothing sdssplitargs treats specially (redis-benchmark's
+            # PING_INLINE, telnet/nc users): split by C, not by the reference parser's loop
+            # over each byte; the wire table of tests/test_resp.py runs through both
+            return [args for line in data.split(b"\n") if (args := line.split())]
         if has_large_count(data) or len(data) > self.max_bulk_len:
             # hiredis allocates a declared array up front (*2147483647 = 16 GB): large
             # counts, real or only look-alike bytes inside values, go to the reference parser.

@@ -95,6 +95,12 @@ CASES: list[Case] = [
     ("inline-vt-ff-inside-token", b"ECHO a\x0bb\x0cc\r\n", [[b"ECHO", b"a\x0bb\x0cc"]], None),
     # ...but isspace() skips them between tokens.
     ("inline-vt-ff-between-tokens", b"\x0b\x0cPING \x0b\x0c\r\n", [[b"PING"]], None),
+    ("inline-star-inside", b"KEYS *\r\nKEYS a*\r\n", [[b"KEYS", b"*"], [b"KEYS", b"a*"]], None),
+    ("inline-then-multibulk", b"PING\r\n*1\r\n$4\r\nPING\r\nECHO x\n", [[b"PING"], [b"PING"], [b"ECHO", b"x"]], None),
+    ("inline-empty-lines", b"\r\n\n  \r\nPING\r\n\r\n", [[b"PING"]], None),
+    ("inline-nul-between", b"ECHO\x00a\x00\r\n", [[b"ECHO", b"a"]], None),
+    ("inline-pipelined", b"PING\r\n" * 16 + b"SET k v\r\nGET k\r\n",
+     [[b"PING"]] * 16 + [[b"SET", b"k", b"v"], [b"GET", b"k"]], None),
     ("inline-no-newline-waits", b"PING", [], None),
     ("inline-cr-no-lf-waits", b"PING\r", [], None),
     # -- quoted inline arguments
