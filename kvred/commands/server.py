@@ -53,7 +53,7 @@ for _name, _arity, _flags in (
     ("quit", -1, "noscript fast no-auth"),
     ("reset", 1, "noscript fast no-auth"),
     ("multi", 1, "noscript fast"),
-    ("exec", 1, "noscript slow"),
+    ("exec", 1, "noscript"),
     ("discard", 1, "noscript fast"),
 ):
     register(_name, None, _arity, _flags)
