@@ -38,7 +38,7 @@ def _pairs(node: Any) -> list[tuple[Any, Any]]:
     if node[0] == "%":
         return list(node[1])
     items = node[1]
-    return list(zip(items[::2], items[1::2]))
+    return list(zip(items[::2], items[1::2], strict=True))
 
 
 def _info_entry(node: Any) -> Any:
