@@ -11,7 +11,11 @@ A test below checks that kvred lists exactly what it registers.
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -203,10 +207,52 @@ def test_redis_cli_reads_the_docs(servers: Servers) -> None:  # noqa: F811
                              capture_output=True, text=True, timeout=10, check=True).stdout
         assert '"summary"' in out and '"Set the string value of a key"' in out, out
         assert "(error)" not in out, out
-    # the interactive path: hints are built from the docs before the first prompt
-    result = subprocess.run([cli, "-h", "127.0.0.1", "-p", str(servers.kvred.port)], input="GET k\n",
-                            capture_output=True, text=True, timeout=10)
-    assert result.returncode == 0 and "(error)" not in result.stdout + result.stderr, result
+
+
+def _read_pty_until(fd: int, wanted: bytes, deadline: float) -> bytes:
+    seen = b""
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no {wanted!r} from redis-cli; got {seen!r}")
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+    return seen
+
+
+def test_redis_cli_interactive_fetches_the_docs(servers: Servers) -> None:  # noqa: F811
+    """An interactive redis-cli (on a terminal) asks COMMAND DOCS before its first prompt
+    to build its hints: kvred sees the request and the session goes on without an error."""
+    cli = require_tool("redis-cli")
+    with RawClient(servers.kvred.port) as monitor:
+        assert monitor.call("MONITOR") == b"+OK\r\n"
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([cli, "-h", "127.0.0.1", "-p", str(servers.kvred.port)],
+                                stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+                                env={**os.environ, "TERM": "dumb"})  # plain line reading, no escapes
+        os.close(follower)
+        try:
+            deadline = time.monotonic() + 10
+            _read_pty_until(leader, b"> ", deadline)  # the prompt
+            os.write(leader, b"GET cli-key\r")
+            out = _read_pty_until(leader, b"(nil)", deadline)
+            os.write(leader, b"quit\r")
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(leader)
+        assert b"(error)" not in out, out
+        fed = b""
+        deadline = time.monotonic() + 5
+        while b'"GET" "cli-key"' not in fed and time.monotonic() < deadline:
+            fed += monitor.read_available(0.2)
+    assert b'"COMMAND" "DOCS"' in fed, fed
 
 
 def test_registrations_agree_with_the_table() -> None:
