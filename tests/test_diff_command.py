@@ -255,10 +255,15 @@ def test_redis_cli_interactive_fetches_the_docs(servers: Servers) -> None:  # no
     assert b'"COMMAND" "DOCS"' in fed, fed
 
 
+# the flags kvred's dispatch acts on: a registration must carry each one Redis gives it
+ACTED_ON = {"write", "readonly", "noscript", "no_auth", "no_multi", "blocking", "admin", "may_replicate", "pubsub"}
+
+
 def test_registrations_agree_with_the_table() -> None:
     """The @command arity and key positions are Redis's; every flag a registration
     carries is one Redis gives the command (or one of its subcommands), save kvred's
-    own and the listed exceptions."""
+    own and the listed exceptions; and a plain command has every flag kvred acts on
+    that Redis gives it."""
     own = {"local", "protected"}  # kvred's: where it runs, when DEBUG is allowed
     # a flag kvred keeps for its own dispatch that Redis 7.0.15 does not list: PUBLISH's
     # "may-replicate" (read-only scripts refuse it, kvred/scripting/runner.py)
@@ -278,10 +283,14 @@ def test_registrations_agree_with_the_table() -> None:
         if (cmd.first_key, cmd.last_key, cmd.key_step) != (row["first_key"], row["last_key"], row["step"]):
             problems.append(f"{cmd.name}: keys {(cmd.first_key, cmd.last_key, cmd.key_step)}")
         redis_flags = set(row["flags"]).union(*(set(s["flags"]) for s in row["subcommands"].values()))
-        for flag in cmd.flags:
-            flag = flag.replace("-", "_")
+        kvred_flags = {flag.replace("-", "_") for flag in cmd.flags}
+        for flag in kvred_flags:
             if flag not in own and flag not in redis_flags and (cmd.name, flag) not in exceptions:
                 problems.append(f"{cmd.name}: flag {flag} Redis does not give it")
+        if not cmd.subcommands:  # a container's flags are its subcommands' in Redis
+            for flag in ACTED_ON - kvred_flags:
+                if flag in row["flags"]:
+                    problems.append(f"{cmd.name}: lacks Redis's flag {flag}")
         for sub, arity in cmd.subcommands.items():
             subrow = row["subcommands"].get(sub.decode())
             if subrow is None or subrow["arity"] != arity:
