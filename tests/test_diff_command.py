@@ -11,11 +11,14 @@ A test below checks that kvred lists exactly what it registers.
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,8 @@ from rawclient import RawClient, parse_reply
 
 from kvred.commands import COMMANDS
 from kvred.commands.cmdtable import TABLE
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # name -> its registered subcommands (empty for a plain command)
 REGISTERED: dict[bytes, set[bytes]] = {}
@@ -300,3 +305,11 @@ def test_registrations_agree_with_the_table() -> None:
 
 def test_no_crash(servers: Servers) -> None:  # noqa: F811
     check_survived(servers)
+
+
+def test_table_is_what_redis_server_says(servers: Servers, tmp_path: Path) -> None:  # noqa: F811
+    """tools/gen_command_table.py run against redis-server now gives the committed table."""
+    out = tmp_path / "table.json"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "gen_command_table.py"), "--port", str(servers.redis.port),
+                    "--output", str(out)], check=True, timeout=60, capture_output=True)
+    assert json.loads(out.read_text()) == json.loads((ROOT / "kvred" / "commands" / "table.json").read_text())
