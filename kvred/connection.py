@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from . import ipc, resp
 from .commands import FORWARDED_NAMES, Command, lookup, unknown_command, wrong_arity
-from .commands.base import error_quoting
+from .commands.base import check_command, command_error, error_quoting
 from .commands.debug import ERR_DEBUG_NOT_ALLOWED, debug_allowed
 from .commands.server import valid_client_name
 from .fastparse import FastRequestParser
@@ -305,15 +305,10 @@ class Connection(asyncio.Protocol):
 
         The checks run in Redis's processCommand order: unknown command, arity,
         authentication; a rejected command also fails an open transaction."""
-        cmd = lookup(argv[0])
-        if cmd is None:
-            return self.reject(None, unknown_command(argv))
-        if not cmd.arity_ok(len(argv)):
-            return self.reject(cmd, wrong_arity(cmd.name))
-        if cmd.subcommands:
-            error = cmd.check_subcommand(argv)
-            if error is not None:
-                return self.reject(cmd, error)
+        cmd, problem = check_command(argv)
+        if problem:
+            return self.reject(cmd, command_error(cmd, argv, problem))
+        assert cmd is not None
         if not self.authenticated and "no-auth" not in cmd.flags:
             return self.reject(cmd, ERR_NOAUTH)
         if "protected" in cmd.flags and not debug_allowed(self.worker.config.enable_debug_command, self.peer):

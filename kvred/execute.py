@@ -28,8 +28,8 @@ from typing import Any
 from . import ipc, resp
 from .blocking import ERR_UNBLOCKED, Blocked, BlockedClients, BlockOn
 from .clients import WriterClient
-from .commands import COMMANDS, lookup, unknown_command, wrong_arity
-from .commands.base import ERR_WRONGTYPE, Command, ReplyTooLarge, Server
+from .commands import COMMANDS, lookup
+from .commands.base import ERR_WRONGTYPE, Command, ReplyTooLarge, Server, check_command, command_error
 from .config import Config
 from .keyspace import Databases, Keyspace, WrongType, time_ms, unwatch_all, watched_key_expired
 from .pubsub import PubSub
@@ -492,17 +492,10 @@ class Executor:
 
         A handler may raise ReplyTooLarge (its reply would pass the output limit):
         that propagates to the caller, which drops the client."""
-        cmd = COMMANDS.get(argv[0])
-        if cmd is None:
-            cmd = COMMANDS.get(argv[0].lower())
-            if cmd is None:
-                return unknown_command(argv)
-        if not cmd.min_argc <= len(argv) <= cmd.max_argc:
-            return wrong_arity(cmd.name)
-        if cmd.subcommands:
-            error = cmd.check_subcommand(argv)
-            if error is not None:
-                return error
+        cmd, problem = check_command(argv)
+        if problem:
+            return command_error(cmd, argv, problem)
+        assert cmd is not None
         handler = cmd.handler
         if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
             if cmd.name == "quit":  # ...but QUIT comes here first (kvred/connection.py)

@@ -49,6 +49,12 @@ __all__ = [
     "command",
     "register",
     "lookup",
+    "check_command",
+    "command_error",
+    "NO_SUCH_COMMAND",
+    "BAD_ARITY",
+    "NO_SUCH_SUBCOMMAND",
+    "BAD_SUBCOMMAND_ARITY",
     "wrong_arity",
     "unknown_command",
     "unknown_subcommand",
@@ -169,24 +175,6 @@ class Command:
         # (a blocking command neither: the executor must see it raise BlockOn)
         self.direct = handler is not None and "blocking" not in flags
 
-    def arity_ok(self, argc: int) -> bool:
-        return self.min_argc <= argc <= self.max_argc
-
-    def check_subcommand(self, argv: list[bytes]) -> bytes | None:
-        """For a container command, Redis's errors for an unknown subcommand or a wrong
-        number of arguments (both found when the command is looked up, before it is
-        queued in MULTI); None if it is fine."""
-        if not self.subcommands or len(argv) < 2:
-            return None  # not a container, or one that also runs alone (COMMAND)
-        sub = argv[1].lower()
-        arity = self.subcommands.get(sub)
-        if arity is None:
-            return unknown_subcommand(argv[1], self.name)
-        argc = len(argv)
-        if (arity > 0 and argc != arity) or argc < -arity:
-            return wrong_arity(f"{self.name}|{sub.decode()}")
-        return None
-
 
 # name -> Command, under both the lowercase and the uppercase name so that the
 # hot path finds what clients usually send without calling bytes.lower().
@@ -228,6 +216,46 @@ def lookup(name: bytes) -> Command | None:
     if cmd is None:
         cmd = COMMANDS.get(name.lower())
     return cmd
+
+
+# What check_command found wrong with a command line (0: nothing).
+NO_SUCH_COMMAND = 1
+BAD_ARITY = 2  # the command's (or the container's) arity
+NO_SUCH_SUBCOMMAND = 3
+BAD_SUBCOMMAND_ARITY = 4
+
+
+def check_command(argv: list[bytes]) -> tuple[Command | None, int]:
+    """Redis's lookupCommand and arity checks, the one place kvred makes them: the
+    worker's dispatch, the writer's call() and redis.call all come here (the writer's
+    inlined GET/SET path repeats only the arity comparison, on the same Command).
+    Returns (the command, 0) or (the command if known, what is wrong)."""
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        cmd = COMMANDS.get(argv[0].lower())
+        if cmd is None:
+            return None, NO_SUCH_COMMAND
+    argc = len(argv)
+    if not cmd.min_argc <= argc <= cmd.max_argc:
+        return cmd, BAD_ARITY
+    if cmd.subcommands and argc >= 2:  # a container that also runs alone (COMMAND) skips this
+        arity = cmd.subcommands.get(argv[1].lower())
+        if arity is None:
+            return cmd, NO_SUCH_SUBCOMMAND
+        if (arity > 0 and argc != arity) or argc < -arity:
+            return cmd, BAD_SUBCOMMAND_ARITY
+    return cmd, 0
+
+
+def command_error(cmd: Command | None, argv: list[bytes], problem: int) -> bytes:
+    """Redis's reply to a command line check_command refused."""
+    if cmd is None:
+        return unknown_command(argv)
+    if problem == BAD_ARITY:
+        return wrong_arity(cmd.name)
+    if problem == NO_SUCH_SUBCOMMAND:
+        return unknown_subcommand(argv[1], cmd.name)
+    return wrong_arity(f"{cmd.name}|{argv[1].lower().decode(errors='replace')}")
 
 
 def wrong_arity(name: str) -> bytes:

@@ -48,7 +48,7 @@ _HELP = [
 ]
 
 
-@command("object", -2, "slow", subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2})
+@command("object", -2, "", subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2})
 def object_(ctx: Context, argv: list[bytes]) -> bytes:
     """(The command table checks the subcommand and its arity.)"""
     sub = argv[1].lower()

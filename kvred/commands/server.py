@@ -14,11 +14,10 @@ from typing import Any
 from .. import resp
 from ..glob import compile_glob
 from ..tracking import TrackingState
+from . import cmdtable
 from .base import (
-    COMMANDS,
     ERR_NOT_INT,
     ERR_SYNTAX,
-    Command,
     Context,
     command,
     error_quoting,
@@ -53,7 +52,7 @@ for _name, _arity, _flags in (
     ("quit", -1, "noscript fast no-auth"),
     ("reset", 1, "noscript fast no-auth"),
     ("multi", 1, "noscript fast"),
-    ("exec", 1, "noscript slow"),
+    ("exec", 1, "noscript"),
     ("discard", 1, "noscript fast"),
 ):
     register(_name, None, _arity, _flags)
@@ -61,35 +60,8 @@ for _name, _arity, _flags in (
 
 # ---------------------------------------------------------------- COMMAND
 
-_HIDDEN_FLAGS = {"local", "protected"}  # kvred's own: where it runs, when DEBUG is allowed
-
-
-def _command_info(cmd: Command) -> bytes:
-    # Redis 7 spells its flags with underscores (no_auth, no_multi)
-    flags = [b"+" + f.replace("-", "_").encode() + b"\r\n" for f in cmd.flags if f not in _HIDDEN_FLAGS]
-    return b"".join(
-        [
-            b"*10\r\n",
-            resp.bulk(cmd.name.encode()),
-            resp.integer(cmd.arity),
-            resp.array(flags),
-            resp.integer(cmd.first_key),
-            resp.integer(cmd.last_key),
-            resp.integer(cmd.key_step),
-            resp.EMPTY_ARRAY,  # ACL categories
-            resp.EMPTY_ARRAY,  # tips
-            resp.EMPTY_ARRAY,  # key specs
-            resp.EMPTY_ARRAY,  # subcommands
-        ]
-    )
-
-
-def _all_commands() -> list[Command]:
-    seen: dict[str, Command] = {}
-    for cmd in COMMANDS.values():
-        seen.setdefault(cmd.name, cmd)
-    return list(seen.values())
-
+# What COMMAND answers comes from Redis 7.0.15's own description of each command
+# (kvred/commands/cmdtable.py, table.json), limited to the commands kvred implements.
 
 _COMMAND_HELP = [
     b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -101,33 +73,90 @@ _COMMAND_HELP = [
     b"    Return a list of all commands in this Redis server.",
     b"INFO [<command-name> ...]",
     b"    Return details about multiple Redis commands.",
+    b"    If no command names are given, documentation details for all",
+    b"    commands are returned.",
     b"DOCS [<command-name> ...]",
     b"    Return documentation details about multiple Redis commands.",
+    b"    If no command names are given, documentation details for all",
+    b"    commands are returned.",
+    b"GETKEYS <full-command>",
+    b"    Return the keys from a full Redis command.",
+    b"GETKEYSANDFLAGS <full-command>",
+    b"    Return the keys and the access flags from a full Redis command.",
     b"HELP",
-    b"    Print this help.",
+    b"    Prints this help.",
 ]
 
+_LIST_FILTERS = {b"module": "module", b"aclcat": "aclcat", b"pattern": "pattern"}
 
-@command("command", -1, "local", subcommands={"count": 2, "list": -2, "info": -2, "docs": -2, "help": 2})
+
+def _command_list(argv: list[bytes]) -> bytes:
+    """COMMAND LIST [FILTERBY MODULE|ACLCAT|PATTERN arg] (the last filter given wins)."""
+    filter_type: str | None = None
+    arg = b""
+    i = 2
+    while i < len(argv):
+        if argv[i].lower() != b"filterby" or len(argv) - 1 - i != 2:
+            return ERR_SYNTAX
+        filter_type = _LIST_FILTERS.get(argv[i + 1].lower())
+        if filter_type is None:
+            return ERR_SYNTAX
+        arg = argv[i + 2]
+        i += 3
+    return resp.array([resp.bulk(name.encode()) for name in cmdtable.list_names(filter_type, arg)])
+
+
+def _command_getkeys(ctx: Any, argv: list[bytes], with_flags: bool) -> bytes:
+    """COMMAND GETKEYS|GETKEYSANDFLAGS command arg...: Redis's getKeysSubcommandImpl."""
+    target = argv[2:]
+    name = target[0].decode(errors="replace").lower()
+    found = cmdtable.entry(name)
+    if found is not None and len(target) > 1 and found[1]["subcommands"]:
+        found = cmdtable.entry(name + "|" + target[1].decode(errors="replace"))
+    if found is None or "|" in name:
+        return b"-ERR Invalid command specified\r\n"
+    fullname, row = found
+    if not cmdtable.has_keys(row, fullname):
+        return b"-ERR The command has no key arguments\r\n"
+    arity = row["arity"]
+    if (arity > 0 and arity != len(target)) or len(target) < -arity:
+        return b"-ERR Invalid number of arguments specified for command\r\n"
+    keys = cmdtable.find_keys(fullname, row, target)
+    if not keys:
+        if "no_mandatory_keys" in row["flags"]:
+            return resp.EMPTY_ARRAY
+        return b"-ERR Invalid arguments specified for command\r\n"
+    if not with_flags:
+        return resp.array([resp.bulk(target[i]) for i, _ in keys])
+    return resp.array(
+        [b"*2\r\n" + resp.bulk(target[i]) + cmdtable.key_flags_reply(flags, ctx.resp3) for i, flags in keys]
+    )
+
+
+@command(
+    "command",
+    -1,
+    "local",
+    subcommands={"count": 2, "list": -2, "info": -2, "docs": -2, "getkeys": -4, "getkeysandflags": -4, "help": 2},
+)
 def command_(ctx: Any, argv: list[bytes]) -> bytes:
+    resp3 = ctx.resp3
     if len(argv) == 1:
-        return resp.array([_command_info(cmd) for cmd in _all_commands()])
+        return resp.array([cmdtable.info_reply(name, resp3) or b"" for name in cmdtable.all_names()])
     sub = argv[1].lower()
     if sub == b"count":
-        return resp.integer(len(_all_commands()))
+        return resp.integer(len(cmdtable.TABLE))
     if sub == b"list":
-        return resp.array([resp.bulk(cmd.name.encode()) for cmd in _all_commands()])
+        return _command_list(argv)
     if sub == b"info":
-        infos = []
-        names = argv[2:] or [cmd.name.encode() for cmd in _all_commands()]
-        for name in names:
-            cmd = COMMANDS.get(name.lower())
-            infos.append(_command_info(cmd) if cmd else ctx.null)
-        return resp.array(infos)
+        names = [n.decode(errors="replace") for n in argv[2:]] or cmdtable.all_names()
+        return resp.array([cmdtable.info_reply(name, resp3) or ctx.null for name in names])
     if sub == b"docs":
-        # Documentation is optional for clients: an empty map makes redis-cli
-        # skip its hints without a fallback round trip.
-        return b"%0\r\n" if ctx.resp3 else resp.EMPTY_ARRAY
+        names = [n.decode(errors="replace") for n in argv[2:]] or cmdtable.all_names()
+        pairs = [pair for pair in (cmdtable.docs_pair(name, resp3) for name in names) if pair is not None]
+        return (b"%%%d\r\n" if resp3 else b"*%d\r\n") % (len(pairs) * (1 if resp3 else 2)) + b"".join(pairs)
+    if sub in (b"getkeys", b"getkeysandflags"):
+        return _command_getkeys(ctx, argv, sub == b"getkeysandflags")
     if sub == b"help":
         return resp.array([resp.simple(line) for line in _COMMAND_HELP])
     return unknown_subcommand(argv[1], "command")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from lupa import lua51
 
-from ..commands.base import ReplyTooLarge, lookup
+from ..commands.base import NO_SUCH_COMMAND, NO_SUCH_SUBCOMMAND, ReplyTooLarge, check_command, lookup
 from ..keyspace import time_ms
 from ..resp import split_inline_args
 from .engine import LUA_MAX_MEMORY_BYTES, LuaEngine, Rand48
@@ -249,18 +249,12 @@ class ScriptRunner:
         running = self.running
         if ctx is None or running is None:
             return ScriptError(b"redis.call can only be called inside a script invocation")
-        cmd = lookup(argv[0])
-        if cmd is None:
+        cmd, problem = check_command(argv)
+        if problem in (NO_SUCH_COMMAND, NO_SUCH_SUBCOMMAND):
             return ScriptError(b"Unknown Redis command called from script")
-        argc = len(argv)
-        if cmd.subcommands and argc >= 2:
-            arity = cmd.subcommands.get(argv[1].lower())
-            if arity is None:
-                return ScriptError(b"Unknown Redis command called from script")
-        else:
-            arity = cmd.arity
-        if (arity > 0 and argc != arity) or argc < -arity or not cmd.min_argc <= argc <= cmd.max_argc:
+        if problem:
             return ScriptError(b"Wrong number of args calling Redis command from script")
+        assert cmd is not None
         if cmd.handler is None or "noscript" in cmd.flags:
             return ScriptError(b"This Redis command is not allowed from script")
         if running.read_only and (cmd.write or "may-replicate" in cmd.flags):
