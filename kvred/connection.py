@@ -344,7 +344,11 @@ class Connection(asyncio.Protocol):
         if cmd.handler is None or cmd.local:
             if self.worker.monitoring and cmd.name not in ("multi", "exec"):
                 self.send_monitor_feed(cmd.name, argv)  # forwarded commands, the writer shows
-            return self.connection_command(cmd.name, argv) if cmd.handler is None else cmd.handler(self, argv)
+            try:
+                return self.connection_command(cmd.name, argv) if cmd.handler is None else cmd.handler(self, argv)
+            except Exception:  # a bug in a worker-local command answers an error, as the writer's call()
+                log.exception("internal error running %r in the worker", argv[0][:64])
+                return resp.ERR_INTERNAL
         if cmd.name in _SUBSCRIPTION_COMMANDS:
             self.mirror_subscriptions(cmd.name, argv)
         self.worker.forward_run(self, [argv], _request_bytes(argv))

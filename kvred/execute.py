@@ -39,7 +39,7 @@ __all__ = ["CommandContext", "Executor", "ERR_INTERNAL"]
 
 log = logging.getLogger("kvred.writer")
 
-ERR_INTERNAL = b"-ERR internal error (see the server log)\r\n"
+ERR_INTERNAL = resp.ERR_INTERNAL
 # Connection commands (HELLO, AUTH, MULTI...) belong to the worker, which runs them even
 # inside EXEC; one reaching the writer gets this instead of being half-run.
 ERR_CONNECTION_COMMAND = b"-ERR Command not allowed inside a transaction\r\n"

@@ -410,6 +410,7 @@ def _protocol_error_byte(prefix: str, byte: int) -> bytes:
 
 OK = b"+OK\r\n"
 ERR_SYNTAX = b"-ERR syntax error\r\n"
+ERR_INTERNAL = b"-ERR internal error (see the server log)\r\n"  # a bug in a command: logged
 PONG = b"+PONG\r\n"
 QUEUED = b"+QUEUED\r\n"
 NULL_BULK = b"$-1\r\n"
