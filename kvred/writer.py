@@ -803,6 +803,7 @@ class Writer:
                 "uptime_in_seconds": uptime,
                 "uptime_in_days": uptime // 86400,
                 "workers": self.config.workers,
+                "config_file": self.config.config_file,
             },
             "clients": {
                 "connected_clients": len(self.clients),
