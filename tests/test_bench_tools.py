@@ -5,14 +5,20 @@ bench/client.py runs a tiny load of every mode against a kvred from
 --quick runs a one-cell matrix into a temporary directory and must write
 summary.md, raw/results.json, raw/results.csv and its SVG charts. Every
 subprocess has a timeout; the whole module takes a few seconds.
+
+The scripts are run as bench/README.md says, `python bench/report.py ...` from the
+repository, by a Python that has none of kvred's dependencies (a new shell where the
+repository's .venv is not active): they must re-execute themselves under .venv/bin/python.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
+import venv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +29,28 @@ BENCH = REPO_ROOT / "bench"
 CLIENT_TIMEOUT_S = 30.0
 REPORT_TIMEOUT_S = 50.0
 MODES = ("ping", "get", "exists", "set", "del", "mset", "incr")
+ENTRY_POINTS = ("report.py", "memory.py", "fanout.py", "streams.py")
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Python with nothing installed (no psutil, no uvloop...): a fresh venv without pip."""
+    env_dir = tmp_path_factory.mktemp("bare") / "venv"
+    venv.create(env_dir, with_pip=False, symlinks=True)
+    python = env_dir / "bin" / "python"
+    probe = subprocess.run([python, "-c", "import psutil"], capture_output=True, timeout=30)
+    assert probe.returncode != 0, "the bare interpreter must not see psutil"
+    return str(python)
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """A shell's environment without an active venv; the scripts find the repository's .venv
+    (or, when the tests do not run from one, this interpreter via KVRED_BENCH_PYTHON)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "KVRED_BENCH_REEXEC")}
+    if not (REPO_ROOT / ".venv" / "bin" / "python").exists():
+        env["KVRED_BENCH_PYTHON"] = sys.executable
+    env.update(extra)
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +90,34 @@ def test_client_text_output_and_uneven_split(bench_kvred: ServerProcess) -> None
     assert result.stdout.startswith("SET: 101 requests")
 
 
-def test_report_quick_writes_all_outputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("script", ENTRY_POINTS)
+def test_entry_point_runs_without_an_active_venv(bare_python: str, script: str) -> None:
+    result = subprocess.run([bare_python, f"bench/{script}", "--help"], cwd=REPO_ROOT, env=bench_env(),
+                            capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {script}"), result.stdout
+    assert "psutil" in result.stderr and "running under" in result.stderr, result.stderr
+
+
+def test_entry_point_without_any_venv_says_what_to_install(bare_python: str, tmp_path: Path) -> None:
+    env = bench_env(KVRED_BENCH_PYTHON=str(tmp_path / "no-such-venv" / "bin" / "python"))
+    result = subprocess.run([bare_python, "bench/report.py", "--quick"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "psutil" in result.stderr and "python3 -m venv .venv && .venv/bin/pip install -e '.[bench]'" in result.stderr
+
+
+def test_report_quick_writes_all_outputs(tmp_path: Path, bare_python: str) -> None:
     require_tool("redis-server")
     require_tool("redis-benchmark")
     out = tmp_path / "report"
-    argv = [sys.executable, str(BENCH / "report.py"), "--quick", "--fsync", "no", "--tests", "set",
+    # as documented: `python bench/report.py --quick`, from the repository, no venv active
+    argv = [bare_python, "bench/report.py", "--quick", "--fsync", "no", "--tests", "set",
             "-n", "2000", "--repeats", "1", "--workers-list", "1", "--clients", "10", "--pipelines", "1",
             "--warmup", "500", "--tmpdir", str(tmp_path), "--out", str(out)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=REPORT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    result = subprocess.run(argv, cwd=REPO_ROOT, env=bench_env(), capture_output=True, text=True,
+                            timeout=REPORT_TIMEOUT_S, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, f"stdout={result.stdout[-2000:]}\nstderr={result.stderr[-4000:]}"
 
     summary = (out / "summary.md").read_text()
