@@ -144,3 +144,67 @@ def test_report_quick_writes_all_outputs(tmp_path: Path, bare_python: str) -> No
         assert (out / name).read_text().lstrip().startswith(("<?xml", "<svg"))
     # The data directories are temporary; nothing of the servers may be left in tmp.
     assert not list(tmp_path.glob("kvred-bench-*"))
+
+
+# --------------------------------------------------------------------- charts
+
+# A quick run's medians (bench/report.py --quick on 2 cores): every panel spans less than a
+# decade, where a log axis had one tick label or none, and the legend sat on a bar.
+QUICK_RPS = {  # (clients, pipeline) -> test -> (kvred w=1, kvred w=2, redis-server)
+    (50, 1): {"PING_INLINE": (18_400, 24_300, 53_200), "PING_MBULK": (20_600, 33_300, 68_500),
+              "SET": (27_600, 25_300, 42_000), "GET": (31_600, 24_500, 49_500)},
+    (50, 16): {"PING_INLINE": (139_100, 208_700, 500_800), "PING_MBULK": (238_500, 263_600, 715_400),
+               "SET": (98_200, 119_200, 263_600), "GET": (143_100, 166_900, 417_300)},
+}
+SERVERS = (("kvred w=1", "kvred", 1), ("kvred w=2", "kvred", 2), ("redis-server", "redis", None))
+
+
+def quick_run_records() -> list[dict[str, object]]:
+    records: list[dict[str, object]] = []
+    for (clients, pipeline), tests in QUICK_RPS.items():
+        for test, rates in tests.items():
+            for (server, kind, workers), rps in zip(SERVERS, rates, strict=True):
+                p50 = 1000.0 * clients / rps * pipeline / 16 + 0.5
+                for tool in ("redis-benchmark", "client"):
+                    records.append({"fsync": "everysec", "tool": tool, "test": test, "clients": clients,
+                                    "pipeline": pipeline, "server": server, "server_kind": kind,
+                                    "workers": workers, "rps": rps, "p50_ms": p50, "p99_ms": 2.5 * p50,
+                                    "p999_ms": 4 * p50, "error": ""})
+    return records
+
+
+def test_every_chart_is_readable() -> None:
+    """Each panel has at least three y labels in view and a label under every group, and no
+    legend covers a bar: what the PNGs of a quick run showed after the fix."""
+    sys.path.insert(0, str(BENCH))
+    import report
+    from matplotlib.transforms import Bbox
+
+    figures = report.chart_figures(quick_run_records())
+    assert [name for name, _ in figures] == ["throughput_everysec.svg", "throughput_vs_workers.svg",
+                                             "latency_client.svg"]
+    for name, fig in figures:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
+        assert legends, name
+        for ax in fig.axes:
+            panel = ax.get_title() or ax.get_title(loc="left")
+            low, high = sorted(ax.get_ylim())
+            labels = [t.get_text() for t in ax.get_yticklabels()
+                      if t.get_text() and low <= t.get_position()[1] <= high]
+            assert len(labels) >= 3, f"{name} {panel!r}: y labels {labels}"
+            assert all(t.get_text() for t in ax.get_xticklabels()), f"{name} {panel!r}"
+            for bar in ax.patches:
+                if bar.get_height() <= 0:
+                    continue
+                # what is drawn: a log axis clips a bar that starts at 0 to the panel
+                box = Bbox.intersection(bar.get_window_extent(renderer), ax.get_window_extent(renderer))
+                if box is None:
+                    continue
+                for legend in legends:
+                    assert not legend.get_window_extent(renderer).overlaps(box), \
+                        f"{name} {panel!r}: the legend covers a bar"
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
