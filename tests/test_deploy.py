@@ -21,6 +21,7 @@ skip, or fail when the environment variable CI is set (conftest.require_tool).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -773,4 +774,6 @@ def test_config_example_has_every_flag_with_its_default(tmp_path: Path, monkeypa
     conf = tmp_path / "kvred.conf"
     conf.write_text("".join(f"{name} {value}\n" for name, value in lines.items()
                             if name not in ("dir", "workers", "requirepass")))
-    assert parse_args([str(conf), "--dir", str(tmp_path)]) == parse_args(["--dir", str(tmp_path)])
+    from_file = parse_args([str(conf), "--dir", str(tmp_path)])
+    assert from_file.config_file == str(conf)  # the one difference: which file was read
+    assert dataclasses.replace(from_file, config_file="") == parse_args(["--dir", str(tmp_path)])
