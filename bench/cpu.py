@@ -41,6 +41,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from interpreter import use_repo_venv  # noqa: E402
+
+if __name__ == "__main__":
+    use_repo_venv()  # before any third-party import: may re-exec under .venv/bin/python
+
 import benchlib  # noqa: E402
 from benchlib import BENCH_DIR, HOST, Server  # noqa: E402
 from report import DEFAULT_SUITE, parse_redis_benchmark  # noqa: E402

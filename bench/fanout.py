@@ -48,11 +48,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from interpreter import use_repo_venv  # noqa: E402
+
+if __name__ == "__main__":
+    use_repo_venv()  # before any third-party import: may re-exec under .venv/bin/python
+
 import benchlib  # noqa: E402
+import psutil  # noqa: E402
 from benchlib import BENCH_DIR, HOST, Server, encode_command  # noqa: E402
 
 CHANNEL = b"fanout"

@@ -41,6 +41,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from interpreter import use_repo_venv  # noqa: E402
+
+if __name__ == "__main__":
+    use_repo_venv("matplotlib")  # before any third-party import: may re-exec under .venv/bin/python
+
 import benchlib  # noqa: E402
 from benchlib import BENCH_DIR, HOST, Server, ServerError, median  # noqa: E402
 
@@ -650,14 +655,31 @@ def _chart_tool(records: list[dict[str, Any]]) -> str:
     return "redis-benchmark" if "redis-benchmark" in tools else "client"
 
 
+LEGEND_IN = 0.5  # inches above the panels for the title and a legend row
+TITLE_IN = 0.3
+
+
 def make_charts(out: Path, records: list[dict[str, Any]]) -> list[str]:
+    """Write the report's SVG charts into `out`; returns their file names."""
+    import matplotlib.pyplot as plt
+
+    names = []
+    for name, fig in chart_figures(records):
+        fig.savefig(out / name)
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def chart_figures(records: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The charts as (file name, matplotlib Figure), not yet saved."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"font.size": 9, "svg.fonttype": "none"})
-    made: list[str] = []
+    made: list[tuple[str, Any]] = []
     if not records:
         return made
     aggs = aggregate(records)
@@ -667,16 +689,21 @@ def make_charts(out: Path, records: list[dict[str, Any]]) -> list[str]:
     fsyncs = _ordered([r["fsync"] for r in records])
 
     # One chart per fsync policy: throughput with min/max whiskers, servers side by side.
+    # Linear from 0, so that bar heights compare (a log axis over less than a decade showed
+    # one tick label or none), each bar labelled with its median above its whisker, and the
+    # legend above the panels, where it cannot cover a bar.
     for fsync in fsyncs:
         recs = [r for r in records if r["tool"] == tool and r["fsync"] == fsync]
         combos = _ordered([(int(r["clients"]), int(r["pipeline"])) for r in recs])
         tests = _ordered([r["test"] for r in recs])
         if not combos:
             continue
-        fig, axes = plt.subplots(len(combos), 1, figsize=(max(7, 1.3 * len(tests) * len(servers) / 2 + 3),
-                                                          2.8 * len(combos)), squeeze=False)
+        height = 2.8 * len(combos) + LEGEND_IN
+        fig, axes = plt.subplots(len(combos), 1, figsize=(max(7, 1.3 * len(tests) * len(servers) / 2 + 3), height),
+                                 squeeze=False)
         width = 0.8 / len(servers)
         for ax, (c, pl) in zip(axes[:, 0], combos, strict=True):
+            top = 0.0
             for j, s in enumerate(servers):
                 xs, ys, lo, hi = [], [], [], []
                 for i, test in enumerate(tests):
@@ -691,21 +718,24 @@ def make_charts(out: Path, records: list[dict[str, Any]]) -> list[str]:
                     hi.append((a.hi("rps") or med) - med)
                 ax.bar(xs, ys, width * 0.95, yerr=[lo, hi], capsize=2, color=colors[s], label=s,
                        error_kw={"elinewidth": 0.8})
+                for x, y, h in zip(xs, ys, hi, strict=True):
+                    ax.annotate(fmt_rps(y), (x, y + h), xytext=(0, 2), textcoords="offset points", rotation=90,
+                                ha="center", va="bottom", fontsize=7)
+                    top = max(top, y + h)
+            ax.set_ylim(0, top * 1.3 or 1)  # room for the vertical labels
             ax.set_xticks(range(len(tests)), tests)
-            ax.set_ylabel("requests/s (log)")
-            ax.set_yscale("log")
+            ax.set_ylabel("requests/s")
             ax.set_axisbelow(True)
             ax.set_title(f"-c {c} -P {pl}", fontsize=9, loc="left")
-            ax.grid(axis="y", alpha=0.3, which="major")
+            ax.grid(axis="y", alpha=0.3)
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_rps(v)))
-            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        axes[0, 0].legend(fontsize=8, ncols=len(servers), loc="lower right", framealpha=0.9)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - TITLE_IN / height),
+                   ncols=min(len(labels), 6), fontsize=8, frameon=False)
         fig.suptitle(f"Throughput, fsync {fsync} ({tool}; median of repeats, whiskers min–max)")
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - LEGEND_IN / height))
         name = f"throughput_{fsync}.svg"
-        fig.savefig(out / name)
-        plt.close(fig)
-        made.append(name)
+        made.append((name, fig))
 
     # Throughput vs --workers: kvred lines per test; redis-server as a dashed level.
     kv = [r for r in records if r["tool"] == tool and r["server_kind"] == "kvred"]
@@ -754,9 +784,7 @@ def make_charts(out: Path, records: list[dict[str, Any]]) -> list[str]:
         fig.suptitle(f"Throughput vs kvred --workers ({tool}; median, whiskers min–max)")
         fig.tight_layout(rect=(0, 0.07 if len(fsyncs) > 1 else 0.12, 1, 1))
         name = "throughput_vs_workers.svg"
-        fig.savefig(out / name)
-        plt.close(fig)
-        made.append(name)
+        made.append((name, fig))
 
     # Latency percentiles from bench/client.py runs: rows fsync, columns -c/-P, tests along x.
     cl = [r for r in records if r["tool"] == "client"]
@@ -788,7 +816,13 @@ def make_charts(out: Path, records: list[dict[str, Any]]) -> list[str]:
                                zorder=3)
                     ax.scatter(xs, p999, marker="v", s=16, color="white", edgecolors=colors[s], linewidths=1.0,
                                zorder=3)
+                # log: p50 and p99.9 can be 20x apart. Ticks at 1-2-5 steps (finer within one
+                # decade), in plain numbers: powers of ten alone left one label, or none.
                 ax.set_yscale("log")
+                low, high = ax.get_ylim()
+                subs = (1.0, 2.0, 5.0) if high > 10 * low else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+                ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+                ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 ax.set_axisbelow(True)
                 ax.grid(axis="y", alpha=0.3)
@@ -804,9 +838,7 @@ def make_charts(out: Path, records: list[dict[str, Any]]) -> list[str]:
         fig.suptitle("Latency per round trip, bench/client.py (one batch with -P > 1; median of repeats)")
         fig.tight_layout(rect=(0, 0.35 / (3.0 * len(cfsyncs) + 0.6), 1, 1))
         name = "latency_client.svg"
-        fig.savefig(out / name)
-        plt.close(fig)
-        made.append(name)
+        made.append((name, fig))
     return made
 
 

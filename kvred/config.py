@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import os
 import re
+import signal
 import stat
 import sys
 from collections.abc import Callable
@@ -36,6 +37,8 @@ __all__ = [
     "check_startup",
     "setup_logging",
     "default_workers",
+    "VERBOSE",
+    "describe_exit",
     "FSYNC_POLICIES",
     "flag_actions",
     "BadValue",
@@ -61,7 +64,11 @@ LLONG_MAX = 2**63 - 1
 ULLONG_MAX = 2**64 - 1
 PROTO_MAX_BULK_LEN_MIN = 1024 * 1024  # Redis refuses a smaller proto-max-bulk-len...
 CLIENT_QUERY_BUFFER_LIMIT_MIN = 1024 * 1024  # ...and client-query-buffer-limit
-_LOG_LEVEL_MAP = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
+# Redis's four levels on Python's scale: notice is INFO, and verbose, which Redis puts
+# between debug and notice (client connects and disconnects), gets a level of its own.
+VERBOSE = 15
+logging.addLevelName(VERBOSE, "VERBOSE")
+_LOG_LEVEL_MAP = {"debug": logging.DEBUG, "verbose": VERBOSE, "notice": logging.INFO, "warning": logging.WARNING}
 
 
 def default_workers() -> int:
@@ -113,7 +120,9 @@ class Config:
     list_max_listpack_size: int = -2
     list_compress_depth: int = 0
     hll_sparse_max_bytes: int = 3000
-    config_file: str | None = None  # the file kvred was started with (CONFIG REWRITE writes it back)
+    # the config file read at start ("" if none): logged, INFO's config_file, and where
+    # CONFIG REWRITE writes the running settings back, as in Redis
+    config_file: str = ""
 
     @property
     def aof_path(self) -> str:
@@ -597,18 +606,19 @@ def environment_tokens(parser: argparse.ArgumentParser) -> list[str]:
 
 def parse_args(argv: list[str]) -> Config:
     parser = build_parser()
-    path = None
+    config_file = ""
     try:
         tokens = environment_tokens(parser)
         if argv and not argv[0].startswith("-"):
             # `kvred /etc/kvred.conf [flags]`, as `redis-server /etc/redis.conf`
             path, argv = argv[0], argv[1:]
             tokens += read_config_file(path, parser)
+            config_file = os.path.abspath(path)
     except ConfigError as exc:
         fail(str(exc))
     args = parser.parse_args(tokens + argv)
     return Config(
-        config_file=os.path.abspath(path) if path else None,
+        config_file=config_file,
         port=args.port,
         bind=args.bind,
         workers=args.workers,
@@ -664,6 +674,17 @@ def check_startup(config: Config) -> None:
 def set_log_level(level: str) -> None:
     """loglevel changed at runtime (CONFIG SET)."""
     logging.getLogger().setLevel(_LOG_LEVEL_MAP[level])
+
+
+def describe_exit(code: int) -> str:
+    """A child's end as an operator needs it: its exit code, or the signal that killed it."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
 
 
 def setup_logging(level: str, role: str) -> None:

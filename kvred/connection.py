@@ -28,6 +28,7 @@ from .commands import FORWARDED_NAMES, Command, lookup, unknown_command, wrong_a
 from .commands.base import check_command, command_error, error_quoting
 from .commands.debug import ERR_DEBUG_NOT_ALLOWED, debug_allowed
 from .commands.server import valid_client_name
+from .config import VERBOSE
 from .fastparse import FastRequestParser
 
 if TYPE_CHECKING:
@@ -177,15 +178,19 @@ class Connection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.set_write_buffer_limits(high=CLIENT_WRITE_HIGH_WATER)  # type: ignore[attr-defined]
         worker = self.worker
+        self.peer = _address(transport, "peername")
+        if log.isEnabledFor(VERBOSE):  # once per connection, but a connection storm must not pay for it
+            log.log(VERBOSE, "Accepted %s", self.peer)  # Redis's line, at Redis's level
         refusal = worker.refusal_for(transport)
         if refusal is not None:
             self.closed = True  # never registered: connection_lost must not report it
+            if log.isEnabledFor(VERBOSE):
+                log.log(VERBOSE, "refused client %s: %s", self.peer, refusal[:120].decode(errors="replace").strip())
             transport.write(refusal)  # type: ignore[attr-defined]
             transport.close()
             return
         worker.clients[self.client_id] = self
         worker.count_client(+1)
-        self.peer = _address(transport, "peername")
         worker.send_event(ipc.OP_CONNECT, self, [self.peer, _address(transport, "sockname"),
                                                  sock.fileno() if sock is not None else -1])
         if worker.reading_paused:
@@ -196,10 +201,22 @@ class Connection(asyncio.Protocol):
             return
         self.closed = True
         self.outq.clear()
+        if log.isEnabledFor(VERBOSE):
+            self.log_close(exc)
         worker = self.worker
         worker.clients.pop(self.client_id, None)
         worker.count_client(-1)
         worker.send_event(ipc.OP_DISCONNECT, self, None)
+
+    def log_close(self, exc: Exception | None) -> None:
+        """Why the connection ended, in Redis's words where Redis logs it (at verbose)."""
+        who = f"id={self.client_id} addr={self.peer}"
+        if exc is not None:
+            log.log(VERBOSE, "Reading from client: %s (%s)", exc, who)
+        elif self.closing:  # kvred closed it: QUIT, CLIENT KILL, a limit (logged where decided)
+            log.debug("closed client %s", who)
+        else:
+            log.log(VERBOSE, "Client closed connection %s", who)
 
     def pause_writing(self) -> None:
         self.pause(PAUSED_BY_OUTPUT)

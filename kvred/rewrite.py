@@ -32,6 +32,7 @@ import signal
 import time
 
 from .aof import AppendOnlyFile
+from .config import describe_exit
 from .keyspace import Databases
 from .resp import encode_command
 from .scripting import runner as scripting_runner
@@ -137,7 +138,7 @@ class AofRewriter:
         self.child_pid = pid
         self.temp_path = os.path.join(directory, f"temp-rewriteaof-{pid}.aof")
         self.started_at = time.monotonic()
-        log.info("background AOF rewrite started by pid %d", pid)
+        log.info("Background append only file rewriting started by pid %d", pid)
         return True
 
     def auto_allowed(self, now: float) -> bool:
@@ -168,8 +169,9 @@ class AofRewriter:
         self.child_pid = 0
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
-            self._fail(f"the rewrite child exited with status {code}")
+            self._fail(f"the rewrite child {describe_exit(code)}")
             return
+        log.info("Background AOF rewrite terminated with success")  # Redis's steps, at notice as in Redis
         try:
             self._install()
         except OSError as exc:
@@ -180,7 +182,7 @@ class AofRewriter:
         self.consecutive_failures = 0
         self._next_auto_at = 0.0
         log.info(
-            "background AOF rewrite finished in %.2f s: %d bytes",
+            "Background AOF rewrite finished successfully in %.2f s: %d bytes",
             time.monotonic() - self.started_at,
             self.aof.current_size,
         )
@@ -196,8 +198,11 @@ class AofRewriter:
             while written < len(tail):
                 written += f.write(view[written:]) or 0
             os.fsync(f.fileno())
+        log.info("Residual parent diff successfully flushed to the rewritten AOF (%.2f MB)", len(tail) / (1024 * 1024))
         os.rename(self.temp_path, aof.path)
         fsync_directory(os.path.dirname(os.path.abspath(aof.path)))
+        log.info("Successfully renamed the temporary AOF file %s into %s",
+                 os.path.basename(self.temp_path), os.path.basename(aof.path))
         aof.stop_rewrite_buffer()
         aof.reopen()
 

@@ -37,7 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .config import Config, check_startup, setup_logging
+from .config import VERBOSE, Config, check_startup, describe_exit, setup_logging
 from .worker import WORKER_BOOT_ERROR, Worker
 from .writer import Writer
 
@@ -113,6 +113,9 @@ class Supervisor:
         signal.set_wakeup_fd(self._wakeup_w)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(signum, self._record_signal)
+        if self.config.config_file:
+            # Redis logs this at its warning level too: it shows at every loglevel
+            log.warning("Configuration loaded from %s", self.config.config_file)
         log.info(
             "kvred starting: port %d, %d workers, fsync %s, dir %s",
             self.config.port,
@@ -243,6 +246,8 @@ class Supervisor:
             self.exit_code = 1
             return False
         parent_end.settimeout(None)
+        if log.isEnabledFor(VERBOSE):
+            log.log(VERBOSE, "writer started: pid %d, AOF loaded", self.writer_pid)
         return True
 
     def _start_workers(self) -> bool:
@@ -285,6 +290,8 @@ class Supervisor:
         self.workers[pid] = slot
         ok = self._wait_ready(ready_r, pid)
         os.close(ready_r)
+        if ok and log.isEnabledFor(VERBOSE):
+            log.log(VERBOSE, "worker %d (slot %d) started, listening on port %d", pid, slot, self.config.port)
         if not ok and boot:
             return False
         return True
@@ -317,14 +324,18 @@ class Supervisor:
             if pid == self.writer_pid:
                 self.writer_pid = 0
                 if not self.stopping:
-                    log.error("the writer exited unexpectedly (status %d): stopping the server", code)
+                    log.error("the writer exited unexpectedly (pid %d %s): stopping the server", pid, describe_exit(code))
                     self.exit_code = 1
                     self.stopping = True
+                elif log.isEnabledFor(VERBOSE):
+                    log.log(VERBOSE, "the writer (pid %d) %s", pid, describe_exit(code))
                 continue
             slot = self.workers.pop(pid, None)
             if slot is None:
                 continue
             if self.stopping:
+                if log.isEnabledFor(VERBOSE):
+                    log.log(VERBOSE, "worker %d (slot %d) %s", pid, slot, describe_exit(code))
                 continue
             if code == WORKER_BOOT_ERROR:
                 log.error("worker %d could not start serving: stopping the server", pid)
@@ -333,7 +344,7 @@ class Supervisor:
                 continue
             delay = self.backoff[slot]
             self.backoff[slot] = min(delay * 2, RESPAWN_BACKOFF_MAX_S)
-            log.warning("worker %d (slot %d) exited with status %d: replacing it in %.2f s", pid, slot, code, delay)
+            log.warning("worker %d (slot %d) %s: replacing it in %.2f s", pid, slot, describe_exit(code), delay)
             self.respawn_at[slot] = time.monotonic() + delay
 
     def _respawn_due(self) -> None:

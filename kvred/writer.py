@@ -747,7 +747,7 @@ class Writer:
     def config_rewrite(self) -> bytes:
         """CONFIG REWRITE: the running settings back into the file kvred was started with."""
         path = self.config.config_file
-        if path is None:
+        if not path:
             return ERR_NO_CONFIG_FILE
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as f:
@@ -875,6 +875,7 @@ class Writer:
                 "uptime_in_seconds": uptime,
                 "uptime_in_days": uptime // 86400,
                 "workers": self.config.workers,
+                "config_file": self.config.config_file,
             },
             "clients": {
                 "connected_clients": len(self.clients),

@@ -5,14 +5,20 @@ bench/client.py runs a tiny load of every mode against a kvred from
 --quick runs a one-cell matrix into a temporary directory and must write
 summary.md, raw/results.json, raw/results.csv and its SVG charts. Every
 subprocess has a timeout; the whole module takes a few seconds.
+
+The scripts are run as bench/README.md says, `python bench/report.py ...` from the
+repository, by a Python that has none of kvred's dependencies (a new shell where the
+repository's .venv is not active): they must re-execute themselves under .venv/bin/python.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
+import venv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +29,28 @@ BENCH = REPO_ROOT / "bench"
 CLIENT_TIMEOUT_S = 30.0
 REPORT_TIMEOUT_S = 50.0
 MODES = ("ping", "get", "exists", "set", "del", "mset", "incr")
+ENTRY_POINTS = ("report.py", "memory.py", "fanout.py", "streams.py", "cpu.py")
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Python with nothing installed (no psutil, no uvloop...): a fresh venv without pip."""
+    env_dir = tmp_path_factory.mktemp("bare") / "venv"
+    venv.create(env_dir, with_pip=False, symlinks=True)
+    python = env_dir / "bin" / "python"
+    probe = subprocess.run([python, "-c", "import psutil"], capture_output=True, timeout=30)
+    assert probe.returncode != 0, "the bare interpreter must not see psutil"
+    return str(python)
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """A shell's environment without an active venv; the scripts find the repository's .venv
+    (or, when the tests do not run from one, this interpreter via KVRED_BENCH_PYTHON)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "KVRED_BENCH_REEXEC")}
+    if not (REPO_ROOT / ".venv" / "bin" / "python").exists():
+        env["KVRED_BENCH_PYTHON"] = sys.executable
+    env.update(extra)
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +90,34 @@ def test_client_text_output_and_uneven_split(bench_kvred: ServerProcess) -> None
     assert result.stdout.startswith("SET: 101 requests")
 
 
-def test_report_quick_writes_all_outputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("script", ENTRY_POINTS)
+def test_entry_point_runs_without_an_active_venv(bare_python: str, script: str) -> None:
+    result = subprocess.run([bare_python, f"bench/{script}", "--help"], cwd=REPO_ROOT, env=bench_env(),
+                            capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {script}"), result.stdout
+    assert "psutil" in result.stderr and "running under" in result.stderr, result.stderr
+
+
+def test_entry_point_without_any_venv_says_what_to_install(bare_python: str, tmp_path: Path) -> None:
+    env = bench_env(KVRED_BENCH_PYTHON=str(tmp_path / "no-such-venv" / "bin" / "python"))
+    result = subprocess.run([bare_python, "bench/report.py", "--quick"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "psutil" in result.stderr and "python3 -m venv .venv && .venv/bin/pip install -e '.[bench]'" in result.stderr
+
+
+def test_report_quick_writes_all_outputs(tmp_path: Path, bare_python: str) -> None:
     require_tool("redis-server")
     require_tool("redis-benchmark")
     out = tmp_path / "report"
-    argv = [sys.executable, str(BENCH / "report.py"), "--quick", "--fsync", "no", "--tests", "set",
+    # as documented: `python bench/report.py --quick`, from the repository, no venv active
+    argv = [bare_python, "bench/report.py", "--quick", "--fsync", "no", "--tests", "set",
             "-n", "2000", "--repeats", "1", "--workers-list", "1", "--clients", "10", "--pipelines", "1",
             "--warmup", "500", "--tmpdir", str(tmp_path), "--out", str(out)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=REPORT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    result = subprocess.run(argv, cwd=REPO_ROOT, env=bench_env(), capture_output=True, text=True,
+                            timeout=REPORT_TIMEOUT_S, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, f"stdout={result.stdout[-2000:]}\nstderr={result.stderr[-4000:]}"
 
     summary = (out / "summary.md").read_text()
@@ -122,3 +170,67 @@ def test_cpu_and_streams_tools_run(tmp_path: Path, script: str) -> None:
     else:
         assert {row["load"] for row in data["rows"]} == {"xadd", "xadd-maxlen", "xreadgroup"}
         assert set(data["memory"]) == {"kvred w=2", "redis-server"}
+
+
+# --------------------------------------------------------------------- charts
+
+# A quick run's medians (bench/report.py --quick on 2 cores): every panel spans less than a
+# decade, where a log axis had one tick label or none, and the legend sat on a bar.
+QUICK_RPS = {  # (clients, pipeline) -> test -> (kvred w=1, kvred w=2, redis-server)
+    (50, 1): {"PING_INLINE": (18_400, 24_300, 53_200), "PING_MBULK": (20_600, 33_300, 68_500),
+              "SET": (27_600, 25_300, 42_000), "GET": (31_600, 24_500, 49_500)},
+    (50, 16): {"PING_INLINE": (139_100, 208_700, 500_800), "PING_MBULK": (238_500, 263_600, 715_400),
+               "SET": (98_200, 119_200, 263_600), "GET": (143_100, 166_900, 417_300)},
+}
+SERVERS = (("kvred w=1", "kvred", 1), ("kvred w=2", "kvred", 2), ("redis-server", "redis", None))
+
+
+def quick_run_records() -> list[dict[str, object]]:
+    records: list[dict[str, object]] = []
+    for (clients, pipeline), tests in QUICK_RPS.items():
+        for test, rates in tests.items():
+            for (server, kind, workers), rps in zip(SERVERS, rates, strict=True):
+                p50 = 1000.0 * clients / rps * pipeline / 16 + 0.5
+                for tool in ("redis-benchmark", "client"):
+                    records.append({"fsync": "everysec", "tool": tool, "test": test, "clients": clients,
+                                    "pipeline": pipeline, "server": server, "server_kind": kind,
+                                    "workers": workers, "rps": rps, "p50_ms": p50, "p99_ms": 2.5 * p50,
+                                    "p999_ms": 4 * p50, "error": ""})
+    return records
+
+
+def test_every_chart_is_readable() -> None:
+    """Each panel has at least three y labels in view and a label under every group, and no
+    legend covers a bar: what the PNGs of a quick run showed after the fix."""
+    sys.path.insert(0, str(BENCH))
+    import report
+    from matplotlib.transforms import Bbox
+
+    figures = report.chart_figures(quick_run_records())
+    assert [name for name, _ in figures] == ["throughput_everysec.svg", "throughput_vs_workers.svg",
+                                             "latency_client.svg"]
+    for name, fig in figures:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
+        assert legends, name
+        for ax in fig.axes:
+            panel = ax.get_title() or ax.get_title(loc="left")
+            low, high = sorted(ax.get_ylim())
+            labels = [t.get_text() for t in ax.get_yticklabels()
+                      if t.get_text() and low <= t.get_position()[1] <= high]
+            assert len(labels) >= 3, f"{name} {panel!r}: y labels {labels}"
+            assert all(t.get_text() for t in ax.get_xticklabels()), f"{name} {panel!r}"
+            for bar in ax.patches:
+                if bar.get_height() <= 0:
+                    continue
+                # what is drawn: a log axis clips a bar that starts at 0 to the panel
+                box = Bbox.intersection(bar.get_window_extent(renderer), ax.get_window_extent(renderer))
+                if box is None:
+                    continue
+                for legend in legends:
+                    assert not legend.get_window_extent(renderer).overlaps(box), \
+                        f"{name} {panel!r}: the legend covers a bar"
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

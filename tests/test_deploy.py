@@ -21,6 +21,7 @@ skip, or fail when the environment variable CI is set (conftest.require_tool).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -495,6 +496,19 @@ def twemproxy_config(listen_port: int, shard_ports: list[int]) -> str:
     return text
 
 
+def test_local_twemproxy_config_is_the_compose_one_on_loopback() -> None:
+    """deploy/twemproxy.local.yml (README's recipe without compose) must map keys as the
+    compose recipe does: the same settings and shard names, on 127.0.0.1:7001-7003."""
+    def settings(text: str) -> list[str]:
+        return [line.rstrip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+    local = (DEPLOY / "twemproxy.local.yml").read_text()
+    assert settings(local) == settings(twemproxy_config(22121, [7001, 7002, 7003]))
+    check = subprocess.run([require_tool("nutcracker"), "--test-conf", "--conf-file", str(DEPLOY / "twemproxy.local.yml")],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0 and "syntax is ok" in check.stdout + check.stderr, check
+
+
 class Nutcracker:
     def __init__(self, conf: Path, port: int, workdir: Path):
         self.port = port
@@ -760,4 +774,6 @@ def test_config_example_has_every_flag_with_its_default(tmp_path: Path, monkeypa
     conf = tmp_path / "kvred.conf"
     conf.write_text("".join(f"{name} {value}\n" for name, value in lines.items()
                             if name not in ("dir", "workers", "requirepass")))
-    assert parse_args([str(conf), "--dir", str(tmp_path)]) == parse_args(["--dir", str(tmp_path)])
+    from_file = parse_args([str(conf), "--dir", str(tmp_path)])
+    assert from_file.config_file == str(conf)  # the one difference: which file was read
+    assert dataclasses.replace(from_file, config_file="") == parse_args(["--dir", str(tmp_path)])

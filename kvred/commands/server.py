@@ -258,7 +258,7 @@ def client(ctx: Context, argv: list[bytes]) -> bytes:
     if sub == b"no-evict":
         if argv[2].lower() not in (b"on", b"off"):
             return ERR_SYNTAX
-        return OK  # nothing is evicted yet (no maxmemory): the flag has nothing to protect from
+        return OK  # kvred evicts keys, never clients (no maxmemory-clients): nothing to protect from
     if sub == b"tracking":
         return _client_tracking(ctx, argv)
     if sub == b"caching":
