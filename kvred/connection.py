@@ -24,6 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from . import ipc, resp
+from .acl import DENIED_AUTH, noperm_error
 from .commands import FORWARDED_NAMES, Command, lookup, unknown_command, wrong_arity
 from .commands.base import error_quoting
 from .commands.debug import ERR_DEBUG_NOT_ALLOWED, debug_allowed
@@ -115,6 +116,7 @@ class Connection(asyncio.Protocol):
         "closing",
         "closed",
         "authenticated",
+        "user",
         "last_active",
         "deferred",
         "held",
@@ -133,7 +135,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         config = worker.config
         self.parser = FastRequestParser(max_bulk_len=config.proto_max_bulk_len)
-        self.authenticated = config.requirepass is None
+        self.user = "default"  # its ACL user's name (the worker's replica: worker.acl)
+        self.authenticated = self.default_user_open()
         self.parser.unauthenticated = not self.authenticated
         self.last_active = time.monotonic()  # for the idle --timeout
         self.client_id = worker.next_client_id()
@@ -318,6 +321,11 @@ class Connection(asyncio.Protocol):
             return self.reject(cmd, ERR_NOAUTH)
         if "protected" in cmd.flags and not debug_allowed(self.worker.config.enable_debug_command, self.peer):
             return self.reject(cmd, ERR_DEBUG_NOT_ALLOWED)
+        if self.multi is not None or cmd.handler is None or cmd.local:
+            # ACL: what this worker answers or queues itself; the writer checks what it runs
+            denial = self.acl_check(cmd, argv)
+            if denial is not None:
+                return self.reject(cmd, denial)
         busy = self.worker.busy_error
         if busy is not None:  # a script is running past busy-reply-threshold
             if not _allowed_when_busy(cmd, argv):
@@ -435,7 +443,8 @@ class Connection(asyncio.Protocol):
             self.set_protocol(2)
             self.update_subscribed()
             self.worker.send_event(ipc.OP_UPDATE, self, {"name": b"", "reset": 1})
-            self.authenticated = self.worker.config.requirepass is None
+            self.user = "default"  # the writer's RESET event does the same
+            self.authenticated = self.default_user_open()
             self.parser.unauthenticated = not self.authenticated
             return b"+RESET\r\n"
         if name == "hello":
@@ -443,7 +452,7 @@ class Connection(asyncio.Protocol):
         if name == "auth":
             if len(argv) > 3:
                 return resp.ERR_SYNTAX
-            return self.authenticate(argv[1] if len(argv) == 3 else None, argv[-1])
+            return self.authenticate(argv[1] if len(argv) == 3 else None, argv[-1], argv[0])
         return unknown_command(argv)
 
     def send_monitor_feed(self, name: str, argv: list[bytes]) -> None:
@@ -473,19 +482,53 @@ class Connection(asyncio.Protocol):
             self.mirror_subscriptions(cmd.name, argv)
         return argv
 
-    def authenticate(self, user: bytes | None, password: bytes) -> bytes:
-        """AUTH [user] password against --requirepass (only the `default` user exists)."""
-        required = self.worker.config.requirepass
-        if required is None:
-            # Redis's default user has no password: any password is right for it
-            if user is None:
-                return ERR_AUTH_NO_PASSWORD
-            return resp.OK if user == b"default" else ERR_WRONGPASS
-        # compare_digest: the time taken does not leak how much of the password matched
-        if (user or b"default") != b"default" or not hmac.compare_digest(password, required.encode()):
+    def default_user_open(self) -> bool:
+        """Redis's authRequired: a client needs no AUTH while the default user is on and
+        has no password."""
+        default = self.worker.acl.users["default"]
+        return default.enabled and default.nopass
+
+    def acl_check(self, cmd: Command, argv: list[bytes]) -> bytes | None:
+        """ACL for a command this worker answers or queues in MULTI (Redis checks both at
+        queue time and at EXEC): None, or the NOPERM error (logged by the writer)."""
+        user = self.worker.acl.users.get(self.user)
+        if user is None or user.unrestricted or "no-auth" in cmd.flags:
+            return None
+        name = cmd.name
+        if cmd.subcommands and len(argv) >= 2:
+            name = f"{name}|{argv[1].lower().decode('utf-8', 'replace')}"
+        denied = user.check_command(name, argv)
+        if denied is None:
+            return None
+        context = "multi" if self.multi is not None else "toplevel"
+        self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [denied[0], context, denied[1], self.user,
+                                                                 argv[:2]]})
+        return noperm_error(denied[0], name)
+
+    def authenticate(self, user: bytes | None, password: bytes, command: bytes) -> bytes:
+        """AUTH [user] password against the worker's replica of the users (kvred/acl.py);
+        the writer learns the client's new user from the event, before its next command."""
+        users = self.worker.acl.users
+        if user is None:
+            if users["default"].nopass:
+                return ERR_AUTH_NO_PASSWORD  # Redis's error for the old form without a password
+            name = "default"
+        else:
+            name = user.decode("utf-8", "surrogateescape")
+        found = users.get(name)
+        if found is None or not found.check_password(password):
+            if found is None:
+                hmac.compare_digest(password, password)  # (no early answer for unknown users)
+            context = "multi" if self.multi is not None else "toplevel"
+            # the ACL LOG's object is the command as the client sent it (AUTH, hello...)
+            self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [DENIED_AUTH, context,
+                                                                     command.decode("utf-8", "replace"), name,
+                                                                     [command]]})
             return ERR_WRONGPASS
+        self.user = name
         self.authenticated = True
         self.parser.unauthenticated = False
+        self.worker.send_event(ipc.OP_UPDATE, self, {"user": name})
         return resp.OK
 
     def hello(self, argv: list[bytes]) -> bytes:
@@ -505,7 +548,7 @@ class Connection(asyncio.Protocol):
             while i < len(argv):
                 opt = argv[i].lower()
                 if opt == b"auth" and i + 2 < len(argv):
-                    auth_reply = self.authenticate(argv[i + 1], argv[i + 2])
+                    auth_reply = self.authenticate(argv[i + 1], argv[i + 2], argv[0])
                     if auth_reply is not resp.OK:
                         return auth_reply
                     i += 3

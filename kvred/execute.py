@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from . import ipc, resp
+from .acl import DENIED_CHANNEL, DENIED_CMD, DENIED_KEY, Acl, AclError, User, noperm_error
 from .blocking import ERR_UNBLOCKED, Blocked, BlockedClients, BlockOn
 from .clients import WriterClient
 from .commands import COMMANDS, lookup, unknown_command, wrong_arity
@@ -115,6 +117,13 @@ class Executor:
         self.waiting: dict[int, WriterClient] = {}
         self.resumed: list[tuple[WriterClient, list[Any]]] = []
         self._ready = databases.ready_keys
+        # ACL users (kvred/acl.py): the writer's copy is the one that decides
+        self.acl = Acl(config.requirepass)
+        if config.aclfile and os.path.exists(config.aclfile):
+            error = self.acl.load_file(config.aclfile)
+            if error is not None:
+                raise AclError(error)
+        self.acl_context = "toplevel"  # where a denial happened, for ACL LOG: toplevel, multi, lua
 
     # ---------------------------------------------------------------- logging
 
@@ -200,7 +209,10 @@ class Executor:
         limit = ctx.output_limit
         commands_get = COMMANDS.get
         # while refusing writes or feeding MONITOR, every command goes through call()
-        direct = not self.refusing and not self.monitors and not self.tracking.clients
+        # ...and for a user with restrictions (a user without any takes one attribute test)
+        user = ctx.client.user
+        direct = not self.refusing and not self.monitors and not self.tracking.clients and (
+            user is None or user.unrestricted)
         ready = self._ready
         if out is None:
             out = []
@@ -457,6 +469,51 @@ class Executor:
         runner = runner_of(self.databases)
         return runner is not None and runner.running is not None
 
+    # ---------------------------------------------------------------- ACL (kvred/acl.py)
+
+    def acl_check(self, user: User, cmd: Command, argv: list[bytes]) -> bytes | None:
+        """Redis's ACLCheckAllPerm in call(): None, or the error (the denial is logged)."""
+        name = cmd.name
+        if cmd.subcommands and len(argv) >= 2:
+            name = f"{name}|{argv[1].lower().decode('utf-8', 'replace')}"
+        if "no-auth" in cmd.flags:
+            return None
+        denied = user.check_command(name, argv)
+        if denied is None:
+            return None
+        reason, obj = denied
+        self.acl_log(reason, self.acl_context, obj, user.name, self.ctx.client)
+        if self.acl_context == "multi":
+            why = {DENIED_CMD: b"no permission to execute the command or subcommand",
+                   DENIED_KEY: b"no permission to touch the specified keys",
+                   DENIED_CHANNEL: b"no permission to access one of the channels used as arguments"}[reason]
+            return (b"-NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC "
+                    b"call. This command is no longer allowed for the following reason: " + why + b"\r\n")
+        return noperm_error(reason, name)
+
+    def acl_log(self, reason: str, context: str, obj: str, username: str, client: WriterClient) -> None:
+        self.acl.log_max_len = self.ctx.config.acllog_max_len
+        self.acl.add_log(reason, context, obj, username,
+                         lambda: self.ctx.server.client_list(client).decode("utf-8", "replace").rstrip("\n"))
+
+    def kill_user_clients(self, name: str) -> None:
+        """ACL DELUSER: the user's clients are closed (the one that asked, after its reply)."""
+        for client in list(self.ctx.server.clients.values()):
+            if client.user is not None and client.user.name == name:
+                self.kill(client)
+
+    def rebind_users(self) -> None:
+        """ACL LOAD replaced every user: clients follow their user's new rules, and the
+        clients of users that are gone are closed."""
+        users = self.acl.users
+        for client in list(self.ctx.server.clients.values()):
+            if client.user is not None:
+                new = users.get(client.user.name)
+                if new is None:
+                    self.kill(client)
+                else:
+                    client.user = new
+
     def kill(self, client: WriterClient) -> None:
         """CLIENT KILL: gone from CLIENT LIST at once, nothing more of it runs (what it
         sent meanwhile is dropped like an over-limit client's), and its worker closes
@@ -511,6 +568,11 @@ class Executor:
                 self.forget_client(client)
                 return resp.OK
             return ERR_CONNECTION_COMMAND
+        user = self.ctx.client.user
+        if user is not None and not user.unrestricted:
+            denial = self.acl_check(user, cmd, argv)
+            if denial is not None:
+                return denial
         if cmd.write and self.refusing:
             return self.misconf_error()
         try:
@@ -583,6 +645,7 @@ class Executor:
         self.push_here = replies
         if self.monitors:
             self.feed_monitors([b"multi"])
+        self.acl_context = "multi"
         try:
             for item in commands:
                 # an item that is bytes is the reply of a connection command the worker ran (AUTH...)
@@ -595,6 +658,7 @@ class Executor:
                 if size <= limit:
                     replies.append(reply)
         finally:
+            self.acl_context = "toplevel"
             self.in_exec = False
             databases.frozen_ms = 0
             self.push_here = None

@@ -53,6 +53,10 @@ always a list, so one type check tells them apart):
         whether some client runs MONITOR: while it does, a worker reports the
         commands it answers itself (OP_UPDATE {"feed": argv}, AUTH/HELLO redacted).
 
+    {"users": [ACL LIST line, ...]}
+        every ACL user (kvred/acl.py), after each change and when a link opens: the
+        worker rebuilds its replica of the users from them (AUTH, MULTI's checks).
+
     {"busy": error bytes | None}
         a script has run past busy-reply-threshold (None: it ended). Sent at once,
         while the writer is inside the script: until None, a worker answers that
@@ -84,6 +88,7 @@ __all__ = [
     "MSG_KILL",
     "MSG_MONITORING",
     "MSG_BUSY",
+    "MSG_USERS",
     "MAX_FRAME_BYTES",
     "FrameTooLarge",
     "encode_frame",
@@ -97,6 +102,7 @@ MSG_PUSH = "push"
 MSG_KILL = "kill"
 MSG_MONITORING = "monitoring"
 MSG_BUSY = "busy"
+MSG_USERS = "users"
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 2**32 - 1  # the length prefix is a uint32; workers keep batches far below

@@ -41,6 +41,7 @@ from typing import Any
 import uvloop
 
 from . import ipc
+from .acl import Acl
 from .config import WORKERS_MAX, Config, setup_logging
 from .connection import ERR_DENIED, ERR_MAXCLIENTS, PAUSED_BY_LINK, PAUSED_BY_SHUTDOWN, Connection
 from .memory import MemoryTrimmer
@@ -130,6 +131,11 @@ class Worker:
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.stopping = False
         self.monitoring = False  # some client runs MONITOR: report what this worker answers
+        # the users, a replica of the writer's (kvred/acl.py): AUTH and MULTI's ACL checks.
+        # Until the writer's first message: the users of the config, as the writer starts.
+        self.acl = Acl(config.requirepass)
+        if config.aclfile and os.path.exists(config.aclfile):
+            self.acl.load_file(config.aclfile)
         self.push_pending: dict[int, Connection] = {}  # clients with queued pushes to write
         self.push_flush_scheduled = False
         self.busy_error: bytes | None = None  # a script is busy: the BUSY error (kvred/ipc.py)
@@ -383,6 +389,8 @@ class Worker:
             self.monitoring = message[ipc.MSG_MONITORING]
         if ipc.MSG_BUSY in message:
             self.busy_error = message[ipc.MSG_BUSY]
+        if ipc.MSG_USERS in message:
+            self.acl.replace_from_lines(message[ipc.MSG_USERS])
         for client_id in message.get(ipc.MSG_KILL, ()):
             conn = self.clients.get(client_id)
             if conn is not None:

@@ -12,6 +12,7 @@ type: `lists` (t_list.c), `hashes` (t_hash.c), `sets` (t_set.c), `zsets` (t_zset
 """
 
 from . import (  # noqa: F401  (importing registers the commands)
+    acl,
     bitops,
     debug,
     expire,

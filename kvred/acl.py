@@ -1,0 +1,627 @@
+"""Redis 7.0's ACL (sans-IO): users, their rules, permission checks, the ACL LOG and the
+aclfile format. No I/O but reading/writing the aclfile in `load_file`/`save_file`.
+
+Where it lives (the choice, and why): the writer owns the authoritative `Acl` and checks
+every command it runs (kvred/execute.py): it runs all keyspace commands of all workers in
+one order, so an ACL SETUSER takes effect exactly between two commands, as in Redis, and
+the ACL LOG is one list. AUTH and HELLO AUTH stay in the workers, because a worker must
+know at once whether the commands pipelined after AUTH pass the NOAUTH gate and the
+pre-AUTH request limits; forwarding AUTH would stall the client's pipeline until the
+writer answered. So each worker holds a replica of the users, rebuilt from the writer's
+`ACL LIST` lines (`describe_all`), which are a complete description of every user; the
+writer sends them after every change. The worker also uses its replica for the checks
+Redis makes when a command is queued in MULTI and for commands it answers itself (PING).
+A replica may lag the writer by one message: an AUTH racing an ACL SETUSER on another
+worker may see the old password (Redis, single-threaded, has no such window).
+
+Users' passwords are kept as SHA-256 hex, as Redis keeps them, and compared with
+hmac.compare_digest so that the time taken does not tell how much matched.
+
+Hot path: a user with every command, key and channel (the default user, unless changed)
+is `unrestricted`: the executor skips every check for it with one attribute test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .acl_table import ACL_COMMAND_TABLE
+from .glob import compile_glob
+
+__all__ = [
+    "Acl",
+    "AclError",
+    "User",
+    "CATEGORIES",
+    "DENIED_CMD",
+    "DENIED_KEY",
+    "DENIED_CHANNEL",
+    "DENIED_AUTH",
+    "hash_password",
+    "noperm_error",
+]
+
+# ACL CAT order (Redis's ACLCommandCategories), which ACL LIST's description follows too
+CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog",
+              "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection",
+              "transaction", "scripting")
+
+DENIED_CMD, DENIED_KEY, DENIED_CHANNEL, DENIED_AUTH = "command", "key", "channel", "auth"
+READ, WRITE = 1, 2
+ACL_LOG_GROUPING_MS = 60000  # entries alike within this merge into one (count += 1)
+
+# every command and subcommand name, parents before their subcommands
+_ALL_NAMES = tuple(ACL_COMMAND_TABLE)
+_CONTAINERS: dict[str, list[str]] = {}
+for _name in _ALL_NAMES:
+    if "|" in _name:
+        _CONTAINERS.setdefault(_name.split("|", 1)[0], []).append(_name)
+_BY_CATEGORY: dict[str, frozenset[str]] = {
+    cat: frozenset(n for n, (cats, _specs) in ACL_COMMAND_TABLE.items() if cat in cats) for cat in CATEGORIES
+}
+
+
+def _apply_category(names: set[str], category: str, allow: bool) -> None:
+    """+@category / -@category on a set of allowed names (ACLSetSelectorCommandBitsForCategory)."""
+    for name in _BY_CATEGORY[category]:
+        group = [name] + _CONTAINERS.get(name, [])
+        if allow:
+            names.update(group)
+        else:
+            names.difference_update(group)
+
+
+class AclError(Exception):
+    """A rule that SETUSER (or the aclfile) refuses; the message is Redis's."""
+
+
+def hash_password(password: bytes) -> str:
+    return hashlib.sha256(password).hexdigest()
+
+
+def noperm_error(denied: str, name: str) -> bytes:
+    """The error a client gets for a command it may not run (Redis 7.0's texts)."""
+    if denied == DENIED_CMD:
+        return b"-NOPERM this user has no permissions to run the '" + name.encode() + b"' command\r\n"
+    if denied == DENIED_KEY:
+        return b"-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"
+    return b"-NOPERM this user has no permissions to access one of the channels used as arguments\r\n"
+
+
+def _valid_hash(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+class User:
+    """One user: flags, passwords, and its root selector (commands, keys, channels)."""
+
+    __slots__ = ("name", "enabled", "nopass", "sanitize", "passwords", "allowed", "all_future", "firstargs",
+                 "allkeys", "keys", "allchannels", "channels", "unrestricted")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.enabled = False
+        self.nopass = False
+        self.sanitize = ""  # "", "sanitize-payload" or "skip-sanitize-payload" (flags only)
+        self.passwords: dict[str, None] = {}  # SHA-256 hex, in the order added
+        self.allowed: set[str] = set()  # command and "container|sub" names allowed
+        self.all_future = False  # +@all: commands added later are allowed too
+        self.firstargs: dict[str, list[bytes]] = {}  # +select|0: a command allowed for a first argument
+        self.allkeys = False
+        self.keys: list[list[Any]] = []  # [pattern, READ|WRITE] in order
+        self.allchannels = False
+        self.channels: list[bytes] = []
+        self.unrestricted = False
+
+    # ------------------------------------------------------------ rules
+
+    def apply(self, rule: bytes) -> None:
+        """One SETUSER rule (Redis's ACLSetUser); AclError with Redis's reason."""
+        low = rule.lower()
+        text = rule.decode("utf-8", "surrogateescape")
+        if low == b"on":
+            self.enabled = True
+        elif low == b"off":
+            self.enabled = False
+        elif low in (b"sanitize-payload", b"skip-sanitize-payload"):
+            self.sanitize = low.decode()
+        elif low == b"nopass":
+            self.nopass = True
+            self.passwords.clear()
+        elif low == b"resetpass":
+            self.nopass = False
+            self.passwords.clear()
+        elif rule[:1] == b">":
+            self.passwords[hash_password(rule[1:])] = None
+            self.nopass = False
+        elif rule[:1] == b"#":
+            if not _valid_hash(text[1:]):
+                raise AclError("The password hash must be exactly 64 characters and contain only lowercase "
+                               "hexadecimal characters")
+            self.passwords[text[1:]] = None
+            self.nopass = False
+        elif rule[:1] == b"<":
+            if self.passwords.pop(hash_password(rule[1:]), 0) != None:  # noqa: E711 (None: was there)
+                raise AclError("The password you are trying to remove from the user does not exist")
+        elif rule[:1] == b"!":
+            if not _valid_hash(text[1:]):
+                raise AclError("The password hash must be exactly 64 characters and contain only lowercase "
+                               "hexadecimal characters")
+            if text[1:] not in self.passwords:
+                raise AclError("The password you are trying to remove from the user does not exist")
+            del self.passwords[text[1:]]
+        elif low in (b"allkeys", b"~*"):
+            self.allkeys = True
+            self.keys = []
+        elif low == b"resetkeys":
+            self.allkeys = False
+            self.keys = []
+        elif rule[:1] == b"~":
+            self.add_key_pattern(rule[1:], READ | WRITE)
+        elif rule[:1] == b"%":
+            # Redis's loop: R and W once each, up to the first ~ (none: an empty pattern)
+            flags = 0
+            offset = 1
+            while offset < len(low):
+                c = low[offset]
+                offset += 1
+                if c == ord("r") and not flags & READ:
+                    flags |= READ
+                elif c == ord("w") and not flags & WRITE:
+                    flags |= WRITE
+                elif c == ord("~"):
+                    break
+                else:
+                    raise AclError("Syntax error")
+            if not flags:
+                raise AclError("Syntax error")
+            self.add_key_pattern(rule[offset:], flags)
+        elif low == b"allchannels":
+            self.allchannels = True
+            self.channels = []
+        elif low == b"resetchannels":
+            self.allchannels = False
+            self.channels = []
+        elif rule[:1] == b"&":
+            if self.allchannels:
+                raise AclError("Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and "
+                               "does not have any effect. Try 'resetchannels' to start with an empty list of "
+                               "channels")
+            if rule == b"&*":
+                self.allchannels = True
+                self.channels = []
+            elif rule[1:] not in self.channels:
+                self.channels.append(rule[1:])
+        elif low in (b"allcommands", b"+@all"):
+            self.all_future = True
+            self.allowed = set(_ALL_NAMES)
+            self.firstargs = {}
+        elif low in (b"nocommands", b"-@all"):
+            self.all_future = False
+            self.allowed = set()
+            self.firstargs = {}
+        elif rule[:2] in (b"+@", b"-@"):
+            names = _BY_CATEGORY.get(low[2:].decode("utf-8", "replace"))
+            if names is None:
+                raise AclError("Unknown command or category name in ACL")
+            for name in names:
+                self.change(name, rule[0] == ord("+"))
+        elif rule[:1] in (b"+", b"-"):
+            self.apply_command_rule(low[1:].decode("utf-8", "surrogateescape"), rule[0] == ord("+"), rule)
+        elif low == b"reset":
+            for step in (b"resetpass", b"resetkeys", b"resetchannels", b"off", b"-@all", b"sanitize-payload"):
+                self.apply(step)
+        elif rule[:1] == b"(" or low == b"clearselectors":
+            raise AclError("Syntax error")  # selectors are not supported (see the report)
+        else:
+            raise AclError("Syntax error")
+        self.unrestricted = self.all_future and len(self.allowed) == len(_ALL_NAMES) and self.allkeys \
+            and self.allchannels
+
+    def add_key_pattern(self, pattern: bytes, flags: int) -> None:
+        if self.allkeys:
+            raise AclError("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not "
+                           "have any effect. Try 'resetkeys' to start with an empty list of patterns")
+        for entry in self.keys:
+            if entry[0] == pattern:
+                entry[1] |= flags
+                flags = entry[1]
+                break
+        else:
+            self.keys.append([pattern, flags])
+
+    def apply_command_rule(self, name: str, allow: bool, rule: bytes) -> None:
+        if name in ACL_COMMAND_TABLE:
+            self.change(name, allow)
+            return
+        if "|" not in name:
+            raise AclError("Unknown command or category name in ACL")
+        parent, arg = name.split("|", 1)
+        if parent not in ACL_COMMAND_TABLE or parent in _CONTAINERS:
+            raise AclError("Unknown command or category name in ACL")
+        if not arg or "|" in arg:
+            raise AclError("Syntax error")
+        if not allow:  # a first argument can only be allowed (Redis 7.0)
+            raise AclError("Unknown command or category name in ACL")
+        if parent not in self.allowed:
+            self.firstargs.setdefault(parent, []).append(arg.encode("utf-8", "surrogateescape"))
+
+    def change(self, name: str, allow: bool) -> None:
+        """Redis's ACLChangeSelectorPerm: a container's subcommands follow it."""
+        names = [name] + _CONTAINERS.get(name, [])
+        if allow:
+            self.allowed.update(names)
+        else:
+            self.allowed.difference_update(names)
+        self.firstargs.pop(name, None)
+
+    # ------------------------------------------------------------ description
+
+    def describe_commands(self) -> str:
+        """The command rules as Redis 7.0 describes them: +@all or -@all, then, while one
+        fits, the category with the fewest differences from what is left to describe
+        (most in common on a tie), then single commands (in table order: Redis uses its
+        dict's order, which changes with every start) and first arguments."""
+        additive = not self.all_future
+        rules = ["-@all" if additive else "+@all"]
+        fake: set[str] = set() if additive else set(_ALL_NAMES)
+        temp = set(self.allowed)  # categories applied are taken out of it (their inverse)
+        applied: set[str] = set()
+        while True:
+            best = ""
+            mindiff, maxsame = 1 << 62, 0
+            for cat in CATEGORIES:
+                if cat in applied:
+                    continue
+                names = _BY_CATEGORY[cat]
+                on = len(names & temp)
+                off = len(names) - on
+                diff, same = (off, on) if additive else (on, off)
+                if same > diff and (diff < mindiff or (diff == mindiff and same > maxsame)):
+                    best, mindiff, maxsame = cat, diff, same
+            if not best:
+                break
+            _apply_category(fake, best, additive)
+            _apply_category(temp, best, not additive)
+            rules.append(("+@" if additive else "-@") + best)
+            applied.add(best)
+        for name in _ALL_NAMES:
+            mine = name in self.allowed
+            if mine != (name in fake):
+                rules.append(("+" if mine else "-") + name)
+                group = [name] + _CONTAINERS.get(name, [])
+                if mine:
+                    fake.update(group)
+                else:
+                    fake.difference_update(group)
+            if not mine:
+                for arg in self.firstargs.get(name, ()):
+                    rules.append("+" + name + "|" + arg.decode("utf-8", "surrogateescape"))
+        return " ".join(rules)
+
+    def describe_keys(self) -> str:
+        if self.allkeys:
+            return "~*"
+        out = []
+        for pattern, flags in self.keys:
+            prefix = "~" if flags == READ | WRITE else "%R~" if flags == READ else "%W~"
+            out.append(prefix + pattern.decode("utf-8", "surrogateescape"))
+        return " ".join(out)
+
+    def describe_channels(self) -> str:
+        if self.allchannels:
+            return "&*"
+        return " ".join("&" + c.decode("utf-8", "surrogateescape") for c in self.channels)
+
+    def flags(self) -> list[str]:
+        out = ["on" if self.enabled else "off"]
+        if self.nopass:
+            out.append("nopass")
+        if self.sanitize:
+            out.append(self.sanitize)
+        return out
+
+    def describe(self) -> str:
+        """ACL LIST's line (without "user name")."""
+        parts = self.flags() + ["#" + h for h in self.passwords]
+        keys = self.describe_keys()
+        if keys:
+            parts.append(keys)
+        channels = self.describe_channels()
+        parts.append(channels if self.allchannels else ("resetchannels " + channels).rstrip())
+        parts.append(self.describe_commands())
+        return " ".join(parts)
+
+    # ------------------------------------------------------------ checks
+
+    def check_password(self, password: bytes) -> bool:
+        if not self.enabled:
+            return False
+        if self.nopass:
+            return True
+        digest = hash_password(password)
+        # compare against every hash, in constant time each: no early exit on a match
+        matched = False
+        for stored in self.passwords:
+            matched |= hmac.compare_digest(digest, stored)
+        return matched
+
+    def check_command(self, name: str, argv: list[bytes]) -> tuple[str, str] | None:
+        """(denial, object) if the user may not run `argv` (command `name`, "x|y" for a
+        subcommand), else None. Redis's ACLCheckAllUserCommandPerm for the root selector."""
+        if name not in self.allowed:
+            args = self.firstargs.get(name)
+            if not args or len(argv) < 2 or argv[1].lower() not in args:
+                return DENIED_CMD, name
+        if not self.allkeys:
+            for key, need in command_keys(name, argv):
+                if not self.key_allowed(key, need):
+                    return DENIED_KEY, key.decode("utf-8", "surrogateescape")
+        if not self.allchannels:
+            for channel, is_pattern in command_channels(name, argv):
+                if not self.channel_allowed(channel, is_pattern):
+                    return DENIED_CHANNEL, channel.decode("utf-8", "surrogateescape")
+        return None
+
+    def key_allowed(self, key: bytes, need: int) -> bool:
+        if self.allkeys:
+            return True
+        for pattern, flags in self.keys:
+            if flags & need == need and (pattern == b"*" or compile_glob(pattern).match(key)):
+                return True
+        return False
+
+    def channel_allowed(self, channel: bytes, is_pattern: bool) -> bool:
+        if self.allchannels:
+            return True
+        for allowed in self.channels:
+            if allowed == channel if is_pattern else (allowed == b"*" or compile_glob(allowed).match(channel)):
+                return True
+        return False
+
+
+# ---------------------------------------------------------------- keys and channels of a command
+
+def command_keys(name: str, argv: list[bytes]) -> list[tuple[bytes, int]]:
+    """(key, READ/WRITE needed) for each key of `argv`, from the command's key specs
+    (Redis's getKeysUsingKeySpecs), with the few commands whose specs leave it to code."""
+    entry = ACL_COMMAND_TABLE.get(name)
+    if entry is None:
+        return []
+    out: list[tuple[bytes, int]] = []
+    argc = len(argv)
+    for flags, begin, find in entry[1]:
+        if "not_key" in flags:
+            continue  # SSUBSCRIBE's shard channels: channels, not keys, for the ACL
+        need = (READ if "access" in flags else 0) | (WRITE if {"insert", "delete", "update"} & set(flags) else 0)
+        if name == "set" and not any(a.lower() == b"get" for a in argv[3:]):
+            need = WRITE  # SET's flags depend on GET (Redis's setGetKeys)
+        if begin[0] == "index":
+            start = begin[1]
+        elif begin[0] == "keyword":
+            word = begin[1].encode().lower()
+            startfrom = begin[2]
+            rng = range(startfrom, argc) if startfrom > 0 else range(argc + startfrom, 0, -1)
+            start = 0
+            for i in rng:
+                if argv[i].lower() == word:
+                    start = i + 1
+                    break
+            if not start:
+                continue
+        else:
+            if name == "sort":
+                out.extend(_sort_keys(argv, flags))
+            continue
+        if start >= argc:
+            continue
+        if find[0] == "range":
+            lastkey, step, limit = find[1], find[2], find[3]
+            if lastkey >= 0:
+                last = start + lastkey
+            elif limit > 1:
+                last = start + (argc - start) // limit - 1
+            else:
+                last = argc + lastkey
+            positions = range(start, min(last, argc - 1) + 1, step)
+        elif find[0] == "keynum":
+            numidx, first, step = find[1], find[2], find[3]
+            try:
+                count = int(argv[start + numidx])
+            except (ValueError, IndexError):
+                continue
+            begin_at = start + first
+            positions = range(begin_at, min(begin_at + max(count, 0) * step, argc), step)
+        else:
+            continue
+        out.extend((argv[i], need) for i in positions)
+    return out
+
+
+def _sort_keys(argv: list[bytes], flags: tuple[str, ...]) -> list[tuple[bytes, int]]:
+    """SORT's STORE destination (its unknown key spec, Redis's sortGetKeys)."""
+    if "update" not in flags:
+        return []
+    for i in range(2, len(argv) - 1):
+        if argv[i].lower() == b"store":
+            return [(argv[i + 1], WRITE)]
+    return []
+
+
+_CHANNEL_COMMANDS = {"publish": (1, 2, False), "spublish": (1, 2, False), "subscribe": (1, None, False),
+                     "ssubscribe": (1, None, False), "psubscribe": (1, None, True)}
+
+
+def command_channels(name: str, argv: list[bytes]) -> list[tuple[bytes, bool]]:
+    spec = _CHANNEL_COMMANDS.get(name)
+    if spec is None:
+        return []
+    first, end, is_pattern = spec
+    return [(c, is_pattern) for c in argv[first:end]]
+
+
+# ---------------------------------------------------------------- the set of users
+
+class Acl:
+    """Every user, the ACL LOG, and the aclfile."""
+
+    def __init__(self, requirepass: str | None = None) -> None:
+        self.users: dict[str, User] = {}
+        self.log: list[dict[str, Any]] = []
+        self.log_max_len = 128
+        self.changed = False  # users changed since the workers were told (writer)
+        self.users["default"] = self.new_default(requirepass)
+
+    @staticmethod
+    def new_default(requirepass: str | None) -> User:
+        user = User("default")
+        for rule in (b"+@all", b"~*", b"&*", b"on"):
+            user.apply(rule)
+        user.apply(b">" + requirepass.encode() if requirepass else b"nopass")
+        return user
+
+    def set_requirepass(self, password: str | None) -> None:
+        """CONFIG SET requirepass: the default user's only password (empty: nopass)."""
+        user = self.users["default"]
+        user.apply(b"resetpass")
+        user.apply(b">" + password.encode() if password else b"nopass")
+        self.changed = True
+
+    def setuser(self, name: bytes, rules: list[bytes]) -> None:
+        """ACL SETUSER: all rules or none (AclError names the one refused)."""
+        key = name.decode("utf-8", "surrogateescape")
+        old = self.users.get(key)
+        user = _copy(old) if old is not None else User(key)
+        if old is None:
+            user.apply(b"resetchannels")  # acl-pubsub-default is resetchannels in 7.0
+        for rule in rules:
+            try:
+                user.apply(rule)
+            except AclError as e:
+                raise AclError("Error in ACL SETUSER modifier '" + rule.decode("utf-8", "surrogateescape")
+                               + "': " + str(e)) from None
+        if old is not None:
+            _assign(old, user)
+        else:
+            self.users[key] = user
+        self.changed = True
+
+    def describe_all(self) -> list[str]:
+        return ["user " + name + " " + self.users[name].describe() for name in sorted(self.users)]
+
+    def replace_from_lines(self, lines: list[str]) -> None:
+        """Rebuild every user from ACL LIST lines (a worker's replica, ACL LOAD)."""
+        users: dict[str, User] = {}
+        for line in lines:
+            words = line.split()
+            if len(words) < 2 or words[0] != "user":
+                raise AclError("line should start with user keyword")
+            user = User(words[1])
+            user.apply(b"resetchannels")
+            for word in words[2:]:
+                user.apply(word.encode("utf-8", "surrogateescape"))
+            users[words[1]] = user
+        if "default" not in users:
+            users["default"] = self.new_default(None)
+        self.users = users
+
+    # ------------------------------------------------------------ aclfile
+
+    def load_file(self, path: str) -> str | None:
+        """ACL LOAD: all users from the file, or none (Redis's error text, else None)."""
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+        except OSError as e:
+            return f"Error loading ACLs, opening file '{path}': {e.strerror}"
+        users: dict[str, User] = {}
+        errors = []
+        for lineno, raw in enumerate(text.split("\n"), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            words = line.split()
+            if words[0] != "user":
+                errors.append(f"{path}:{lineno}: line should start with user keyword. ")
+                continue
+            if len(words) < 2:
+                errors.append(f"{path}:{lineno}: missing username. ")  # pragma: no cover
+                continue
+            if words[1] in users:
+                errors.append(f"{path}:{lineno}: Duplicate user '{words[1]}' found. ")
+                continue
+            user = User(words[1])
+            user.apply(b"resetchannels")
+            for word in words[2:]:
+                try:
+                    user.apply(word.encode("utf-8", "surrogateescape"))
+                except AclError as e:
+                    errors.append(f"{path}:{lineno}: {e}. ")
+                    break
+            users[words[1]] = user
+        if errors:
+            return "".join(errors) + "WARNING: ACL errors detected, no change to the previously active ACL rules " \
+                                     "was performed"
+        if "default" not in users:
+            users["default"] = self.new_default(None)
+        self.users = users
+        self.changed = True
+        return None
+
+    def save_file(self, path: str) -> str | None:
+        """ACL SAVE: write to a temporary file, then rename it over the aclfile."""
+        tmp = f"{path}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write("".join(line + "\n" for line in self.describe_all()))
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, path)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            return "There was an error trying to save the ACLs. Please check the server logs for more information"\
+                   if e else ""
+        return None
+
+    # ------------------------------------------------------------ ACL LOG
+
+    def add_log(self, reason: str, context: str, obj: str, username: str, client_info: Callable[[], str]) -> None:
+        now = time.time()
+        for i, entry in enumerate(self.log):
+            if (entry["reason"], entry["context"], entry["object"], entry["username"]) == (reason, context, obj,
+                                                                                           username) \
+                    and (now - entry["ctime"]) * 1000 < ACL_LOG_GROUPING_MS:
+                entry["count"] += 1
+                entry["ctime"] = now
+                entry["client-info"] = client_info()
+                self.log.insert(0, self.log.pop(i))
+                return
+        self.log.insert(0, {"count": 1, "reason": reason, "context": context, "object": obj, "username": username,
+                            "ctime": now, "client-info": client_info()})
+        del self.log[self.log_max_len:]
+
+
+def _copy(user: User) -> User:
+    new = User(user.name)
+    for slot in User.__slots__:
+        value = getattr(user, slot)
+        if isinstance(value, (set, dict)):
+            value = value.copy()
+        elif isinstance(value, list):
+            value = [list(v) if isinstance(v, list) else v for v in value]
+        setattr(new, slot, value)
+    new.firstargs = {k: list(v) for k, v in user.firstargs.items()}
+    return new
+
+
+def _assign(target: User, source: User) -> None:
+    for slot in User.__slots__:
+        setattr(target, slot, getattr(source, slot))
