@@ -53,6 +53,8 @@ CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "
 
 DENIED_CMD, DENIED_KEY, DENIED_CHANNEL, DENIED_AUTH = "command", "key", "channel", "auth"
 READ, WRITE = 1, 2
+_RANK = {DENIED_CMD: 1, DENIED_KEY: 2, DENIED_AUTH: 3, DENIED_CHANNEL: 4}  # Redis's ACL_DENIED_* values
+_REASON = {rank: reason for reason, rank in _RANK.items()}
 ACL_LOG_GROUPING_MS = 60000  # entries alike within this merge into one (count += 1)
 
 # every command and subcommand name, parents before their subcommands
@@ -97,18 +99,13 @@ def _valid_hash(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
-class User:
-    """One user: flags, passwords, and its root selector (commands, keys, channels)."""
+class Selector:
+    """What a user may touch: commands, keys, channels (Redis's aclSelector). A user is
+    its root selector plus flags, passwords and more selectors (`User`)."""
 
-    __slots__ = ("name", "enabled", "nopass", "sanitize", "passwords", "allowed", "all_future", "firstargs",
-                 "allkeys", "keys", "allchannels", "channels", "unrestricted")
+    __slots__ = ("allowed", "all_future", "firstargs", "allkeys", "keys", "allchannels", "channels")
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.enabled = False
-        self.nopass = False
-        self.sanitize = ""  # "", "sanitize-payload" or "skip-sanitize-payload" (flags only)
-        self.passwords: dict[str, None] = {}  # SHA-256 hex, in the order added
+    def __init__(self) -> None:
         self.allowed: set[str] = set()  # command and "container|sub" names allowed
         self.all_future = False  # +@all: commands added later are allowed too
         self.firstargs: dict[str, list[bytes]] = {}  # +select|0: a command allowed for a first argument
@@ -116,46 +113,15 @@ class User:
         self.keys: list[list[Any]] = []  # [pattern, READ|WRITE] in order
         self.allchannels = False
         self.channels: list[bytes] = []
-        self.unrestricted = False
 
     # ------------------------------------------------------------ rules
 
-    def apply(self, rule: bytes) -> None:
-        """One SETUSER rule (Redis's ACLSetUser); AclError with Redis's reason."""
+    def apply_selector_rule(self, rule: bytes) -> None:
+        """One command, key or channel rule (Redis's ACLSetSelector); AclError."""
         low = rule.lower()
-        text = rule.decode("utf-8", "surrogateescape")
-        if low == b"on":
-            self.enabled = True
-        elif low == b"off":
-            self.enabled = False
-        elif low in (b"sanitize-payload", b"skip-sanitize-payload"):
-            self.sanitize = low.decode()
-        elif low == b"nopass":
-            self.nopass = True
-            self.passwords.clear()
-        elif low == b"resetpass":
-            self.nopass = False
-            self.passwords.clear()
-        elif rule[:1] == b">":
-            self.passwords[hash_password(rule[1:])] = None
-            self.nopass = False
-        elif rule[:1] == b"#":
-            if not _valid_hash(text[1:]):
-                raise AclError("The password hash must be exactly 64 characters and contain only lowercase "
-                               "hexadecimal characters")
-            self.passwords[text[1:]] = None
-            self.nopass = False
-        elif rule[:1] == b"<":
-            if self.passwords.pop(hash_password(rule[1:]), 0) != None:  # noqa: E711 (None: was there)
-                raise AclError("The password you are trying to remove from the user does not exist")
-        elif rule[:1] == b"!":
-            if not _valid_hash(text[1:]):
-                raise AclError("The password hash must be exactly 64 characters and contain only lowercase "
-                               "hexadecimal characters")
-            if text[1:] not in self.passwords:
-                raise AclError("The password you are trying to remove from the user does not exist")
-            del self.passwords[text[1:]]
-        elif low in (b"allkeys", b"~*"):
+        if rule[:1] in (b"~", b"%", b"&") and any(c in rule for c in b" \t\n\r\v\f"):
+            raise AclError("Syntax error")  # patterns have no spaces (ACL LIST's words)
+        if low in (b"allkeys", b"~*"):
             self.allkeys = True
             self.keys = []
         elif low == b"resetkeys":
@@ -213,15 +179,8 @@ class User:
                 self.change(name, rule[0] == ord("+"))
         elif rule[:1] in (b"+", b"-"):
             self.apply_command_rule(low[1:].decode("utf-8", "surrogateescape"), rule[0] == ord("+"), rule)
-        elif low == b"reset":
-            for step in (b"resetpass", b"resetkeys", b"resetchannels", b"off", b"-@all", b"sanitize-payload"):
-                self.apply(step)
-        elif rule[:1] == b"(" or low == b"clearselectors":
-            raise AclError("Syntax error")  # selectors are not supported (see the report)
         else:
             raise AclError("Syntax error")
-        self.unrestricted = self.all_future and len(self.allowed) == len(_ALL_NAMES) and self.allkeys \
-            and self.allchannels
 
     def add_key_pattern(self, pattern: bytes, flags: int) -> None:
         if self.allkeys:
@@ -318,17 +277,9 @@ class User:
             return "&*"
         return " ".join("&" + c.decode("utf-8", "surrogateescape") for c in self.channels)
 
-    def flags(self) -> list[str]:
-        out = ["on" if self.enabled else "off"]
-        if self.nopass:
-            out.append("nopass")
-        if self.sanitize:
-            out.append(self.sanitize)
-        return out
-
-    def describe(self) -> str:
-        """ACL LIST's line (without "user name")."""
-        parts = self.flags() + ["#" + h for h in self.passwords]
+    def describe_selector(self) -> str:
+        """Keys, channels, commands: Redis's ACLDescribeSelector."""
+        parts = []
         keys = self.describe_keys()
         if keys:
             parts.append(keys)
@@ -337,35 +288,21 @@ class User:
         parts.append(self.describe_commands())
         return " ".join(parts)
 
-    # ------------------------------------------------------------ checks
-
-    def check_password(self, password: bytes) -> bool:
-        if not self.enabled:
-            return False
-        if self.nopass:
-            return True
-        digest = hash_password(password)
-        # compare against every hash, in constant time each: no early exit on a match
-        matched = False
-        for stored in self.passwords:
-            matched |= hmac.compare_digest(digest, stored)
-        return matched
-
-    def check_command(self, name: str, argv: list[bytes]) -> tuple[str, str] | None:
-        """(denial, object) if the user may not run `argv` (command `name`, "x|y" for a
-        subcommand), else None. Redis's ACLCheckAllUserCommandPerm for the root selector."""
+    def check(self, name: str, argv: list[bytes]) -> tuple[int, str, int] | None:
+        """(denial rank, object, argument position) if this selector does not allow
+        `argv` (command `name`, "x|y" for a subcommand), else None (ACLSelectorCheckCmd)."""
         if name not in self.allowed:
             args = self.firstargs.get(name)
             if not args or len(argv) < 2 or argv[1].lower() not in args:
-                return DENIED_CMD, name
+                return _RANK[DENIED_CMD], name, 0
         if not self.allkeys:
-            for key, need in command_keys(name, argv):
+            for pos, key, need in command_keys(name, argv):
                 if not self.key_allowed(key, need):
-                    return DENIED_KEY, key.decode("utf-8", "surrogateescape")
+                    return _RANK[DENIED_KEY], key.decode("utf-8", "surrogateescape"), pos
         if not self.allchannels:
-            for channel, is_pattern in command_channels(name, argv):
+            for pos, channel, is_pattern in command_channels(name, argv):
                 if not self.channel_allowed(channel, is_pattern):
-                    return DENIED_CHANNEL, channel.decode("utf-8", "surrogateescape")
+                    return _RANK[DENIED_CHANNEL], channel.decode("utf-8", "surrogateescape"), pos
         return None
 
     def key_allowed(self, key: bytes, need: int) -> bool:
@@ -385,15 +322,128 @@ class User:
         return False
 
 
+class User(Selector):
+    """One user: flags, passwords, its root selector (itself) and more selectors."""
+
+    __slots__ = ("name", "enabled", "nopass", "sanitize", "passwords", "selectors", "unrestricted")
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.enabled = False
+        self.nopass = False
+        self.sanitize = ""  # "", "sanitize-payload" or "skip-sanitize-payload" (flags only)
+        self.passwords: dict[str, None] = {}  # SHA-256 hex, in the order added
+        self.selectors: list[Selector] = []
+        self.unrestricted = False
+
+    def apply(self, rule: bytes) -> None:
+        """One SETUSER rule (Redis's ACLSetUser); AclError with Redis's reason."""
+        if not rule:
+            return  # an empty rule does nothing, as in Redis
+        low = rule.lower()
+        text = rule.decode("utf-8", "surrogateescape")
+        if low == b"on":
+            self.enabled = True
+        elif low == b"off":
+            self.enabled = False
+        elif low in (b"sanitize-payload", b"skip-sanitize-payload"):
+            self.sanitize = low.decode()
+        elif low == b"nopass":
+            self.nopass = True
+            self.passwords.clear()
+        elif low == b"resetpass":
+            self.nopass = False
+            self.passwords.clear()
+        elif rule[:1] == b">":
+            self.passwords[hash_password(rule[1:])] = None
+            self.nopass = False
+        elif rule[:1] == b"#":
+            if not _valid_hash(text[1:]):
+                raise AclError("The password hash must be exactly 64 characters and contain only lowercase "
+                               "hexadecimal characters")
+            self.passwords[text[1:]] = None
+            self.nopass = False
+        elif rule[:1] == b"<":
+            if self.passwords.pop(hash_password(rule[1:]), 0) != None:  # noqa: E711 (None: was there)
+                raise AclError("The password you are trying to remove from the user does not exist")
+        elif rule[:1] == b"!":
+            if not _valid_hash(text[1:]):
+                raise AclError("The password hash must be exactly 64 characters and contain only lowercase "
+                               "hexadecimal characters")
+            if text[1:] not in self.passwords:
+                raise AclError("The password you are trying to remove from the user does not exist")
+            del self.passwords[text[1:]]
+        elif low == b"reset":
+            for step in (b"resetpass", b"resetkeys", b"resetchannels", b"off", b"-@all", b"sanitize-payload",
+                         b"clearselectors"):
+                self.apply(step)
+        elif low == b"clearselectors":
+            self.selectors = []
+        elif rule[:1] == b"(" and rule[-1:] == b")":
+            selector = Selector()
+            for op in rule[1:-1].split():
+                selector.apply_selector_rule(op)
+            self.selectors.append(selector)
+        else:
+            self.apply_selector_rule(rule)
+        self.unrestricted = self.all_future and len(self.allowed) == len(_ALL_NAMES) and self.allkeys \
+            and self.allchannels
+
+    def flags(self) -> list[str]:
+        out = ["on" if self.enabled else "off"]
+        if self.nopass:
+            out.append("nopass")
+        if self.sanitize:
+            out.append(self.sanitize)
+        return out
+
+    def describe(self) -> str:
+        """ACL LIST's line (without "user name")."""
+        parts = self.flags() + ["#" + h for h in self.passwords] + [self.describe_selector()]
+        parts += ["(" + selector.describe_selector() + ")" for selector in self.selectors]
+        return " ".join(parts)
+
+    # ------------------------------------------------------------ checks
+
+    def check_password(self, password: bytes) -> bool:
+        if not self.enabled:
+            return False
+        if self.nopass:
+            return True
+        digest = hash_password(password)
+        # compare against every hash, in constant time each: no early exit on a match
+        matched = False
+        for stored in self.passwords:
+            matched |= hmac.compare_digest(digest, stored)
+        return matched
+
+    def check_command(self, name: str, argv: list[bytes]) -> tuple[str, str] | None:
+        """(denial, object) if no selector of the user allows `argv`, else None. Of the
+        denials, the most relevant (Redis's ACLCheckAllUserCommandPerm): channel over key
+        over command, then the furthest argument."""
+        denied = self.check(name, argv)
+        if denied is None:
+            return None
+        best = denied
+        for selector in self.selectors:
+            found = selector.check(name, argv)
+            if found is None:
+                return None
+            if found[0] > best[0] or (found[0] == best[0] and found[2] > best[2]):
+                best = found
+        return _REASON[best[0]], best[1]
+
+
 # ---------------------------------------------------------------- keys and channels of a command
 
-def command_keys(name: str, argv: list[bytes]) -> list[tuple[bytes, int]]:
-    """(key, READ/WRITE needed) for each key of `argv`, from the command's key specs
+def command_keys(name: str, argv: list[bytes]) -> list[tuple[int, bytes, int]]:
+    """(position, key, READ/WRITE needed) for each key of `argv`, from the command's key specs
     (Redis's getKeysUsingKeySpecs), with the few commands whose specs leave it to code."""
     entry = ACL_COMMAND_TABLE.get(name)
     if entry is None:
         return []
-    out: list[tuple[bytes, int]] = []
+    out: list[tuple[int, bytes, int]] = []
     argc = len(argv)
     for flags, begin, find in entry[1]:
         if "not_key" in flags:
@@ -439,17 +489,17 @@ def command_keys(name: str, argv: list[bytes]) -> list[tuple[bytes, int]]:
             positions = range(begin_at, min(begin_at + max(count, 0) * step, argc), step)
         else:
             continue
-        out.extend((argv[i], need) for i in positions)
+        out.extend((i, argv[i], need) for i in positions)
     return out
 
 
-def _sort_keys(argv: list[bytes], flags: tuple[str, ...]) -> list[tuple[bytes, int]]:
+def _sort_keys(argv: list[bytes], flags: tuple[str, ...]) -> list[tuple[int, bytes, int]]:
     """SORT's STORE destination (its unknown key spec, Redis's sortGetKeys)."""
     if "update" not in flags:
         return []
     for i in range(2, len(argv) - 1):
         if argv[i].lower() == b"store":
-            return [(argv[i + 1], WRITE)]
+            return [(i + 1, argv[i + 1], WRITE)]
     return []
 
 
@@ -457,12 +507,13 @@ _CHANNEL_COMMANDS = {"publish": (1, 2, False), "spublish": (1, 2, False), "subsc
                      "ssubscribe": (1, None, False), "psubscribe": (1, None, True)}
 
 
-def command_channels(name: str, argv: list[bytes]) -> list[tuple[bytes, bool]]:
+def command_channels(name: str, argv: list[bytes]) -> list[tuple[int, bytes, bool]]:
     spec = _CHANNEL_COMMANDS.get(name)
     if spec is None:
         return []
     first, end, is_pattern = spec
-    return [(c, is_pattern) for c in argv[first:end]]
+    stop = len(argv) if end is None else min(end, len(argv))
+    return [(i, argv[i], is_pattern) for i in range(first, stop)]
 
 
 # ---------------------------------------------------------------- the set of users
@@ -499,7 +550,7 @@ class Acl:
         user = _copy(old) if old is not None else User(key)
         if old is None:
             user.apply(b"resetchannels")  # acl-pubsub-default is resetchannels in 7.0
-        for rule in rules:
+        for rule in merge_selector_args(rules):
             try:
                 user.apply(rule)
             except AclError as e:
@@ -523,8 +574,8 @@ class Acl:
                 raise AclError("line should start with user keyword")
             user = User(words[1])
             user.apply(b"resetchannels")
-            for word in words[2:]:
-                user.apply(word.encode("utf-8", "surrogateescape"))
+            for rule in merge_selector_args([w.encode("utf-8", "surrogateescape") for w in words[2:]]):
+                user.apply(rule)
             users[words[1]] = user
         if "default" not in users:
             users["default"] = self.new_default(None)
@@ -557,12 +608,11 @@ class Acl:
                 continue
             user = User(words[1])
             user.apply(b"resetchannels")
-            for word in words[2:]:
-                try:
-                    user.apply(word.encode("utf-8", "surrogateescape"))
-                except AclError as e:
-                    errors.append(f"{path}:{lineno}: {e}. ")
-                    break
+            try:
+                for rule in merge_selector_args([w.encode("utf-8", "surrogateescape") for w in words[2:]]):
+                    user.apply(rule)
+            except AclError as e:
+                errors.append(f"{path}:{lineno}: {e}. ")
             users[words[1]] = user
         if errors:
             return "".join(errors) + "WARNING: ACL errors detected, no change to the previously active ACL rules " \
@@ -609,9 +659,35 @@ class Acl:
         del self.log[self.log_max_len:]
 
 
+_USER_SLOTS = Selector.__slots__ + User.__slots__
+
+
+def merge_selector_args(args: list[bytes]) -> list[bytes]:
+    """Join the arguments of a selector written over several ("(~a", "+get)") into one
+    rule, as Redis's ACLMergeSelectorArguments; AclError if a parenthesis is not closed."""
+    out: list[bytes] = []
+    open_at = -1
+    opened_by = b""
+    for arg in args:
+        if open_at >= 0:
+            out[-1] += b" " + arg
+            if arg.endswith(b")"):
+                open_at = -1
+        elif arg.startswith(b"(") and not arg.endswith(b")"):
+            open_at = len(out)
+            opened_by = arg
+            out.append(arg)
+        else:
+            out.append(arg)
+    if open_at >= 0:
+        raise AclError("Unmatched parenthesis in acl selector starting at '" + opened_by.decode("utf-8", "replace")
+                       + "'.")
+    return out
+
+
 def _copy(user: User) -> User:
     new = User(user.name)
-    for slot in User.__slots__:
+    for slot in _USER_SLOTS:
         value = getattr(user, slot)
         if isinstance(value, (set, dict)):
             value = value.copy()
@@ -623,5 +699,5 @@ def _copy(user: User) -> User:
 
 
 def _assign(target: User, source: User) -> None:
-    for slot in User.__slots__:
+    for slot in _USER_SLOTS:
         setattr(target, slot, getattr(source, slot))

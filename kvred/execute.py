@@ -124,6 +124,8 @@ class Executor:
             if error is not None:
                 raise AclError(error)
         self.acl_context = "toplevel"  # where a denial happened, for ACL LOG: toplevel, multi, lua
+        self.acl_open = True  # every user may run everything: no checks (see acl_changed)
+        self.acl_changed()
 
     # ---------------------------------------------------------------- logging
 
@@ -209,10 +211,9 @@ class Executor:
         limit = ctx.output_limit
         commands_get = COMMANDS.get
         # while refusing writes or feeding MONITOR, every command goes through call()
-        # ...and for a user with restrictions (a user without any takes one attribute test)
-        user = ctx.client.user
-        direct = not self.refusing and not self.monitors and not self.tracking.clients and (
-            user is None or user.unrestricted)
+        # ...and while some user has restrictions (call() checks the client's): a server
+        # whose users may all do anything (the default user alone) pays one attribute test
+        direct = not self.refusing and not self.monitors and not self.tracking.clients and self.acl_open
         ready = self._ready
         if out is None:
             out = []
@@ -239,6 +240,8 @@ class Executor:
                         reply = _internal_error(argv)
                 else:
                     reply = self.call(argv)
+                    # what call() ran may have changed the ACL (an ACL SETUSER in the same batch)
+                    direct = not self.refusing and not self.monitors and not self.tracking.clients and self.acl_open
                 out.append(reply)
                 size += len(reply)
                 if size > limit:
@@ -495,6 +498,10 @@ class Executor:
         self.acl.log_max_len = self.ctx.config.acllog_max_len
         self.acl.add_log(reason, context, obj, username,
                          lambda: self.ctx.server.client_list(client).decode("utf-8", "replace").rstrip("\n"))
+
+    def acl_changed(self) -> None:
+        """After any change of the users: whether any of them has restrictions."""
+        self.acl_open = all(user.unrestricted for user in self.acl.users.values())
 
     def kill_user_clients(self, name: str) -> None:
         """ACL DELUSER: the user's clients are closed (the one that asked, after its reply)."""

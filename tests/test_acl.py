@@ -34,7 +34,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
 )
 from rawclient import RawClient, parse_reply
 
-USERS = ("alice", "bob", "t", "k", "ch", "m", "s", "h")
+USERS = ("alice", "bob", "t", "k", "ch", "m", "s", "h")  # deleted after every case
 CASES = Cases()
 
 
@@ -109,8 +109,21 @@ case("setuser-single-commands", C("ACL", "SETUSER", "t", "+get", "+set", "+hset"
      C("ACL", "GETUSER", "t", norm=words_sorted), C("ACL", "LIST", norm=words_sorted))
 for i, rule in enumerate(["foo", "+nosuch", "+@nosuch", "-nosuch|x", "+config|nosuch", "+get|", "-select|0",
                           "#abc", "#" + "A" * 64, "!abc", "<nothere", "!" + "b" * 64, "%X~a", "%~a", "%R",
-                          "(~a +get)", "clearselectors"]):
+                          "(~a +get", "(on)"]):
     case(f"setuser-error-{i}", C("ACL", "SETUSER", "t", "on", rule), C("ACL", "GETUSER", "t"))
+case("selectors", C("ACL", "SETUSER", "s", "on", "nopass", "(~a", "+get)", "(&b", "+publish", "%R~c)", "~x", "+set"),
+     C("ACL", "LIST"), C("ACL", "GETUSER", "s"), C("HELLO", "3", norm=hello_masked), C("ACL", "GETUSER", "s"),
+     C("HELLO", "2", norm=hello_masked),
+     C("ACL", "DRYRUN", "s", "get", "a"), C("ACL", "DRYRUN", "s", "get", "x"), C("ACL", "DRYRUN", "s", "get", "zz"),
+     C("ACL", "DRYRUN", "s", "publish", "b", "m"), C("ACL", "DRYRUN", "s", "publish", "z", "m"),
+     C("ACL", "DRYRUN", "s", "set", "c", "v"), C("ACL", "DRYRUN", "s", "hset", "c", "v", "v"),
+     C("AUTH", "s", "x"), C("GET", "a"), C("SET", "x", "1"), C("GET", "x"), C("SET", "a", "1"),
+     C("ACL", "LOG", norm=log_fields))
+case("selectors-errors", C("ACL", "SETUSER", "s", "(~a", "+get"), C("ACL", "SETUSER", "s", "(~a +nosuch)"),
+     C("ACL", "SETUSER", "s", "(~a foo)"), C("ACL", "SETUSER", "s", "(on)"), C("ACL", "SETUSER", "s", "()"),
+     C("ACL", "GETUSER", "s"), C("ACL", "SETUSER", "s", "~a b"), C("ACL", "SETUSER", "s", ""),
+     C("ACL", "SETUSER", "s", "clearselectors"), C("ACL", "LIST"), C("ACL", "SETUSER", "s", "(~q)", "reset"),
+     C("ACL", "LIST"))
 case("setuser-after-all", C("ACL", "SETUSER", "t", "allkeys", "~a"), C("ACL", "SETUSER", "t", "~*", "~b"),
      C("ACL", "SETUSER", "t", "allchannels", "&a"), C("ACL", "GETUSER", "t"))
 case("setuser-is-all-or-nothing", C("ACL", "SETUSER", "t", "on", "+get"), C("ACL", "SETUSER", "t", "+set", "bad"),

@@ -63,6 +63,14 @@ def _err(text: str) -> bytes:
     "save": 2, "setuser": -3, "users": 2, "whoami": 2, "help": 2})
 def acl(ctx: Context, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
+    try:
+        return _acl(ctx, argv, sub)
+    finally:
+        if sub in (b"setuser", b"deluser", b"load"):
+            ctx.executor.acl_changed()
+
+
+def _acl(ctx: Context, argv: list[bytes], sub: bytes) -> bytes:
     state = ctx.executor.acl
     if sub == b"setuser":
         try:
@@ -147,7 +155,11 @@ def _getuser(user: User, resp3: bool) -> bytes:
         b"commands": user.describe_commands().encode("utf-8", "surrogateescape"),
         b"keys": user.describe_keys().encode("utf-8", "surrogateescape"),
         b"channels": user.describe_channels().encode("utf-8", "surrogateescape"),
-        b"selectors": [],
+        b"selectors": [{
+            b"commands": selector.describe_commands().encode("utf-8", "surrogateescape"),
+            b"keys": selector.describe_keys().encode("utf-8", "surrogateescape"),
+            b"channels": selector.describe_channels().encode("utf-8", "surrogateescape"),
+        } for selector in user.selectors],
     }
     reply = resp.encode_value(fields, resp3)
     if resp3:  # flags are a set in RESP3
