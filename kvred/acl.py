@@ -418,6 +418,11 @@ class User(Selector):
             matched |= hmac.compare_digest(digest, stored)
         return matched
 
+    def may_use_channel(self, channel: bytes, is_pattern: bool) -> bool:
+        """Whether some selector of the user allows the channel (or this exact pattern)."""
+        return self.channel_allowed(channel, is_pattern) or any(
+            s.channel_allowed(channel, is_pattern) for s in self.selectors)
+
     def check_command(self, name: str, argv: list[bytes]) -> tuple[str, str] | None:
         """(denial, object) if no selector of the user allows `argv`, else None. Of the
         denials, the most relevant (Redis's ACLCheckAllUserCommandPerm): channel over key

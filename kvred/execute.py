@@ -503,6 +503,19 @@ class Executor:
         """After any change of the users: whether any of them has restrictions."""
         self.acl_open = all(user.unrestricted for user in self.acl.users.values())
 
+    def kill_unsubscribable(self, name: str) -> None:
+        """After ACL SETUSER: the user's clients subscribed to a channel or pattern it may
+        no longer use are closed, as Redis 7.0's ACLKillPubsubClientsIfNeeded."""
+        user = self.acl.users.get(name)
+        if user is None or user.allchannels:
+            return
+        for client in list(self.ctx.server.clients.values()):
+            if client.user is not user:
+                continue
+            if any(not user.may_use_channel(c, False) for c in (*client.channels, *client.shard_channels)) or any(
+                    not user.may_use_channel(p, True) for p in client.patterns):
+                self.kill(client)
+
     def kill_user_clients(self, name: str) -> None:
         """ACL DELUSER: the user's clients are closed (the one that asked, after its reply)."""
         for client in list(self.ctx.server.clients.values()):

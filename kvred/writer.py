@@ -716,6 +716,8 @@ class Writer:
             "loglevel": c.loglevel.encode(),
             "proto-max-bulk-len": b"%d" % c.proto_max_bulk_len,
             "requirepass": (c.requirepass or "").encode(),
+            "aclfile": c.aclfile.encode(),
+            "acllog-max-len": b"%d" % c.acllog_max_len,
             "protected-mode": b"yes" if c.protected_mode else b"no",
             "maxclients": b"%d" % c.maxclients,
             "client-query-buffer-limit": b"%d" % c.client_query_buffer_limit,

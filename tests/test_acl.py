@@ -205,6 +205,9 @@ case("delete-self", C("ACL", "SETUSER", "alice", "on", "nopass", "+@all"), C("AU
      C("ACL", "DELUSER", "alice"), Closed())
 case("setuser-off-keeps-clients", C("ACL", "SETUSER", "alice", "on", "nopass", "+@all"), C("AUTH", "alice", "x"),
      C2("ACL", "SETUSER", "alice", "off"), C("PING"), C("AUTH", "alice", "x"))
+case("channels-shrunk-while-subscribed", C("ACL", "SETUSER", "alice", "on", "nopass", "+@all", "&ch*"),
+     C("AUTH", "alice", "x"), C("SUBSCRIBE", "ch1"), C2("ACL", "SETUSER", "alice", "&other"), C("PING"),
+     C2("ACL", "SETUSER", "alice", "resetchannels", "&zz"), Closed())
 case("client-kill-user", C("ACL", "SETUSER", "alice", "on", "nopass", "+@all"), C2("AUTH", "alice", "x"),
      C("CLIENT", "KILL", "USER", "nosuch"), C("CLIENT", "KILL", "USER", "alice"), C("CLIENT", "KILL", "USER", "alice"))
 

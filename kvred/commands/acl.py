@@ -58,7 +58,9 @@ def _err(text: str) -> bytes:
     return b"-ERR " + text.encode("utf-8", "surrogateescape").replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
 
 
-@command("acl", -2, "noscript loading stale", subcommands={
+# "admin" (Redis flags ACL SETUSER, LIST, GETUSER... so): MONITOR never shows an ACL
+# command, so no password reaches it (Redis does show ACL WHOAMI, CAT, GENPASS, HELP)
+@command("acl", -2, "admin noscript loading stale", subcommands={
     "cat": -2, "deluser": -3, "dryrun": -4, "genpass": -2, "getuser": 3, "list": 2, "load": 2, "log": -2,
     "save": 2, "setuser": -3, "users": 2, "whoami": 2, "help": 2})
 def acl(ctx: Context, argv: list[bytes]) -> bytes:
@@ -77,6 +79,7 @@ def _acl(ctx: Context, argv: list[bytes], sub: bytes) -> bytes:
             state.setuser(argv[2], argv[3:])
         except AclError as e:
             return _err(str(e))
+        ctx.executor.kill_unsubscribable(argv[2].decode("utf-8", "surrogateescape"))
         return resp.OK
     if sub == b"getuser":
         user = state.users.get(argv[2].decode("utf-8", "surrogateescape"))
