@@ -53,6 +53,7 @@ CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "
 
 DENIED_CMD, DENIED_KEY, DENIED_CHANNEL, DENIED_AUTH = "command", "key", "channel", "auth"
 READ, WRITE = 1, 2
+ERR_UNKNOWN_NAME = "Unknown command or category name in ACL"
 _RANK = {DENIED_CMD: 1, DENIED_KEY: 2, DENIED_AUTH: 3, DENIED_CHANNEL: 4}  # Redis's ACL_DENIED_* values
 _REASON = {rank: reason for reason, rank in _RANK.items()}
 ACL_LOG_GROUPING_MS = 60000  # entries alike within this merge into one (count += 1)
@@ -174,7 +175,7 @@ class Selector:
         elif rule[:2] in (b"+@", b"-@"):
             names = _BY_CATEGORY.get(low[2:].decode("utf-8", "replace"))
             if names is None:
-                raise AclError("Unknown command or category name in ACL")
+                raise AclError(ERR_UNKNOWN_NAME)
             for name in names:
                 self.change(name, rule[0] == ord("+"))
         elif rule[:1] in (b"+", b"-"):
@@ -199,14 +200,14 @@ class Selector:
             self.change(name, allow)
             return
         if "|" not in name:
-            raise AclError("Unknown command or category name in ACL")
+            raise AclError(ERR_UNKNOWN_NAME)
         parent, arg = name.split("|", 1)
         if parent not in ACL_COMMAND_TABLE or parent in _CONTAINERS:
-            raise AclError("Unknown command or category name in ACL")
+            raise AclError(ERR_UNKNOWN_NAME)
         if not arg or "|" in arg:
             raise AclError("Syntax error")
         if not allow:  # a first argument can only be allowed (Redis 7.0)
-            raise AclError("Unknown command or category name in ACL")
+            raise AclError(ERR_UNKNOWN_NAME)
         if parent not in self.allowed:
             self.firstargs.setdefault(parent, []).append(arg.encode("utf-8", "surrogateescape"))
 
@@ -589,7 +590,8 @@ class Acl:
     # ------------------------------------------------------------ aclfile
 
     def load_file(self, path: str) -> str | None:
-        """ACL LOAD: all users from the file, or none (Redis's error text, else None)."""
+        """ACL LOAD: all users from the file, or none (Redis's error text, else None).
+        Redis's ACLLoadFromFile: every line is tried and every error reported."""
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as f:
                 text = f.read()
@@ -598,27 +600,35 @@ class Acl:
         users: dict[str, User] = {}
         errors = []
         for lineno, raw in enumerate(text.split("\n"), 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
+            line = raw.strip(" \t\r\n")
+            if not line:
                 continue
-            words = line.split()
-            if words[0] != "user":
-                errors.append(f"{path}:{lineno}: line should start with user keyword. ")
-                continue
-            if len(words) < 2:
-                errors.append(f"{path}:{lineno}: missing username. ")  # pragma: no cover
+            words = line.split(" ")
+            if words[0] != "user" or len(words) < 2:
+                errors.append(f"{path}:{lineno} should start with user keyword followed by the username. ")
                 continue
             if words[1] in users:
-                errors.append(f"{path}:{lineno}: Duplicate user '{words[1]}' found. ")
+                errors.append(f"WARNING: Duplicate user '{words[1]}' found on line {lineno}. ")
                 continue
-            user = User(words[1])
+            user = users[words[1]] = User(words[1])
             user.apply(b"resetchannels")
             try:
-                for rule in merge_selector_args([w.encode("utf-8", "surrogateescape") for w in words[2:]]):
+                rules = merge_selector_args([w.encode("utf-8", "surrogateescape") for w in words[2:]])
+            except AclError:
+                errors.append(f"{path}:{lineno}: Unmatched parenthesis in selector definition.")
+                rules = []
+            reported = False
+            for rule in rules:
+                rule = rule.strip(b"\t\r\n")
+                try:
                     user.apply(rule)
-            except AclError as e:
-                errors.append(f"{path}:{lineno}: {e}. ")
-            users[words[1]] = user
+                except AclError as e:
+                    if str(e) == ERR_UNKNOWN_NAME:  # names of commands are no secret: always said
+                        errors.append(f"{path}:{lineno}: Error in applying operation "
+                                      f"'{rule.decode('utf-8', 'surrogateescape')}': {e}. ")
+                    elif not reported:  # other errors might show a password: the first only
+                        errors.append(f"{path}:{lineno}: {e}. ")
+                        reported = True
         if errors:
             return "".join(errors) + "WARNING: ACL errors detected, no change to the previously active ACL rules " \
                                      "was performed"

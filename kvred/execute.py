@@ -523,16 +523,16 @@ class Executor:
                 self.kill(client)
 
     def rebind_users(self) -> None:
-        """ACL LOAD replaced every user: clients follow their user's new rules, and the
-        clients of users that are gone are closed."""
-        users = self.acl.users
+        """ACL LOAD replaced every user: as in Redis 7.0, the clients of every user but
+        the default one are closed (the old users are freed with their clients), and the
+        default user's clients follow its new rules."""
+        default = self.acl.users["default"]
         for client in list(self.ctx.server.clients.values()):
             if client.user is not None:
-                new = users.get(client.user.name)
-                if new is None:
-                    self.kill(client)
+                if client.user.name == "default":
+                    client.user = default
                 else:
-                    client.user = new
+                    self.kill(client)
 
     def kill(self, client: WriterClient) -> None:
         """CLIENT KILL: gone from CLIENT LIST at once, nothing more of it runs (what it

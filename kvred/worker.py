@@ -222,7 +222,8 @@ class Worker:
     def refusal_for(self, transport: Any) -> bytes | None:
         """The error a new client gets instead of service (protected mode, maxclients), or None."""
         config = self.config
-        if config.protected_mode and config.requirepass is None:
+        # Redis's test: the default user has no password (whether set by --requirepass or ACL)
+        if config.protected_mode and self.acl.users["default"].nopass:
             peer = transport.get_extra_info("peername")
             if isinstance(peer, tuple) and not ipaddress.ip_address(peer[0].split("%")[0]).is_loopback:
                 return ERR_DENIED
