@@ -321,8 +321,9 @@ class Connection(asyncio.Protocol):
             return self.reject(cmd, ERR_NOAUTH)
         if "protected" in cmd.flags and not debug_allowed(self.worker.config.enable_debug_command, self.peer):
             return self.reject(cmd, ERR_DEBUG_NOT_ALLOWED)
-        if self.multi is not None or cmd.handler is None or cmd.local:
-            # ACL: what this worker answers or queues itself; the writer checks what it runs
+        if self.multi is not None or cmd.handler is None or cmd.local or cmd.name in _MIRRORED:
+            # ACL: what this worker answers, queues or mirrors itself (a denied SUBSCRIBE must
+            # not be mirrored, CLIENT REPLY is answered here); the writer checks what it runs
             denial = self.acl_check(cmd, argv)
             if denial is not None:
                 return self.reject(cmd, denial)
@@ -766,6 +767,9 @@ class Connection(asyncio.Protocol):
 # Redis 7.0's allow-busy commands (COMMAND INFO), what a busy server still takes
 _ALLOWED_WHEN_BUSY = frozenset({"auth", "discard", "hello", "multi", "quit", "reset", "shutdown", "unwatch", "watch"})
 _ALLOWED_WHEN_BUSY_SUB = frozenset({(b"script", b"kill"), (b"function", b"kill"), (b"function", b"stats")})
+
+
+_MIRRORED = frozenset(_SUBSCRIPTION_COMMANDS) | {"client"}
 
 
 def _allowed_when_busy(cmd: Command, argv: list[bytes]) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -119,10 +118,10 @@ class Executor:
         self._ready = databases.ready_keys
         # ACL users (kvred/acl.py): the writer's copy is the one that decides
         self.acl = Acl(config.requirepass)
-        if config.aclfile and os.path.exists(config.aclfile):
+        if config.aclfile:  # as Redis: a file that is missing or wrong stops the start
             error = self.acl.load_file(config.aclfile)
             if error is not None:
-                raise AclError(error)
+                raise AclError("Aborting startup because of ACL errors: " + error)
         self.acl_context = "toplevel"  # where a denial happened, for ACL LOG: toplevel, multi, lua
         self.acl_open = True  # every user may run everything: no checks (see acl_changed)
         self.acl_changed()

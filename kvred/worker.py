@@ -134,8 +134,8 @@ class Worker:
         # the users, a replica of the writer's (kvred/acl.py): AUTH and MULTI's ACL checks.
         # Until the writer's first message: the users of the config, as the writer starts.
         self.acl = Acl(config.requirepass)
-        if config.aclfile and os.path.exists(config.aclfile):
-            self.acl.load_file(config.aclfile)
+        if config.aclfile:
+            self.acl.load_file(config.aclfile)  # (the writer, built first, refuses a bad file)
         self.push_pending: dict[int, Connection] = {}  # clients with queued pushes to write
         self.push_flush_scheduled = False
         self.busy_error: bytes | None = None  # a script is busy: the BUSY error (kvred/ipc.py)

@@ -174,9 +174,10 @@ case("noperm-keys", *AS_ALICE, C("GET", "x"), C("SET", "r1", "v"), C("GET", "r1"
 case("noperm-channels", *AS_ALICE, C("PUBLISH", "ch", "m"), C("PUBLISH", "ch2", "m"),
      C("ACL", "LOG", "1", norm=log_fields))
 case("noperm-subscribe", *AS_ALICE, C("SUBSCRIBE", "nope"), C("PSUBSCRIBE", "ch*"), C("PSUBSCRIBE", "ch"),
-     C("SSUBSCRIBE", "zz"), C("PING"), C("ACL", "LOG", norm=log_fields))
+     C("SSUBSCRIBE", "zz"), C("PING"), C("GET", "k1"), C("CLIENT", "REPLY", "ON"), C("ACL", "LOG", norm=log_fields))
 case("noperm-worker-commands", C("ACL", "SETUSER", "alice", "on", ">pw", "+acl"), C("AUTH", "alice", "pw"),
-     C("PING"), C("ECHO", "x"), C("MULTI"), C("HELLO", "2", "AUTH", "alice", "pw", norm=hello_masked),
+     C("PING"), C("ECHO", "x"), C("MULTI"), C("CLIENT", "REPLY", "OFF"), C("SUBSCRIBE", "a"), C("GET", "x"),
+     C("HELLO", "2", "AUTH", "alice", "pw", norm=hello_masked),
      C("ACL", "LOG", norm=log_fields))
 case("noperm-multi-queue-time", *AS_ALICE, C("MULTI"), C("GET", "k1"), C("HDEL", "k", "a"), C("GET", "x"),
      C("EXEC"), C("ACL", "LOG", norm=log_fields))
@@ -362,3 +363,20 @@ def test_aclfile_load_and_save_same_as_redis(tmp_path: Path) -> None:
     finally:
         redis.stop()
         kvred.stop()
+
+
+def test_bad_aclfile_stops_the_start(tmp_path: Path) -> None:
+    """As Redis: a missing or wrong --aclfile is an error at start, said in the log."""
+    import subprocess
+    import sys
+
+    for contents in (None, "user bob on bogus\n"):
+        aclfile = tmp_path / "users.acl"
+        if contents is not None:
+            aclfile.write_text(contents)
+        proc = subprocess.run([sys.executable, "-m", "kvred", "--port", str(free_port()), "--bind", "127.0.0.1",
+                               "--dir", str(tmp_path), "--aclfile", str(aclfile)],
+                              capture_output=True, timeout=30)
+        assert proc.returncode == 1
+        text = proc.stderr.decode() + proc.stdout.decode()
+        assert "Aborting startup because of ACL errors" in text and "Traceback" not in text, text
