@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -46,6 +47,8 @@ __all__ = [
     "noperm_error",
 ]
 
+log = logging.getLogger("kvred.acl")
+
 # ACL CAT order (Redis's ACLCommandCategories), which ACL LIST's description follows too
 CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog",
               "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection",
@@ -56,7 +59,8 @@ READ, WRITE = 1, 2
 ERR_UNKNOWN_NAME = "Unknown command or category name in ACL"
 _RANK = {DENIED_CMD: 1, DENIED_KEY: 2, DENIED_AUTH: 3, DENIED_CHANNEL: 4}  # Redis's ACL_DENIED_* values
 _REASON = {rank: reason for reason, rank in _RANK.items()}
-ACL_LOG_GROUPING_MS = 60000  # entries alike within this merge into one (count += 1)
+ACL_LOG_GROUPING_MS = 60000  # entries alike within this merge into one (count += 1)...
+ACL_LOG_GROUPING_SCAN = 10  # ...if among the newest 10, as Redis looks no further
 
 # every command and subcommand name, parents before their subcommands
 _ALL_NAMES = tuple(ACL_COMMAND_TABLE)
@@ -457,8 +461,12 @@ def command_keys(name: str, argv: list[bytes]) -> list[tuple[int, bytes, int]]:
         need = (READ if "access" in flags else 0) | (WRITE if {"insert", "delete", "update"} & set(flags) else 0)
         if name == "set" and not any(a.lower() == b"get" for a in argv[3:]):
             need = WRITE  # SET's flags depend on GET (Redis's setGetKeys)
+        elif name == "bitfield" and not any(a.lower() in (b"set", b"incrby") for a in argv[2:]):
+            need = READ  # BITFIELD with GETs only reads (Redis's bitfieldGetKeys)
         if begin[0] == "index":
             start = begin[1]
+            if name == "migrate" and argv[start:start + 1] == [b""]:
+                continue  # MIGRATE ... "" ... KEYS k...: the keys come after KEYS
         elif begin[0] == "keyword":
             word = begin[1].encode().lower()
             startfrom = begin[2]
@@ -648,19 +656,19 @@ class Acl:
                 os.fsync(f.fileno())
             os.rename(tmp, path)
         except OSError as e:
+            log.warning("ACL SAVE to %s failed: %s", path, e)
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-            return "There was an error trying to save the ACLs. Please check the server logs for more information"\
-                   if e else ""
+            return "There was an error trying to save the ACLs. Please check the server logs for more information"
         return None
 
     # ------------------------------------------------------------ ACL LOG
 
     def add_log(self, reason: str, context: str, obj: str, username: str, client_info: Callable[[], str]) -> None:
         now = time.time()
-        for i, entry in enumerate(self.log):
+        for i, entry in enumerate(self.log[:ACL_LOG_GROUPING_SCAN]):
             if (entry["reason"], entry["context"], entry["object"], entry["username"]) == (reason, context, obj,
                                                                                            username) \
                     and (now - entry["ctime"]) * 1000 < ACL_LOG_GROUPING_MS:

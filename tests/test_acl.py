@@ -380,3 +380,45 @@ def test_bad_aclfile_stops_the_start(tmp_path: Path) -> None:
         assert proc.returncode == 1
         text = proc.stderr.decode() + proc.stdout.decode()
         assert "Aborting startup because of ACL errors" in text and "Traceback" not in text, text
+
+
+KEY_CASES = [
+    "get k", "set k v", "set k v GET", "set k v EX 10 get", "mset a 1 b 2 c 3", "del a b c", "rename a b",
+    "xread COUNT 2 STREAMS a b 0 0", "xread STREAMS s 0", "xreadgroup GROUP g c COUNT 1 STREAMS s1 s2 > >",
+    "eval x 2 k1 k2 a1", "evalsha abc 0 a", "fcall f 1 k a", "zunionstore d 2 a b WEIGHTS 1 2",
+    "zinterstore d 1 a", "zdiff 2 a b", "lmpop 2 a b LEFT", "blmpop 0 2 a b LEFT", "sintercard 2 a b",
+    "sort k", "sort k STORE d", "sort k BY x GET y STORE d", "bitop AND d a b", "copy a b", "lmove a b LEFT RIGHT",
+    "georadius g 0 0 1 km STORE d", "geosearchstore d s FROMLONLAT 0 0 BYRADIUS 1 km", "pfmerge d a b",
+    "smove a b m", "bitfield k GET u8 0", "bitfield k SET u8 0 1", "hset h f v", "expire k 10", "object encoding k",
+    "migrate h 1 \"\" 0 5000 KEYS a b", "watch a b", "touch a b", "xadd s * f v", "ssubscribe a",
+]
+
+
+def test_keys_of_commands_as_redis(redis_server: ServerProcess) -> None:
+    """kvred/acl.py's keys and their access (read/write) from the key specs, against
+    redis-server's own COMMAND GETKEYSANDFLAGS, for plain, movable and keyword keys."""
+    from kvred.acl import READ, WRITE, command_keys
+    from kvred.commands import lookup
+
+    client = RawClient(redis_server.port)
+    try:
+        for text in KEY_CASES:
+            argv = [w.strip('"').encode() for w in text.split()]
+            node = parse_reply(client.call("COMMAND", "GETKEYSANDFLAGS", *argv))
+            expected = []
+            if node[0] == "*":
+                for item in node[1]:
+                    flags = {f[1].decode() for f in item[1][1][1]}
+                    need = (READ if "access" in flags else 0) | (
+                        WRITE if flags & {"insert", "delete", "update"} else 0)
+                    expected.append((item[1][0][1], need))
+            cmd = lookup(argv[0])
+            name = argv[0].decode()
+            if cmd is not None and cmd.subcommands:
+                name += "|" + argv[1].decode().lower()
+            got = [(key, need) for _pos, key, need in command_keys(name, argv)]
+            if name == "ssubscribe":
+                expected = []  # shard channels: not keys for the ACL (not_key)
+            assert got == expected, (text, got, expected)
+    finally:
+        client.close()
