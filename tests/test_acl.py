@@ -143,6 +143,10 @@ case("dryrun", C("ACL", "SETUSER", "t", "on", "~k*", "%R~r*", "&ch*", "+get", "+
      C("ACL", "DRYRUN", "t", "publish", "chx", "m"), C("ACL", "DRYRUN", "t", "publish", "zz", "m"),
      C("ACL", "DRYRUN", "nobody", "get", "x"), C("ACL", "DRYRUN", "t", "nosuch"), C("ACL", "DRYRUN", "t", "get"),
      C("ACL", "DRYRUN", "t", "config", "get"), C("ACL", "LOG"))
+case("dryrun-edges", C("ACL", "SETUSER", "t", "on", "+config|get", "+client", "allkeys"),
+     C("ACL", "DRYRUN", "t", "config"), C("ACL", "DRYRUN", "t", "CONFIG", "GET", "x"), C("ACL", "DRYRUN", "t", "Get"),
+     C("ACL", "DRYRUN", "t", "client", "id"), C("ACL", "DRYRUN", "t", "client", "nosuch"),
+     C("ACL", "DRYRUN", "t", "set", "a", "b", "c", "d", "e"), C("ACL", "DRYRUN", "default", "flushall"))
 case("save-load-without-aclfile", C("ACL", "SAVE"), C("ACL", "LOAD"))
 
 # ---------------------------------------------------------------- AUTH and HELLO
@@ -422,3 +426,20 @@ def test_keys_of_commands_as_redis(redis_server: ServerProcess) -> None:
             assert got == expected, (text, got, expected)
     finally:
         client.close()
+
+
+def test_acllog_max_len(tmp_path: Path) -> None:
+    server = start_kvred(tmp_path, acllog_max_len=2)
+    try:
+        client = RawClient(server.port)
+        assert client.call("CONFIG", "GET", "acllog-max-len") == b"*2\r\n$14\r\nacllog-max-len\r\n$1\r\n2\r\n"
+        assert client.call("ACL", "SETUSER", "t", "on", "nopass", "+get", "~k") == b"+OK\r\n"
+        assert client.call("AUTH", "t", "x") == b"+OK\r\n"
+        for key in ("a", "b", "c"):
+            assert client.call("GET", key).startswith(b"-NOPERM")
+        entries = parse_reply(client.call("AUTH", "default", "x") and client.call("ACL", "LOG"))
+        objects = [e[1][7][1] for e in entries[1]]
+        assert objects == [b"c", b"b"], objects
+        client.close()
+    finally:
+        server.stop()
