@@ -583,7 +583,7 @@ class Acl:
         """Rebuild every user from ACL LIST lines (a worker's replica, ACL LOAD)."""
         users: dict[str, User] = {}
         for line in lines:
-            words = line.split()
+            words = line.split(" ")  # (one space between words; a user may be named "")
             if len(words) < 2 or words[0] != "user":
                 raise AclError("line should start with user keyword")
             user = User(words[1])

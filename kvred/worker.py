@@ -41,7 +41,7 @@ from typing import Any
 import uvloop
 
 from . import ipc
-from .acl import Acl
+from .acl import Acl, AclError
 from .config import WORKERS_MAX, Config, setup_logging
 from .connection import ERR_DENIED, ERR_MAXCLIENTS, PAUSED_BY_LINK, PAUSED_BY_SHUTDOWN, Connection
 from .memory import MemoryTrimmer
@@ -391,7 +391,10 @@ class Worker:
         if ipc.MSG_BUSY in message:
             self.busy_error = message[ipc.MSG_BUSY]
         if ipc.MSG_USERS in message:
-            self.acl.replace_from_lines(message[ipc.MSG_USERS])
+            try:
+                self.acl.replace_from_lines(message[ipc.MSG_USERS])
+            except AclError:  # a description that does not read back: a bug, not a client's
+                log.exception("ACL users from the writer could not be read: keeping the previous ones")
         for client_id in message.get(ipc.MSG_KILL, ()):
             conn = self.clients.get(client_id)
             if conn is not None:

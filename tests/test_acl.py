@@ -128,6 +128,9 @@ case("setuser-after-all", C("ACL", "SETUSER", "t", "allkeys", "~a"), C("ACL", "S
      C("ACL", "SETUSER", "t", "allchannels", "&a"), C("ACL", "GETUSER", "t"))
 case("setuser-is-all-or-nothing", C("ACL", "SETUSER", "t", "on", "+get"), C("ACL", "SETUSER", "t", "+set", "bad"),
      C("ACL", "GETUSER", "t"))
+case("usernames", C("ACL", "SETUSER", "a b", "on"), C("ACL", "SETUSER", b"a\x00b"), C("ACL", "SETUSER", "a\tb"),
+     C("ACL", "SETUSER", "", "on", "nopass", "+@all"), C("AUTH", "", "x"), C("ACL", "WHOAMI"), C("ACL", "LIST"),
+     C("ACL", "DELUSER", ""))
 case("deluser", C("ACL", "SETUSER", "alice"), C("ACL", "SETUSER", "bob"), C("ACL", "DELUSER", "alice", "nobody"),
      C("ACL", "USERS"), C("ACL", "DELUSER", "bob", "default"), C("ACL", "USERS"), C("ACL", "DELUSER", "nobody"))
 case("cat", C("ACL", "CAT"), C("ACL", "CAT", "nosuch"), C("ACL", "CAT", "HASH", norm=sorted_keys),

@@ -75,6 +75,8 @@ def acl(ctx: Context, argv: list[bytes]) -> bytes:
 def _acl(ctx: Context, argv: list[bytes], sub: bytes) -> bytes:
     state = ctx.executor.acl
     if sub == b"setuser":
+        if any(c in argv[2] for c in b" \t\n\r\v\f\x00"):  # (ACL LIST's words must name it)
+            return b"-ERR Usernames can't contain spaces or null characters\r\n"
         try:
             state.setuser(argv[2], argv[3:])
         except AclError as e:
