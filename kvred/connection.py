@@ -117,6 +117,7 @@ class Connection(asyncio.Protocol):
         "closed",
         "authenticated",
         "user",
+        "running_exec",
         "last_active",
         "deferred",
         "held",
@@ -136,6 +137,7 @@ class Connection(asyncio.Protocol):
         config = worker.config
         self.parser = FastRequestParser(max_bulk_len=config.proto_max_bulk_len)
         self.user = "default"  # its ACL user's name (the worker's replica: worker.acl)
+        self.running_exec = False  # running EXEC's queued AUTH/HELLO (ACL LOG's context: multi)
         self.authenticated = self.default_user_open()
         self.parser.unauthenticated = not self.authenticated
         self.last_active = time.monotonic()  # for the idle --timeout
@@ -421,7 +423,11 @@ class Connection(asyncio.Protocol):
             if failed:
                 self.unwatch()
                 return ERR_EXECABORT
-            transaction: list[list[bytes] | bytes] = [self.run_queued_connection_command(argv) for argv in queued]
+            self.running_exec = True
+            try:
+                transaction: list[list[bytes] | bytes] = [self.run_queued_connection_command(argv) for argv in queued]
+            finally:
+                self.running_exec = False
             self.worker.forward_exec(self, transaction, sum(map(_request_bytes, queued)))
             return None
         if name == "discard":
@@ -520,11 +526,12 @@ class Connection(asyncio.Protocol):
         if found is None or not found.check_password(password):
             if found is None:
                 hmac.compare_digest(password, password)  # (no early answer for unknown users)
-            context = "multi" if self.multi is not None else "toplevel"
-            # the ACL LOG's object is the command as the client sent it (AUTH, hello...)
-            self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [DENIED_AUTH, context,
-                                                                     command.decode("utf-8", "replace"), name,
-                                                                     [command]]})
+            context = "multi" if self.multi is not None or self.running_exec else "toplevel"
+            # the ACL LOG's object is the command as the client sent it (AUTH, hello...);
+            # inside EXEC, CLIENT LIST's cmd= is exec, as in Redis
+            self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [
+                DENIED_AUTH, context, command.decode("utf-8", "replace"), name,
+                [b"exec"] if self.running_exec else [command]]})
             return ERR_WRONGPASS
         self.user = name
         self.authenticated = True

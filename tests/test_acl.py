@@ -159,6 +159,8 @@ case("auth-forms", C("ACL", "SETUSER", "alice", "on", ">pw", "+@all", "~*"),
      C("ACL", "WHOAMI"), C("AUTH", "default", "anything"), C("ACL", "WHOAMI"),
      C("HELLO", "2", "AUTH", "alice", "bad"), C("HELLO", "2", "AUTH", "alice", "pw", "SETNAME", "n", norm=hello_masked),
      C("ACL", "WHOAMI"), C("CLIENT", "GETNAME"), C("RESET"), C("ACL", "WHOAMI"), C("ACL", "LOG", norm=log_fields))
+case("auth-in-multi", C("ACL", "SETUSER", "alice", "on", ">pw", "+@all", "~*"), C("MULTI"), C("AUTH", "alice", "no"),
+     C("AUTH", "alice", "pw"), C("ACL", "WHOAMI"), C("EXEC"), C("ACL", "WHOAMI"), C("ACL", "LOG", norm=log_fields))
 case("auth-disabled-user", C("ACL", "SETUSER", "alice", ">pw", "+@all"), C("AUTH", "alice", "pw"),
      C("ACL", "SETUSER", "alice", "on", "nopass"), C("AUTH", "alice", "whatever"), C("ACL", "WHOAMI"))
 case("auth-several-passwords", C("ACL", "SETUSER", "alice", "on", ">one", ">two", "+acl"),
