@@ -24,6 +24,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     Case,
     Cases,
     Closed,
+    Raw,
     Reconnect,
     Servers,
     check_case,
@@ -32,7 +33,7 @@ from differential import (  # noqa: F401  (servers: the fixture)
     servers,
     sorted_keys,
 )
-from rawclient import RawClient, parse_reply
+from rawclient import RawClient, encode_command, parse_reply
 
 USERS = ("alice", "bob", "t", "k", "ch", "m", "s", "h")  # deleted after every case
 CASES = Cases()
@@ -208,6 +209,13 @@ case("noperm-subcommands", C("ACL", "SETUSER", "alice", "on", ">pw", "allkeys", 
                              "+select|1", "+config|get"),
      C("AUTH", "alice", "pw"), C("CLIENT", "KILL", "ID", "999999"), C("CLIENT", "GETNAME"), C("SELECT", "1"),
      C("SELECT", "0"), C("CONFIG", "SET", "a", "b"), C("CONFIG", "GET", "nosuchparam"), C("SELECT", "1"))
+case("pipelined-setuser-then-command", C("SET", "x", "1"),
+     Raw(encode_command("ACL", "SETUSER", "default", "-get") + encode_command("GET", "x")
+         + encode_command("ACL", "SETUSER", "default", "+get") + encode_command("GET", "x"), 4),
+     C("ACL", "LOG", norm=log_fields))
+case("blocking-denied", C("ACL", "SETUSER", "alice", "on", ">pw", "~k*", "+@list", "+acl"), C("AUTH", "alice", "pw"),
+     C("BLPOP", "x", "0.01"), C("BLPOP", "k1", "0.01"), C("BLMPOP", "0.01", "2", "k1", "z", "LEFT"),
+     C("LMPOP", "2", "k1", "k2", "LEFT"), C("ACL", "LOG", norm=log_fields))
 case("log-grouping-count-reset", *AS_ALICE, C("GET", "x"), C("GET", "x"), C("GET", "y"), C("DEL", "k"),
      C("ACL", "LOG", norm=log_fields), C("ACL", "LOG", "2", norm=log_fields), C("ACL", "LOG", "0"),
      C("ACL", "LOG", "-1"), C("ACL", "LOG", "x"), C("ACL", "LOG", "RESET"), C("ACL", "LOG"))
