@@ -233,11 +233,11 @@ case("client-kill-user", C("ACL", "SETUSER", "alice", "on", "nopass", "+@all"), 
 
 
 @pytest.mark.parametrize("seq", CASES, ids=CASES.ids())
-def test_same_replies_as_redis(servers: Servers, seq: Case) -> None:
+def test_same_replies_as_redis(servers: Servers, seq: Case) -> None:  # noqa: F811
     check_case(servers, seq)
 
 
-def test_no_crash(servers: Servers) -> None:
+def test_no_crash(servers: Servers) -> None:  # noqa: F811
     check_survived(servers)
 
 
