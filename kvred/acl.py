@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .acl_keys import READ, WRITE, command_channels, command_keys
 from .acl_table import ACL_COMMAND_TABLE
 from .glob import compile_glob
 
@@ -55,7 +56,6 @@ CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "
               "transaction", "scripting")
 
 DENIED_CMD, DENIED_KEY, DENIED_CHANNEL, DENIED_AUTH = "command", "key", "channel", "auth"
-READ, WRITE = 1, 2
 ERR_UNKNOWN_NAME = "Unknown command or category name in ACL"
 _RANK = {DENIED_CMD: 1, DENIED_KEY: 2, DENIED_AUTH: 3, DENIED_CHANNEL: 4}  # Redis's ACL_DENIED_* values
 _REASON = {rank: reason for reason, rank in _RANK.items()}
@@ -443,91 +443,6 @@ class User(Selector):
             if found[0] > best[0] or (found[0] == best[0] and found[2] > best[2]):
                 best = found
         return _REASON[best[0]], best[1]
-
-
-# ---------------------------------------------------------------- keys and channels of a command
-
-def command_keys(name: str, argv: list[bytes]) -> list[tuple[int, bytes, int]]:
-    """(position, key, READ/WRITE needed) for each key of `argv`, from the command's key specs
-    (Redis's getKeysUsingKeySpecs), with the few commands whose specs leave it to code."""
-    entry = ACL_COMMAND_TABLE.get(name)
-    if entry is None:
-        return []
-    out: list[tuple[int, bytes, int]] = []
-    argc = len(argv)
-    for flags, begin, find in entry[1]:
-        if "not_key" in flags:
-            continue  # SSUBSCRIBE's shard channels: channels, not keys, for the ACL
-        need = (READ if "access" in flags else 0) | (WRITE if {"insert", "delete", "update"} & set(flags) else 0)
-        if name == "set" and not any(a.lower() == b"get" for a in argv[3:]):
-            need = WRITE  # SET's flags depend on GET (Redis's setGetKeys)
-        elif name == "bitfield" and not any(a.lower() in (b"set", b"incrby") for a in argv[2:]):
-            need = READ  # BITFIELD with GETs only reads (Redis's bitfieldGetKeys)
-        if begin[0] == "index":
-            start = begin[1]
-            if name == "migrate" and argv[start:start + 1] == [b""]:
-                continue  # MIGRATE ... "" ... KEYS k...: the keys come after KEYS
-        elif begin[0] == "keyword":
-            word = begin[1].encode().lower()
-            startfrom = begin[2]
-            rng = range(startfrom, argc) if startfrom > 0 else range(argc + startfrom, 0, -1)
-            start = 0
-            for i in rng:
-                if argv[i].lower() == word:
-                    start = i + 1
-                    break
-            if not start:
-                continue
-        else:
-            if name == "sort":
-                out.extend(_sort_keys(argv, flags))
-            continue
-        if start >= argc:
-            continue
-        if find[0] == "range":
-            lastkey, step, limit = find[1], find[2], find[3]
-            if lastkey >= 0:
-                last = start + lastkey
-            elif limit > 1:
-                last = start + (argc - start) // limit - 1
-            else:
-                last = argc + lastkey
-            positions = range(start, min(last, argc - 1) + 1, step)
-        elif find[0] == "keynum":
-            numidx, first, step = find[1], find[2], find[3]
-            try:
-                count = int(argv[start + numidx])
-            except (ValueError, IndexError):
-                continue
-            begin_at = start + first
-            positions = range(begin_at, min(begin_at + max(count, 0) * step, argc), step)
-        else:
-            continue
-        out.extend((i, argv[i], need) for i in positions)
-    return out
-
-
-def _sort_keys(argv: list[bytes], flags: tuple[str, ...]) -> list[tuple[int, bytes, int]]:
-    """SORT's STORE destination (its unknown key spec, Redis's sortGetKeys)."""
-    if "update" not in flags:
-        return []
-    for i in range(2, len(argv) - 1):
-        if argv[i].lower() == b"store":
-            return [(i + 1, argv[i + 1], WRITE)]
-    return []
-
-
-_CHANNEL_COMMANDS = {"publish": (1, 2, False), "spublish": (1, 2, False), "subscribe": (1, None, False),
-                     "ssubscribe": (1, None, False), "psubscribe": (1, None, True)}
-
-
-def command_channels(name: str, argv: list[bytes]) -> list[tuple[int, bytes, bool]]:
-    spec = _CHANNEL_COMMANDS.get(name)
-    if spec is None:
-        return []
-    first, end, is_pattern = spec
-    stop = len(argv) if end is None else min(end, len(argv))
-    return [(i, argv[i], is_pattern) for i in range(first, stop)]
 
 
 # ---------------------------------------------------------------- the set of users

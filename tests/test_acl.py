@@ -414,7 +414,7 @@ KEY_CASES = [
 def test_keys_of_commands_as_redis(redis_server: ServerProcess) -> None:
     """kvred/acl.py's keys and their access (read/write) from the key specs, against
     redis-server's own COMMAND GETKEYSANDFLAGS, for plain, movable and keyword keys."""
-    from kvred.acl import READ, WRITE, command_keys
+    from kvred.acl_keys import READ, WRITE, command_keys
     from kvred.commands import lookup
 
     client = RawClient(redis_server.port)
