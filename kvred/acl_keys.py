@@ -13,18 +13,25 @@ __all__ = ["READ", "WRITE", "command_keys", "command_channels"]
 READ, WRITE = 1, 2  # what a key spec's flags ask of a key pattern (%R~, %W~; ~ is both)
 
 
+def _need(flags: tuple[str, ...]) -> int:
+    return (READ if "access" in flags else 0) | (WRITE if {"insert", "delete", "update"} & set(flags) else 0)
+
+
+# name -> [(READ/WRITE needed, flags, begin_search, find_keys)], computed once; SSUBSCRIBE's
+# shard channels (not_key) are channels, not keys, for the ACL
+_SPECS = {name: [(_need(flags), flags, begin, find) for flags, begin, find in specs if "not_key" not in flags]
+          for name, (_cats, specs) in ACL_COMMAND_TABLE.items()}
+
+
 def command_keys(name: str, argv: list[bytes]) -> list[tuple[int, bytes, int]]:
     """(position, key, READ/WRITE needed) for each key of `argv`, from the command's key specs
     (Redis's getKeysUsingKeySpecs), with the few commands whose specs leave it to code."""
-    entry = ACL_COMMAND_TABLE.get(name)
-    if entry is None:
+    specs = _SPECS.get(name)
+    if not specs:
         return []
     out: list[tuple[int, bytes, int]] = []
     argc = len(argv)
-    for flags, begin, find in entry[1]:
-        if "not_key" in flags:
-            continue  # SSUBSCRIBE's shard channels: channels, not keys, for the ACL
-        need = (READ if "access" in flags else 0) | (WRITE if {"insert", "delete", "update"} & set(flags) else 0)
+    for need, flags, begin, find in specs:
         if name == "set" and not any(a.lower() == b"get" for a in argv[3:]):
             need = WRITE  # SET's flags depend on GET (Redis's setGetKeys)
         elif name == "bitfield" and not any(a.lower() in (b"set", b"incrby") for a in argv[2:]):
