@@ -16,6 +16,9 @@ Layout:
     resp.py         sans-IO RESP request parser and reply encoders
     fastparse.py    the workers' hiredis-backed parser (same results as resp.py)
     ipc.py          worker <-> writer batch format and framing (msgpack)
+    acl.py          ACL users, rules, permission checks, ACL LOG, the aclfile (sans-IO)
+    acl_keys.py     the keys (read/write) and channels a command names, from its key specs
+    acl_table.py    Redis 7.0's ACL categories and key specs of every command (data)
     glob.py         Redis's glob matching (KEYS, SCAN MATCH, CONFIG GET) in polynomial time
     memory.py       giving freed memory back to the OS after bursts
     commands/       the command table (name -> handler, arity, flags), one module per family

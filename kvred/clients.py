@@ -44,6 +44,7 @@ class WriterClient:
         "last_command",
         "tracking",
         "stats",
+        "user",
     )
 
     def __init__(self, client_id: int, addr: str, laddr: str, link: Any) -> None:
@@ -76,3 +77,5 @@ class WriterClient:
         self.tracking: TrackingState | None = None  # CLIENT TRACKING on (kvred/tracking.py)
         # [fd, idle s, multi, qbuf, multi-mem, omem, events] from its worker, once a second
         self.stats: list[Any] = [-1, 0, -1, 0, 0, 0, "r"]
+        # its ACL user (kvred/acl.py's User); None: an internal client with every permission
+        self.user: Any = None

@@ -97,6 +97,8 @@ class Config:
     graceful_timeout: float = GRACEFUL_TIMEOUT_S
     # security and limits (Redis's names and defaults unless noted)
     requirepass: str | None = None
+    aclfile: str = ""  # ACL SAVE/LOAD's file, read at start when set (kvred/acl.py)
+    acllog_max_len: int = 128  # ACL LOG entries kept
     protected_mode: bool = True
     maxclients: int = DEFAULT_MAXCLIENTS
     timeout: int = 0  # seconds a client may stay idle; 0 = forever
@@ -390,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=64 * 1024 * 1024,
         help="...and is at least this big (default 64mb)",
     )
+    parser.add_argument("--aclfile", default="", help="file of ACL users (ACL SAVE / ACL LOAD; default: none)")
+    parser.add_argument("--acllog-max-len", type=int, default=128, help="ACL LOG entries kept (default 128)")
     parser.add_argument(
         "--requirepass",
         default=None,
@@ -630,6 +634,8 @@ def parse_args(argv: list[str]) -> Config:
         auto_aof_rewrite_percentage=args.auto_aof_rewrite_percentage,
         auto_aof_rewrite_min_size=args.auto_aof_rewrite_min_size,
         requirepass=args.requirepass or None,  # an empty password means none, as in Redis
+        aclfile=args.aclfile,
+        acllog_max_len=args.acllog_max_len,
         protected_mode=args.protected_mode,
         maxclients=args.maxclients,
         timeout=args.timeout,

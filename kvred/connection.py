@@ -24,6 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from . import ipc, resp
+from .acl import DENIED_AUTH, noperm_error
 from .commands import FORWARDED_NAMES, Command, lookup, unknown_command, wrong_arity
 from .commands.base import check_command, command_error, error_quoting
 from .commands.debug import ERR_DEBUG_NOT_ALLOWED, debug_allowed
@@ -116,6 +117,8 @@ class Connection(asyncio.Protocol):
         "closing",
         "closed",
         "authenticated",
+        "user",
+        "running_exec",
         "last_active",
         "deferred",
         "held",
@@ -134,7 +137,9 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         config = worker.config
         self.parser = FastRequestParser(max_bulk_len=config.proto_max_bulk_len)
-        self.authenticated = config.requirepass is None
+        self.user = "default"  # its ACL user's name (the worker's replica: worker.acl)
+        self.running_exec = False  # running EXEC's queued AUTH/HELLO (ACL LOG's context: multi)
+        self.authenticated = self.default_user_open()
         self.parser.unauthenticated = not self.authenticated
         self.last_active = time.monotonic()  # for the idle --timeout
         self.client_id = worker.next_client_id()
@@ -330,6 +335,12 @@ class Connection(asyncio.Protocol):
             return self.reject(cmd, ERR_NOAUTH)
         if "protected" in cmd.flags and not debug_allowed(self.worker.config.enable_debug_command, self.peer):
             return self.reject(cmd, ERR_DEBUG_NOT_ALLOWED)
+        if self.multi is not None or cmd.handler is None or cmd.local or cmd.name in _MIRRORED:
+            # ACL: what this worker answers, queues or mirrors itself (a denied SUBSCRIBE must
+            # not be mirrored, CLIENT REPLY is answered here); the writer checks what it runs
+            denial = self.acl_check(cmd, argv)
+            if denial is not None:
+                return self.reject(cmd, denial)
         busy = self.worker.busy_error
         if busy is not None:  # a script is running past busy-reply-threshold
             if not _allowed_when_busy(cmd, argv):
@@ -428,7 +439,11 @@ class Connection(asyncio.Protocol):
             if failed:
                 self.unwatch()
                 return ERR_EXECABORT
-            transaction: list[list[bytes] | bytes] = [self.run_queued_connection_command(argv) for argv in queued]
+            self.running_exec = True
+            try:
+                transaction: list[list[bytes] | bytes] = [self.run_queued_connection_command(argv) for argv in queued]
+            finally:
+                self.running_exec = False
             self.worker.forward_exec(self, transaction, sum(map(_request_bytes, queued)))
             return None
         if name == "discard":
@@ -451,7 +466,8 @@ class Connection(asyncio.Protocol):
             self.set_protocol(2)
             self.update_subscribed()
             self.worker.send_event(ipc.OP_UPDATE, self, {"name": b"", "reset": 1})
-            self.authenticated = self.worker.config.requirepass is None
+            self.user = "default"  # the writer's RESET event does the same
+            self.authenticated = self.default_user_open()
             self.parser.unauthenticated = not self.authenticated
             return b"+RESET\r\n"
         if name == "hello":
@@ -459,7 +475,7 @@ class Connection(asyncio.Protocol):
         if name == "auth":
             if len(argv) > 3:
                 return resp.ERR_SYNTAX
-            return self.authenticate(argv[1] if len(argv) == 3 else None, argv[-1])
+            return self.authenticate(argv[1] if len(argv) == 3 else None, argv[-1], argv[0])
         return unknown_command(argv)
 
     def send_monitor_feed(self, name: str, argv: list[bytes]) -> None:
@@ -489,19 +505,54 @@ class Connection(asyncio.Protocol):
             self.mirror_subscriptions(cmd.name, argv)
         return argv
 
-    def authenticate(self, user: bytes | None, password: bytes) -> bytes:
-        """AUTH [user] password against --requirepass (only the `default` user exists)."""
-        required = self.worker.config.requirepass
-        if required is None:
-            # Redis's default user has no password: any password is right for it
-            if user is None:
-                return ERR_AUTH_NO_PASSWORD
-            return resp.OK if user == b"default" else ERR_WRONGPASS
-        # compare_digest: the time taken does not leak how much of the password matched
-        if (user or b"default") != b"default" or not hmac.compare_digest(password, required.encode()):
+    def default_user_open(self) -> bool:
+        """Redis's authRequired: a client needs no AUTH while the default user is on and
+        has no password."""
+        default = self.worker.acl.users["default"]
+        return default.enabled and default.nopass
+
+    def acl_check(self, cmd: Command, argv: list[bytes]) -> bytes | None:
+        """ACL for a command this worker answers or queues in MULTI (Redis checks both at
+        queue time and at EXEC): None, or the NOPERM error (logged by the writer)."""
+        user = self.worker.acl.users.get(self.user)
+        if user is None or user.unrestricted or "no-auth" in cmd.flags:
+            return None
+        name = cmd.name
+        if cmd.subcommands and len(argv) >= 2:
+            name = f"{name}|{argv[1].lower().decode('utf-8', 'replace')}"
+        denied = user.check_command(name, argv)
+        if denied is None:
+            return None
+        context = "multi" if self.multi is not None else "toplevel"
+        self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [denied[0], context, denied[1], self.user,
+                                                                 argv[:2]]})
+        return noperm_error(denied[0], name)
+
+    def authenticate(self, user: bytes | None, password: bytes, command: bytes) -> bytes:
+        """AUTH [user] password against the worker's replica of the users (kvred/acl.py);
+        the writer learns the client's new user from the event, before its next command."""
+        users = self.worker.acl.users
+        if user is None:
+            if users["default"].nopass:
+                return ERR_AUTH_NO_PASSWORD  # Redis's error for the old form without a password
+            name = "default"
+        else:
+            name = user.decode("utf-8", "surrogateescape")
+        found = users.get(name)
+        if found is None or not found.check_password(password):
+            if found is None:
+                hmac.compare_digest(password, password)  # (no early answer for unknown users)
+            context = "multi" if self.multi is not None or self.running_exec else "toplevel"
+            # the ACL LOG's object is the command as the client sent it (AUTH, hello...);
+            # inside EXEC, CLIENT LIST's cmd= is exec, as in Redis
+            self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [
+                DENIED_AUTH, context, command.decode("utf-8", "replace"), name,
+                [b"exec"] if self.running_exec else [command]]})
             return ERR_WRONGPASS
+        self.user = name
         self.authenticated = True
         self.parser.unauthenticated = False
+        self.worker.send_event(ipc.OP_UPDATE, self, {"user": name})
         return resp.OK
 
     def hello(self, argv: list[bytes]) -> bytes:
@@ -521,7 +572,7 @@ class Connection(asyncio.Protocol):
             while i < len(argv):
                 opt = argv[i].lower()
                 if opt == b"auth" and i + 2 < len(argv):
-                    auth_reply = self.authenticate(argv[i + 1], argv[i + 2])
+                    auth_reply = self.authenticate(argv[i + 1], argv[i + 2], argv[0])
                     if auth_reply is not resp.OK:
                         return auth_reply
                     i += 3
@@ -739,6 +790,9 @@ class Connection(asyncio.Protocol):
 # Redis 7.0's allow-busy commands (COMMAND INFO), what a busy server still takes
 _ALLOWED_WHEN_BUSY = frozenset({"auth", "discard", "hello", "multi", "quit", "reset", "shutdown", "unwatch", "watch"})
 _ALLOWED_WHEN_BUSY_SUB = frozenset({(b"script", b"kill"), (b"function", b"kill"), (b"function", b"stats")})
+
+
+_MIRRORED = frozenset(_SUBSCRIPTION_COMMANDS) | {"client"}
 
 
 def _allowed_when_busy(cmd: Command, argv: list[bytes]) -> bool:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import ipc, resp
+from .acl import DENIED_CHANNEL, DENIED_CMD, DENIED_KEY, Acl, AclError, User, noperm_error
 from .blocking import ERR_UNBLOCKED, Blocked, BlockedClients, BlockOn
 from .clients import WriterClient
 from .commands import COMMANDS, lookup
@@ -115,6 +116,15 @@ class Executor:
         self.waiting: dict[int, WriterClient] = {}
         self.resumed: list[tuple[WriterClient, list[Any]]] = []
         self._ready = databases.ready_keys
+        # ACL users (kvred/acl.py): the writer's copy is the one that decides
+        self.acl = Acl(config.requirepass)
+        if config.aclfile:  # as Redis: a file that is missing or wrong stops the start
+            error = self.acl.load_file(config.aclfile)
+            if error is not None:
+                raise AclError("Aborting startup because of ACL errors: " + error)
+        self.acl_context = "toplevel"  # where a denial happened, for ACL LOG: toplevel, multi, lua
+        self.acl_open = True  # every user may run everything: no checks (see acl_changed)
+        self.acl_changed()
 
     # ---------------------------------------------------------------- logging
 
@@ -201,7 +211,9 @@ class Executor:
         limit = ctx.output_limit
         commands_get = COMMANDS.get
         # while refusing writes or feeding MONITOR, every command goes through call()
-        direct = not self.refusing and not self.monitors and not self.tracking.clients
+        # ...and while some user has restrictions (call() checks the client's): a server
+        # whose users may all do anything (the default user alone) pays one attribute test
+        direct = not self.refusing and not self.monitors and not self.tracking.clients and self.acl_open
         ready = self._ready
         if out is None:
             out = []
@@ -228,6 +240,8 @@ class Executor:
                         reply = _internal_error(argv)
                 else:
                     reply = self.call(argv)
+                    # what call() ran may have changed the ACL (an ACL SETUSER in the same batch)
+                    direct = not self.refusing and not self.monitors and not self.tracking.clients and self.acl_open
                 out.append(reply)
                 size += len(reply)
                 if size > limit:
@@ -458,6 +472,68 @@ class Executor:
         runner = runner_of(self.databases)
         return runner is not None and runner.running is not None
 
+    # ---------------------------------------------------------------- ACL (kvred/acl.py)
+
+    def acl_check(self, user: User, cmd: Command, argv: list[bytes]) -> bytes | None:
+        """Redis's ACLCheckAllPerm in call(): None, or the error (the denial is logged)."""
+        name = cmd.name
+        if cmd.subcommands and len(argv) >= 2:
+            name = f"{name}|{argv[1].lower().decode('utf-8', 'replace')}"
+        if "no-auth" in cmd.flags:
+            return None
+        denied = user.check_command(name, argv)
+        if denied is None:
+            return None
+        reason, obj = denied
+        self.acl_log(reason, self.acl_context, obj, user.name, self.ctx.client)
+        if self.acl_context == "multi":
+            why = {DENIED_CMD: b"no permission to execute the command or subcommand",
+                   DENIED_KEY: b"no permission to touch the specified keys",
+                   DENIED_CHANNEL: b"no permission to access one of the channels used as arguments"}[reason]
+            return (b"-NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC "
+                    b"call. This command is no longer allowed for the following reason: " + why + b"\r\n")
+        return noperm_error(reason, name)
+
+    def acl_log(self, reason: str, context: str, obj: str, username: str, client: WriterClient) -> None:
+        self.acl.log_max_len = self.ctx.config.acllog_max_len
+        self.acl.add_log(reason, context, obj, username,
+                         lambda: self.ctx.server.client_list(client).decode("utf-8", "replace").rstrip("\n"))
+
+    def acl_changed(self) -> None:
+        """After any change of the users: whether any of them has restrictions."""
+        self.acl_open = all(user.unrestricted for user in self.acl.users.values())
+
+    def kill_unsubscribable(self, name: str) -> None:
+        """After ACL SETUSER: the user's clients subscribed to a channel or pattern it may
+        no longer use are closed, as Redis 7.0's ACLKillPubsubClientsIfNeeded."""
+        user = self.acl.users.get(name)
+        if user is None or user.allchannels:
+            return
+        for client in list(self.ctx.server.clients.values()):
+            if client.user is not user:
+                continue
+            if any(not user.may_use_channel(c, False) for c in (*client.channels, *client.shard_channels)) or any(
+                    not user.may_use_channel(p, True) for p in client.patterns):
+                self.kill(client)
+
+    def kill_user_clients(self, name: str) -> None:
+        """ACL DELUSER: the user's clients are closed (the one that asked, after its reply)."""
+        for client in list(self.ctx.server.clients.values()):
+            if client.user is not None and client.user.name == name:
+                self.kill(client)
+
+    def rebind_users(self) -> None:
+        """ACL LOAD replaced every user: as in Redis 7.0, the clients of every user but
+        the default one are closed (the old users are freed with their clients), and the
+        default user's clients follow its new rules."""
+        default = self.acl.users["default"]
+        for client in list(self.ctx.server.clients.values()):
+            if client.user is not None:
+                if client.user.name == "default":
+                    client.user = default
+                else:
+                    self.kill(client)
+
     def kill(self, client: WriterClient) -> None:
         """CLIENT KILL: gone from CLIENT LIST at once, nothing more of it runs (what it
         sent meanwhile is dropped like an over-limit client's), and its worker closes
@@ -505,6 +581,11 @@ class Executor:
                 self.forget_client(client)
                 return resp.OK
             return ERR_CONNECTION_COMMAND
+        user = self.ctx.client.user
+        if user is not None and not user.unrestricted:
+            denial = self.acl_check(user, cmd, argv)
+            if denial is not None:
+                return denial
         if cmd.write and self.refusing:
             return self.misconf_error()
         try:
@@ -577,6 +658,7 @@ class Executor:
         self.push_here = replies
         if self.monitors:
             self.feed_monitors([b"multi"])
+        self.acl_context = "multi"
         try:
             for item in commands:
                 # an item that is bytes is the reply of a connection command the worker ran (AUTH...)
@@ -589,6 +671,7 @@ class Executor:
                 if size <= limit:
                     replies.append(reply)
         finally:
+            self.acl_context = "toplevel"
             self.in_exec = False
             databases.frozen_ms = 0
             self.push_here = None

@@ -56,6 +56,10 @@ always a list, so one type check tells them apart):
     {"config": {attribute: value}}
         CONFIG SET changed these Config attributes: the worker's Config mirrors the
         writer's. Sent to every worker in the pass of the CONFIG SET's reply, before it.
+    {"users": [ACL LIST line, ...]}
+        every ACL user (kvred/acl.py), after each change and when a link opens: the
+        worker rebuilds its replica of the users from them (AUTH, MULTI's checks).
+
     {"busy": error bytes | None}
         a script has run past busy-reply-threshold (None: it ended). Sent at once,
         while the writer is inside the script: until None, a worker answers that
@@ -88,6 +92,7 @@ __all__ = [
     "MSG_MONITORING",
     "MSG_BUSY",
     "MSG_CONFIG",
+    "MSG_USERS",
     "MAX_FRAME_BYTES",
     "FrameTooLarge",
     "encode_frame",
@@ -102,6 +107,7 @@ MSG_KILL = "kill"
 MSG_MONITORING = "monitoring"
 MSG_BUSY = "busy"
 MSG_CONFIG = "config"
+MSG_USERS = "users"
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 2**32 - 1  # the length prefix is a uint32; workers keep batches far below

@@ -37,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from .acl import AclError
 from .config import VERBOSE, Config, check_startup, describe_exit, setup_logging
 from .worker import WORKER_BOOT_ERROR, Worker
 from .writer import Writer
@@ -226,7 +227,14 @@ class Supervisor:
 
     def _start_writer(self) -> bool:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        writer = Writer(self.config, child_end)
+        try:
+            writer = Writer(self.config, child_end)
+        except AclError as e:  # --aclfile missing or wrong: Redis does not start either
+            log.error("%s", e)
+            parent_end.close()
+            child_end.close()
+            self.exit_code = 1
+            return False
 
         def child() -> int:
             parent_end.close()

@@ -41,6 +41,7 @@ from typing import Any
 import uvloop
 
 from . import ipc
+from .acl import Acl, AclError
 from .config import WORKERS_MAX, Config, set_log_level, setup_logging
 from .connection import ERR_DENIED, ERR_MAXCLIENTS, PAUSED_BY_LINK, PAUSED_BY_SHUTDOWN, Connection
 from .memory import MemoryTrimmer
@@ -130,6 +131,11 @@ class Worker:
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
         self.stopping = False
         self.monitoring = False  # some client runs MONITOR: report what this worker answers
+        # the users, a replica of the writer's (kvred/acl.py): AUTH and MULTI's ACL checks.
+        # Until the writer's first message: the users of the config, as the writer starts.
+        self.acl = Acl(config.requirepass)
+        if config.aclfile:
+            self.acl.load_file(config.aclfile)  # (the writer, built first, refuses a bad file)
         self.push_pending: dict[int, Connection] = {}  # clients with queued pushes to write
         self.push_flush_scheduled = False
         self.busy_error: bytes | None = None  # a script is busy: the BUSY error (kvred/ipc.py)
@@ -216,7 +222,8 @@ class Worker:
     def refusal_for(self, transport: Any) -> bytes | None:
         """The error a new client gets instead of service (protected mode, maxclients), or None."""
         config = self.config
-        if config.protected_mode and config.requirepass is None:
+        # Redis's test: the default user has no password (whether set by --requirepass or ACL)
+        if config.protected_mode and self.acl.users["default"].nopass:
             peer = transport.get_extra_info("peername")
             if isinstance(peer, tuple) and not ipaddress.ip_address(peer[0].split("%")[0]).is_loopback:
                 return ERR_DENIED
@@ -399,6 +406,11 @@ class Worker:
             self.busy_error = message[ipc.MSG_BUSY]
         if ipc.MSG_CONFIG in message:
             self.apply_config(message[ipc.MSG_CONFIG])
+        if ipc.MSG_USERS in message:
+            try:
+                self.acl.replace_from_lines(message[ipc.MSG_USERS])
+            except AclError:  # a description that does not read back: a bug, not a client's
+                log.exception("ACL users from the writer could not be read: keeping the previous ones")
         for client_id in message.get(ipc.MSG_KILL, ()):
             conn = self.clients.get(client_id)
             if conn is not None:

@@ -281,6 +281,9 @@ class Writer:
             sock.setblocking(False)
             link = Link(sock, int(msg[1:] or 0) if msg[:1] == b"L" else -1)
             self.links.append(link)
+            # a worker starts with the users of the config: tell it of any change since
+            self._queue_frame(link, {ipc.MSG_USERS: self.executor.acl.describe_all()})
+            self._send(link)
             assert self._selector is not None
             self._selector.register(sock, selectors.EVENT_READ, link)
 
@@ -486,6 +489,12 @@ class Writer:
                 self._queue_frame(link, {ipc.MSG_CONFIG: self._config_changes})
                 touched.add(link)
             self._config_changes = {}
+        if executor.acl.changed:
+            # the workers' replicas of the users (AUTH, MULTI's checks), sent to every
+            # worker before any reply of this pass is queued: a client that heard of a
+            # change finds it in every worker's socket (ACL is not data: no AOF to wait for)
+            executor.acl.changed = False
+            self._announce({ipc.MSG_USERS: executor.acl.describe_all()})
         # A client's resumed replies are older than anything of it in this pass's batches.
         for link, client_id, replies in resumes:
             self._queue_frame(link, {ipc.MSG_RESUME: [[client_id, [_joined(r) for r in replies]]]})
@@ -559,7 +568,7 @@ class Writer:
     def _deferred_client(self, client_id: int, link: Link) -> WriterClient:
         client = self.deferred.get(client_id)
         if client is None:
-            client = self.clients.get(client_id) or WriterClient(client_id, "", "", link)
+            client = self.clients.get(client_id) or self._new_client(client_id, "", "", link)
             self.deferred[client_id] = client
         return client
 
@@ -628,15 +637,20 @@ class Writer:
         # every client's OP_CONNECT precedes its commands on its link; this is a safety net
         # (a client killed with CLIENT KILL may still have commands in flight: those run
         # nothing, see Executor.kill, and it does not come back into CLIENT LIST)
-        client = WriterClient(client_id, "?", "?", link)
+        client = self._new_client(client_id, "?", "?", link)
         if client_id not in self.executor.output_limited:
             log.warning("commands of client %d came before its connection did", client_id)
             self.clients[client_id] = client
         return client
 
+    def _new_client(self, client_id: int, addr: str, laddr: str, link: Link) -> WriterClient:
+        client = WriterClient(client_id, addr, laddr, link)
+        client.user = self.executor.acl.users["default"]  # as Redis: authenticated or not, the default user
+        return client
+
     def _client_event(self, op: int, client_id: int, payload: Any, link: Link) -> None:
         if op == ipc.OP_CONNECT:
-            new = self.clients[client_id] = WriterClient(client_id, payload[0], payload[1], link)
+            new = self.clients[client_id] = self._new_client(client_id, payload[0], payload[1], link)
             if len(payload) > 2:
                 new.stats[0] = payload[2]  # its socket's fd in its worker
             self.stat_connections += 1
@@ -654,6 +668,16 @@ class Writer:
                 return
             client.name = payload.get("name", client.name)
             client.resp = payload.get("resp", client.resp)
+            if "user" in payload:  # AUTH or HELLO AUTH succeeded in its worker
+                user = self.executor.acl.users.get(payload["user"])
+                if user is None:  # deleted since the worker's replica said yes
+                    self.executor.kill(client)
+                    return
+                client.user = user
+            if "acl_log" in payload:  # a denial the worker made (AUTH, MULTI queueing)
+                reason, context, obj, username, argv = payload["acl_log"]
+                client.last_command = argv  # a rejected command is CLIENT LIST's cmd= too, as in Redis
+                self.executor.acl_log(reason, context, obj, username, client)
             if "kill" in payload:  # SCRIPT/FUNCTION KILL sent while busy, maybe answered then
                 self._kill_script(client_id, payload["kill"], payload)
             if "feed" in payload:  # a command the worker answered, for MONITOR
@@ -661,6 +685,7 @@ class Writer:
             if payload.get("unwatch"):  # DISCARD, an aborted EXEC
                 unwatch_all(client)
             if payload.get("reset"):  # RESET: database 0, nothing watched, subscribed or monitored
+                client.user = self.executor.acl.users["default"]
                 unwatch_all(client)
                 client.db = 0
                 self.executor.pubsub.forget(client)
@@ -709,6 +734,8 @@ class Writer:
             self.databases.set_track_access(c.track_key_access)
         elif name in ("busy-reply-threshold", "lua-time-limit"):
             runner_for(self.executor.ctx).busy_reply_threshold_ms = c.busy_reply_threshold
+        elif name == "requirepass":
+            self.executor.acl.set_requirepass(c.requirepass)  # the default user's password (kvred/acl.py)
 
     def _switch_aof(self, on: bool) -> None:
         """CONFIG SET appendonly: off closes the AOF (synced) and logs nothing more; on
@@ -852,7 +879,7 @@ class Writer:
                 f"psub={len(info.patterns)} ssub={len(info.shard_channels)} multi={multi} "
                 f"qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
                 f"tot-mem={qbuf + multi_mem + omem} events={events} cmd={_command_name(info.last_command)} "
-                f"user=default redir={redirect} resp={info.resp}\n"
+                f"user={info.user.name if info.user is not None else 'default'} redir={redirect} resp={info.resp}\n"
             )
         return "".join(rows).encode()
 

@@ -17,6 +17,7 @@ each registration's arity and key positions against it.
 """
 
 from . import (  # noqa: F401  (importing registers the commands)
+    acl,
     bitops,
     debug,
     expire,

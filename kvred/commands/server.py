@@ -335,8 +335,9 @@ def _client_kill(ctx: Context, argv: list[bytes]) -> bytes:
         elif name in (b"addr", b"laddr"):
             wanted[name] = value.decode(errors="replace")
         elif name == b"user":
-            if value != b"default":
+            if value.decode("utf-8", "surrogateescape") not in ctx.executor.acl.users:
                 return error_quoting("No such user '", value)
+            wanted[name] = value.decode("utf-8", "surrogateescape")
         elif name == b"skipme":
             if value.lower() not in (b"yes", b"no"):
                 return ERR_SYNTAX
@@ -353,7 +354,8 @@ def _client_kill(ctx: Context, argv: list[bytes]) -> bytes:
     for client in list(clients.values()):
         if skipme and client is ctx.client:
             continue
-        seen = {b"id": client.id, b"type": client_type(client), b"addr": client.addr, b"laddr": client.laddr}
+        seen = {b"id": client.id, b"type": client_type(client), b"addr": client.addr, b"laddr": client.laddr,
+                b"user": client.user.name if client.user is not None else "default"}
         if all(seen[name] == value for name, value in wanted.items() if name != b"maxage") and (
             b"maxage" not in wanted or now - client.created >= wanted[b"maxage"]
         ):

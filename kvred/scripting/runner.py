@@ -257,6 +257,11 @@ class ScriptRunner:
         assert cmd is not None
         if cmd.handler is None or "noscript" in cmd.flags:
             return ScriptError(b"This Redis command is not allowed from script")
+        user = ctx.client.user
+        if user is not None and not user.unrestricted:
+            denial = _script_acl_denial(ctx, user, cmd, argv)
+            if denial is not None:
+                return denial
         if running.read_only and (cmd.write or "may-replicate" in cmd.flags):
             return ScriptError(b"Write commands are not allowed from read-only scripts.")
         if cmd.write:
@@ -359,3 +364,22 @@ def runner_of(databases: Any) -> ScriptRunner | None:
     """The runner of `databases`, if scripting was used (the AOF rewrite's question)."""
     return _runners.get(databases)
 
+
+
+_SCRIPT_ACL_ERRORS = {
+    "command": b"The user executing the script can't run this command or subcommand",
+    "key": b"The user executing the script can't access at least one of the keys mentioned in the command arguments",
+    "channel": b"The user executing the script can't publish to the channel mentioned in the command",
+}
+
+
+def _script_acl_denial(ctx: Any, user: Any, cmd: Any, argv: list[bytes]) -> ScriptError | None:
+    """Redis's scriptVerifyACL: redis.call's own texts, logged with context lua."""
+    name = cmd.name
+    if cmd.subcommands and len(argv) >= 2:
+        name = f"{name}|{argv[1].lower().decode('utf-8', 'replace')}"
+    denied = user.check_command(name, argv)
+    if denied is None:
+        return None
+    ctx.executor.acl_log(denied[0], "lua", denied[1], user.name, ctx.client)
+    return ScriptError(_SCRIPT_ACL_ERRORS[denied[0]])
