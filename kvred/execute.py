@@ -31,7 +31,9 @@ from .clients import WriterClient
 from .commands import COMMANDS, lookup, unknown_command, wrong_arity
 from .commands.base import ERR_WRONGTYPE, Command, ReplyTooLarge, Server
 from .config import Config
+from .eviction import ERR_OOM, EVICT_FAIL, Evictor
 from .keyspace import Databases, Keyspace, WrongType, time_ms, unwatch_all, watched_key_expired
+from .memory import DatasetEstimate
 from .pubsub import PubSub
 from .tracking import Tracking
 
@@ -115,6 +117,9 @@ class Executor:
         self.waiting: dict[int, WriterClient] = {}
         self.resumed: list[tuple[WriterClient, list[Any]]] = []
         self._ready = databases.ready_keys
+        # maxmemory (kvred/eviction.py): the dataset estimate and the evictor
+        self.memory = DatasetEstimate(len(databases.dbs))
+        self.evictor = Evictor(databases, config, self.memory)
 
     # ---------------------------------------------------------------- logging
 
@@ -200,7 +205,8 @@ class Executor:
         limit = ctx.output_limit
         commands_get = COMMANDS.get
         # while refusing writes or feeding MONITOR, every command goes through call()
-        direct = not self.refusing and not self.monitors and not self.tracking.clients
+        # and with a maxmemory, every command goes through call(): a denyoom one evicts first
+        direct = not self.refusing and not self.monitors and not self.tracking.clients and not ctx.config.maxmemory
         ready = self._ready
         if out is None:
             out = []
@@ -513,6 +519,10 @@ class Executor:
             return ERR_CONNECTION_COMMAND
         if cmd.write and self.refusing:
             return self.misconf_error()
+        # Redis's processCommand: evict before a command that may grow memory; -OOM when
+        # nothing may be. Not inside EXEC, which was checked as a whole before it ran.
+        if cmd.denyoom and self.ctx.config.maxmemory and not self.in_exec and self.evictor.perform() == EVICT_FAIL:
+            return ERR_OOM
         try:
             reply = handler(self.ctx, argv)
         except WrongType:
@@ -565,6 +575,13 @@ class Executor:
             # Redis refuses the whole EXEC before running any of it
             unwatch_all(client)
             return b"-EXECABORT Transaction discarded because of: " + self.misconf_error()[1:]
+        if ctx.config.maxmemory and any(type(argv) is list and _is_denyoom(argv) for argv in commands) \
+                and self.evictor.perform() == EVICT_FAIL:
+            # Redis refuses EXEC whole when a queued command may grow memory (and, unlike
+            # kvred, already refuses such a command when it is queued: kvred's workers
+            # queue without knowing the writer's memory)
+            unwatch_all(client)
+            return b"-EXECABORT Transaction discarded because of: " + ERR_OOM[1:]
         if client.watched:
             changed = client.dirty_cas or watched_key_expired(client)
             unwatch_all(client)
@@ -632,6 +649,11 @@ def _internal_error(argv: list[bytes]) -> bytes:
     """A bug in one command must not take the keyspace down: logged, and its error."""
     log.exception("internal error running %r", argv[0][:64])
     return ERR_INTERNAL
+
+
+def _is_denyoom(argv: list[bytes]) -> bool:
+    cmd = lookup(argv[0])
+    return cmd is not None and cmd.denyoom
 
 
 def _is_write(argv: list[bytes]) -> bool:

@@ -48,9 +48,10 @@ from .collector import CycleCollector
 from .commands import COMMANDS
 from .commands.base import Handler
 from .config import ENCODING_ALIASES, ENCODING_SETTINGS, Config, setup_logging
+from .eviction import EVICT_OK, tracking_for
 from .execute import Executor
 from .keyspace import Databases, WrongType, unwatch_all
-from .memory import MemoryTrimmer
+from .memory import DICT_ENTRY_BYTES, MemoryTrimmer, bytes_to_human, malloc_report
 from .notify import format_flags
 from .replay import scan_aof
 from .rewrite import AofRewriter, remove_stale_temp_files
@@ -91,7 +92,8 @@ class Writer:
     def __init__(self, config: Config, control: socket.socket) -> None:
         self.config = config
         self.control = control  # to the supervisor: new links arrive here (SCM_RIGHTS)
-        self.databases = Databases(config.databases, config.track_key_access)
+        self.databases = Databases(config.databases, config.track_key_access, config)
+        self.databases.set_tracking(tracking_for(config.maxmemory_policy, config.track_key_access))
         self.executor = Executor(config, self.databases, self)
         self.databases.set_notify_flags(config.notify_keyspace_events)
         self.clients: dict[int, WriterClient] = {}
@@ -108,6 +110,7 @@ class Writer:
         self.scripts = runner_for(self.executor.ctx)
         self.scripts.heartbeat = self._script_heartbeat
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
+        self.startup_rss = 0  # used_memory_startup: the writer's RSS before it loads or serves
         self.collector = CycleCollector()  # the dataset out of the cycle collector's view
         # statistics for INFO
         self.stat_connections = 0
@@ -132,6 +135,7 @@ class Writer:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         # A file-size limit must fail write() with EFBIG (a disk error we report), not kill us.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        self.startup_rss = psutil.Process().memory_info().rss
         if self.config.appendonly:
             remove_stale_temp_files(self.config.dir)
             if not self._load_aof():
@@ -686,7 +690,12 @@ class Writer:
             "databases": b"%d" % c.databases,
             "enable-debug-command": c.enable_debug_command.encode(),
             "track-key-access": b"yes" if c.track_key_access else b"no",
-            "maxmemory": b"0",
+            "maxmemory": b"%d" % c.maxmemory,
+            "maxmemory-policy": c.maxmemory_policy.encode(),
+            "maxmemory-samples": b"%d" % c.maxmemory_samples,
+            "maxmemory-eviction-tenacity": b"%d" % c.maxmemory_eviction_tenacity,
+            "lfu-log-factor": b"%d" % c.lfu_log_factor,
+            "lfu-decay-time": b"%d" % c.lfu_decay_time,
             "timeout": b"%d" % c.timeout,
             "loglevel": c.loglevel.encode(),
             "proto-max-bulk-len": b"%d" % c.proto_max_bulk_len,
@@ -787,7 +796,6 @@ class Writer:
     def info_sections(self) -> dict[str, dict[str, object]]:
         databases = self.databases
         uptime = int(time.time() - self.started_at)
-        rss = psutil.Process().memory_info().rss
         aof, rw = self.aof, self.rewriter
         return {
             "server": {
@@ -809,12 +817,7 @@ class Writer:
                 "maxclients": self.config.maxclients,
                 "blocked_clients": self.executor.blocked.count,
             },
-            "memory": {
-                "used_memory": rss,
-                "used_memory_human": f"{rss / 1024 / 1024:.2f}M",
-                "used_memory_rss": rss,
-                "maxmemory": 0,
-            },
+            "memory": self._info_memory(),
             "persistence": {
                 "loading": 0,
                 "aof_enabled": int(aof is not None),
@@ -834,7 +837,7 @@ class Writer:
                 "expired_stale_perc": f"{databases.expired_stale_perc:.2f}",
                 "expired_time_cap_reached_count": 0,
                 "expire_cycle_cpu_milliseconds": int(databases.expire_cycle_cpu_ms),
-                "evicted_keys": 0,
+                "evicted_keys": databases.evicted_keys,
                 "keyspace_hits": databases.hits,
                 "keyspace_misses": databases.misses,
             },
@@ -848,10 +851,97 @@ class Writer:
             },
         }
 
+    def memory_figures(self) -> dict[str, Any]:
+        """What INFO memory and MEMORY STATS/DOCTOR report (kvred/memory.py's estimate).
+        used_memory is the writer's start-up RSS plus the dataset estimate; maxmemory
+        applies to the dataset alone (the interpreter's start-up footprint, tens of MB
+        where Redis's is under 1 MB, would leave no room under a small maxmemory)."""
+        estimate = self.executor.memory
+        dataset = estimate.dataset_bytes(self.databases.dbs)
+        startup = self.startup_rss
+        rss = psutil.Process().memory_info().rss
+        # clients' buffers, as their workers last reported them (OP_STATS)
+        clients = sum(info.stats[3] + info.stats[4] + info.stats[5] for info in self.clients.values())
+        aof_buffer = sum(sum(map(len, argv)) for argv in self.aof.aof_buf) if self.aof is not None else 0
+        return {
+            "used_memory": startup + dataset,
+            "used_memory_startup": startup,
+            "used_memory_dataset": dataset,
+            "used_memory_peak": startup + estimate.peak,
+            "rss": rss,
+            "maxmemory": self.config.maxmemory,
+            "clients_normal": clients,
+            "aof_buffer": aof_buffer,
+            "entry_bytes": DICT_ENTRY_BYTES,
+        }
+
+    def _info_memory(self) -> dict[str, object]:
+        f = self.memory_figures()
+        used, peak, rss, dataset = f["used_memory"], f["used_memory_peak"], f["rss"], f["used_memory_dataset"]
+        startup = f["used_memory_startup"]
+        c = self.config
+        total = psutil.virtual_memory().total
+        try:  # every kvred process: the supervisor and its children (workers, writer, a rewrite)
+            supervisor = psutil.Process(os.getppid())
+            rss_all = supervisor.memory_info().rss + sum(
+                p.memory_info().rss for p in supervisor.children(recursive=True))
+        except psutil.Error:
+            rss_all = rss
+        return {
+            "used_memory": used,
+            "used_memory_human": bytes_to_human(used),
+            "used_memory_rss": rss,  # the writer's, which holds the data
+            "used_memory_rss_human": bytes_to_human(rss),
+            "used_memory_rss_all_processes": rss_all,  # kvred's: supervisor, workers and writer
+            "used_memory_peak": peak,
+            "used_memory_peak_human": bytes_to_human(peak),
+            "used_memory_peak_perc": f"{100.0 * used / peak if peak else 100.0:.2f}%",
+            "used_memory_overhead": used - dataset,
+            "used_memory_startup": startup,
+            "used_memory_dataset": dataset,
+            "used_memory_dataset_perc": f"{100.0 * dataset / (used - startup) if used > startup else 0.0:.2f}%",
+            "total_system_memory": total,
+            "total_system_memory_human": bytes_to_human(total),
+            "maxmemory": c.maxmemory,
+            "maxmemory_human": bytes_to_human(c.maxmemory),
+            "maxmemory_policy": c.maxmemory_policy,
+            "mem_fragmentation_ratio": f"{rss / used if used else 0.0:.2f}",
+            "mem_fragmentation_bytes": rss - used,
+            "mem_not_counted_for_evict": startup,
+            "mem_replication_backlog": 0,
+            "mem_clients_slaves": 0,
+            "mem_clients_normal": f["clients_normal"],
+            "mem_aof_buffer": f["aof_buffer"],
+            "mem_allocator": "libc",  # CPython's pymalloc (objects up to 512 bytes) over glibc malloc
+            "active_defrag_running": 0,
+            "lazyfree_pending_objects": 0,
+            "lazyfreed_objects": 0,
+        }
+
+    def malloc_stats(self) -> bytes:
+        """MEMORY MALLOC-STATS: CPython's and glibc's counters (Redis prints jemalloc's)."""
+        return malloc_report()
+
+    def purge_memory(self) -> None:
+        """MEMORY PURGE: give free heap memory back to the system (malloc_trim)."""
+        self.trimmer.trim_now()
+
+    def _evict_keys(self) -> None:
+        """The cron's part of eviction (Redis's evictionTimeProc): a command stopped by the
+        time limit left the dataset over maxmemory; its DELs are logged like expiry's."""
+        executor = self.executor
+        c = self.config
+        self.databases.set_tracking(tracking_for(c.maxmemory_policy, c.track_key_access))
+        executor.memory.refresh(self.databases.dbs)
+        if c.maxmemory and c.maxmemory_policy != "noeviction" and not executor.paused_until:
+            if executor.evictor.perform() != EVICT_OK:
+                log.debug("still over maxmemory after a cron eviction step")
+            self._flush_cron_changes()
+
     def _cron(self, now: float) -> None:
         # Each duty on its own: one failing (a bug, an odd OS error) must not stop the others.
         self.databases.tick()
-        duties = (self._retry_aof, self._poll_rewrite, self.databases.advance_compactions,
+        duties = (self._retry_aof, self._poll_rewrite, self.databases.advance_compactions, self._evict_keys,
                   self.trimmer.maybe_trim, self.collector.maybe_freeze)
         for duty in duties:
             self._duty(duty)
@@ -875,6 +965,12 @@ class Writer:
         """The active expire cycle; its DELs are logged and written like any pass's.
         True if keys are left to expire now."""
         behind = self.databases.active_expire_cycle()
+        self._flush_cron_changes()
+        return behind
+
+    def _flush_cron_changes(self) -> None:
+        """Deletions made outside any client's command (expiry, eviction): serve who
+        waited on those keys, and write their DELs now."""
         if self.databases.ready_keys:
             self.executor.serve_ready()  # XREADGROUP clients whose stream expired
         aof = self.aof
@@ -883,7 +979,6 @@ class Writer:
                 aof.flush()
             except AofWriteError:
                 self.executor.refusing = aof.last_write_error or "unknown error"
-        return behind
 
 
 def _joined(reply: Any) -> Any:
