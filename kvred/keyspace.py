@@ -406,7 +406,10 @@ class Keyspace:
         databases = self.databases
         config = databases.config
         old = self.access.get(key)
-        counter = LFU_INIT_VAL if old is None else lfu_decayed(old, databases.lfu_minutes, config.lfu_decay_time)
+        if old is None:  # a new key starts at LFU_INIT_VAL, not counted as an access (Redis)
+            self.access[key] = databases.lfu_minutes << 8 | LFU_INIT_VAL
+            return
+        counter = lfu_decayed(old, databases.lfu_minutes, config.lfu_decay_time)
         self.access[key] = databases.lfu_minutes << 8 | lfu_log_incr(counter, config.lfu_log_factor)
 
     def lfu_counter(self, key: bytes) -> int:
