@@ -95,11 +95,17 @@ class MemoryTrimmer:
 # accounting"): KEY_OVERHEAD_BYTES is what a key costs besides its name and value
 # (its dict entry at the dicts' average fill, its slot in the key order).
 
-DICT_ENTRY_BYTES = 40  # 24-byte entry plus index, at a dict's average fill (1/3 to 2/3)
-KEY_ORDER_BYTES = 12  # a list slot, with the dead slots kept until compaction
+# A dict entry is 24 bytes plus a 4-byte index slot per 1.5 entries of capacity, at a
+# fill between 1/3 and 2/3: 48 bytes per key was measured at 90k keys under churn.
+DICT_ENTRY_BYTES = 48
+# a slot of the key order (kvred/keyorder.py), plus the deleted keys it keeps alive until
+# its compaction (at most as many as live ones): 8 bytes, and half a dead key on average
+# under churn (eviction), nothing without deletions
+KEY_ORDER_BYTES = 24
 KEY_OVERHEAD_BYTES = DICT_ENTRY_BYTES + KEY_ORDER_BYTES
 EXPIRE_BYTES = DICT_ENTRY_BYTES + KEY_ORDER_BYTES + 32  # entry, order slot, its int
-ACCESS_BYTES = DICT_ENTRY_BYTES  # LRU: a shared clock int; LFU adds an int per key
+LRU_BYTES = DICT_ENTRY_BYTES  # Keyspace.access under LRU: an entry, the clock int is shared
+LFU_BYTES = DICT_ENTRY_BYTES + 32  # under LFU: an entry and an int per key
 SORTED_ENTRY_BYTES = 8 + 8  # a slot in a sortedcontainers list and its index share
 MEMORY_USAGE_SAMPLES = 5  # Redis's OBJ_COMPUTE_SIZE_DEF_SAMPLES
 ESTIMATE_SAMPLES = 32  # keys priced per database per cron tick
@@ -164,11 +170,15 @@ def value_memory(value: Any, samples: int = MEMORY_USAGE_SAMPLES) -> int:
     return object_size(value)
 
 
-def key_memory(key: bytes, value: Any, has_expire: bool, samples: int = MEMORY_USAGE_SAMPLES) -> int:
-    """A key's whole price: name, value, its entries in the keyspace's tables."""
+def key_memory(key: bytes, value: Any, has_expire: bool, samples: int = MEMORY_USAGE_SAMPLES,
+               tracked: int = 0) -> int:
+    """A key's whole price: name, value, its entries in the keyspace's tables (`tracked`:
+    the keyspace's TRACK_* mode, 1 LRU, 2 LFU)."""
     size = object_size(key) + KEY_OVERHEAD_BYTES + value_memory(value, samples)
     if has_expire:
         size += EXPIRE_BYTES
+    if tracked:
+        size += LRU_BYTES if tracked == 1 else LFU_BYTES
     return size
 
 
@@ -203,7 +213,8 @@ class DatasetEstimate:
             keys = [key for key in (pick(data) for _ in range(samples)) if key is not None]
         if not keys:
             return
-        total = sum(key_memory(key, data[key], key in expires) for key in keys if key in data)
+        track = db.track
+        total = sum(key_memory(key, data[key], key in expires, tracked=track) for key in keys if key in data)
         mean = total / len(keys)
         old = self.averages[db.id]
         # a small database is priced whole: take it as it is; a large one moves gradually

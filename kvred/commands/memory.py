@@ -73,7 +73,7 @@ def _usage(ctx: Context, argv: list[bytes]) -> bytes:
     value = keyspace.peek(key, miss_event=False)  # LOOKUP_NOTOUCH: not an access
     if value is None:
         return ctx.null
-    return resp.integer(key_memory(key, value, key in keyspace.expires, samples))
+    return resp.integer(key_memory(key, value, key in keyspace.expires, samples, keyspace.track))
 
 
 def _ratio(a: float, b: float) -> float:
