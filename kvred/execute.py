@@ -205,8 +205,10 @@ class Executor:
         limit = ctx.output_limit
         commands_get = COMMANDS.get
         # while refusing writes or feeding MONITOR, every command goes through call()
-        # and with a maxmemory, every command goes through call(): a denyoom one evicts first
-        direct = not self.refusing and not self.monitors and not self.tracking.clients and not ctx.config.maxmemory
+        direct = not self.refusing and not self.monitors and not self.tracking.clients
+        # with a maxmemory, a denyoom command evicts first, or is refused (as in call())
+        maxmemory = ctx.config.maxmemory
+        evictor = self.evictor
         ready = self._ready
         if out is None:
             out = []
@@ -224,7 +226,10 @@ class Executor:
                 cmd = commands_get(argv[0])
                 if direct and cmd is not None and cmd.direct and cmd.min_argc <= len(argv) <= cmd.max_argc:
                     try:
-                        reply = cmd.handler(ctx, argv)  # type: ignore[misc]
+                        if maxmemory and cmd.denyoom and evictor.check(argv) == EVICT_FAIL:
+                            reply = ERR_OOM
+                        else:
+                            reply = cmd.handler(ctx, argv)  # type: ignore[misc]
                     except WrongType:
                         reply = ERR_WRONGTYPE
                     except ReplyTooLarge:
@@ -521,7 +526,7 @@ class Executor:
             return self.misconf_error()
         # Redis's processCommand: evict before a command that may grow memory; -OOM when
         # nothing may be. Not inside EXEC, which was checked as a whole before it ran.
-        if cmd.denyoom and self.ctx.config.maxmemory and not self.in_exec and self.evictor.perform() == EVICT_FAIL:
+        if cmd.denyoom and self.ctx.config.maxmemory and not self.in_exec and self.evictor.check(argv) == EVICT_FAIL:
             return ERR_OOM
         try:
             reply = handler(self.ctx, argv)
@@ -576,7 +581,7 @@ class Executor:
             unwatch_all(client)
             return b"-EXECABORT Transaction discarded because of: " + self.misconf_error()[1:]
         if ctx.config.maxmemory and any(type(argv) is list and _is_denyoom(argv) for argv in commands) \
-                and self.evictor.perform() == EVICT_FAIL:
+                and self.evictor.check([arg for argv in commands if type(argv) is list for arg in argv]) == EVICT_FAIL:
             # Redis refuses EXEC whole when a queued command may grow memory (and, unlike
             # kvred, already refuses such a command when it is queued: kvred's workers
             # queue without knowing the writer's memory)
