@@ -281,6 +281,24 @@ def test_allkeys_lru_cache(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_eviction_touches_watchers(tmp_path: Path) -> None:
+    """A WATCHed key that is evicted makes EXEC fail, as any other change."""
+    server = start_kvred(tmp_path, maxmemory="1mb", maxmemory_policy="allkeys-lru")
+    try:
+        with RawClient(server.port) as c, RawClient(server.port) as writer:
+            _write(c, ["watched"], b"w" * 1000)
+            assert c.call("WATCH", "watched") == b"+OK\r\n"
+            time.sleep(0.25)  # two ticks of the LRU clock (100 ms): the watched key is the oldest
+            for i in range(0, 3000, 500):
+                _write(writer, [f"w:{j}" for j in range(i, i + 500)], b"w" * 1000)
+            assert c.call("EXISTS", "watched") == b":0\r\n"  # the oldest key: evicted
+            assert c.call("MULTI") == b"+OK\r\n"
+            assert c.call("SET", "other", "v") == b"+QUEUED\r\n"
+            assert c.call("EXEC") == b"*-1\r\n"
+    finally:
+        server.stop()
+
+
 def test_volatile_ttl_evicts_soonest_expiring(tmp_path: Path) -> None:
     server = start_kvred(tmp_path, maxmemory="2mb", maxmemory_policy="volatile-ttl")
     value = b"t" * 1000
