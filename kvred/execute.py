@@ -89,6 +89,7 @@ class Executor:
         self.output_limited: set[int] = set()  # clients dropped for their output, until they disconnect
         self.stat_commands = 0
         self.in_exec = False  # BGREWRITEAOF must not fork inside EXEC (its aof_buf positions)
+        self.allow_oom = False  # running a script flagged allow-oom: denyoom commands are not refused
         self._aof_buf: list[list[bytes]] | None = None  # None: nothing is logged (loading, --appendonly no)
         self._aof_append: Callable[[list[bytes]], None] = _log_nothing
         self._logged_db = -1  # database of the last change in the log; -1: SELECT before the next
@@ -526,7 +527,8 @@ class Executor:
             return self.misconf_error()
         # Redis's processCommand: evict before a command that may grow memory; -OOM when
         # nothing may be. Not inside EXEC, which was checked as a whole before it ran.
-        if cmd.denyoom and self.ctx.config.maxmemory and not self.in_exec and self.evictor.check(argv) == EVICT_FAIL:
+        if (cmd.denyoom and self.ctx.config.maxmemory and not self.in_exec and not self.allow_oom
+                and self.evictor.check(argv) == EVICT_FAIL):
             return ERR_OOM
         try:
             reply = handler(self.ctx, argv)

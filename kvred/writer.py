@@ -694,6 +694,7 @@ class Writer:
             "maxmemory-policy": c.maxmemory_policy.encode(),
             "maxmemory-samples": b"%d" % c.maxmemory_samples,
             "maxmemory-eviction-tenacity": b"%d" % c.maxmemory_eviction_tenacity,
+            "maxmemory-clients": b"0",  # kvred never evicts clients (Redis's default: off)
             "lfu-log-factor": b"%d" % c.lfu_log_factor,
             "lfu-decay-time": b"%d" % c.lfu_decay_time,
             "timeout": b"%d" % c.timeout,

@@ -63,6 +63,12 @@ def shape(raw: bytes) -> Any:
     return _shape(parse_reply(raw))
 
 
+def sorted_pairs(raw: bytes) -> Any:
+    """CONFIG GET of a glob: the (name, value) pairs, in any order."""
+    kind, items = parse_reply(raw)
+    return kind, sorted(zip(items[0::2], items[1::2], strict=True))
+
+
 def kind_only(raw: bytes) -> bytes:
     return raw[:1]
 
@@ -91,6 +97,8 @@ CASES.case("memory-doctor-purge", C("MEMORY", "DOCTOR", norm=kind_only), C("MEMO
 CASES.case("maxmemory-config-defaults", C("CONFIG", "GET", "maxmemory"), C("CONFIG", "GET", "maxmemory-policy"),
            C("CONFIG", "GET", "maxmemory-samples"), C("CONFIG", "GET", "maxmemory-eviction-tenacity"),
            C("CONFIG", "GET", "lfu-log-factor"), C("CONFIG", "GET", "lfu-decay-time"))
+CASES.case("maxmemory-config-glob", C("CONFIG", "GET", "maxmemory*", norm=sorted_pairs),
+           C("CONFIG", "GET", "lfu-*", norm=sorted_pairs))
 CASES.case("object-freq-needs-lfu", C("SET", "k", "v"), C("OBJECT", "FREQ", "k"), C("OBJECT", "FREQ", "missing"))
 
 
@@ -215,6 +223,35 @@ def test_noeviction_refuses_writes_not_reads(tmp_path: Path) -> None:
             assert _info(c, "memory")["maxmemory_policy"] == "noeviction"
     finally:
         server.stop()
+
+
+SCRIPTS_UNDER_OOM = [
+    ("EVAL", "return redis.pcall('set', 'q', 'v')", "0"),
+    ("EVAL", "return redis.call('set', 'q', 'v')", "0"),
+    ("EVAL", "return redis.call('get', 'k')", "0"),
+    ("EVAL", "#!lua\nreturn redis.call('get', 'k')", "0"),
+    ("EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'k')", "0"),
+    ("EVAL", "#!lua flags=allow-oom\nreturn redis.call('set', 'q', 'v')", "0"),
+]
+
+
+def test_scripts_under_oom_as_redis(tmp_path: Path) -> None:
+    """Over maxmemory under noeviction: a script without a shebang is refused at its first
+    write, one with a shebang that may write is refused whole, no-writes and allow-oom
+    ones run; the same replies as redis-server's (which is put over its limit by CONFIG
+    SET after a key exists; kvred, started with the limit, accepts its first key)."""
+    (tmp_path / "redis").mkdir()
+    redis_server = _start_redis(tmp_path / "redis")
+    kvred = start_kvred(tmp_path, maxmemory="1", maxmemory_policy="noeviction")
+    try:
+        with RawClient(redis_server.port) as r, RawClient(kvred.port) as k:
+            assert r.call("SET", "k", "v") == k.call("SET", "k", "v") == b"+OK\r\n"
+            assert r.call("CONFIG", "SET", "maxmemory", "1") == b"+OK\r\n"
+            for script in SCRIPTS_UNDER_OOM:
+                assert k.call(*script) == r.call(*script), script
+    finally:
+        kvred.stop()
+        redis_server.stop()
 
 
 # --- caches in operation ---------------------------------------------------------------
