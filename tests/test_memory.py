@@ -29,7 +29,7 @@ from conftest import ServerProcess, against_redis, free_port, require_tool, star
 from differential import C, Case, Cases, Servers, check_case, servers  # noqa: F401  (servers: the fixture)
 from rawclient import RawClient, encode_command, parse_reply
 
-from kvred.eviction import eviction_time_limit_us, tracking_for
+from kvred.eviction import EVICT_FAIL, EVICT_OK, eviction_time_limit_us, tracking_for
 from kvred.keyspace import TRACK_LFU, TRACK_LRU, TRACK_NONE
 from kvred.lfu import LFU_INIT_VAL, lfu_decayed, lfu_log_incr
 from kvred.memory import bytes_to_human
@@ -559,3 +559,75 @@ def test_settings_from_config_file(tmp_path: Path) -> None:
             assert _info(c, "memory")["maxmemory_human"] == "1.00G"
     finally:
         server.stop()
+
+
+# --- pure: the estimate and the evictor on a keyspace, no server ---------------------------
+
+
+class _Limits:
+    """The settings the evictor reads (kvred/config.py's names)."""
+
+    def __init__(self, maxmemory: int, policy: str) -> None:
+        self.maxmemory = maxmemory
+        self.maxmemory_policy = policy
+        self.maxmemory_samples = 5
+        self.maxmemory_eviction_tenacity = 100  # no time limit: deterministic
+        self.lfu_log_factor = 10
+        self.lfu_decay_time = 1
+        self.track_key_access = False
+
+
+def _keyspace(policy: str, maxmemory: int) -> tuple[Any, Any, Any]:
+    from kvred.eviction import Evictor
+    from kvred.keyspace import Databases
+    from kvred.memory import DatasetEstimate
+
+    limits = _Limits(maxmemory, policy)
+    databases = Databases(2, False, limits)
+    databases.set_tracking(tracking_for(policy, False))
+    estimate = DatasetEstimate(2)
+    return databases, estimate, Evictor(databases, limits, estimate)
+
+
+def test_estimate_follows_deletions() -> None:
+    databases, estimate, _evictor = _keyspace("noeviction", 0)
+    db = databases.dbs[0]
+    for i in range(2000):
+        db.set_key(b"key:%d" % i, b"x" * 100)
+    full = estimate.dataset_bytes(databases.dbs)
+    assert 2000 * 200 < full < 2000 * 400  # name, value, entries: about 260 bytes a key
+    for i in range(1000):
+        db.delete(b"key:%d" % i)
+    assert estimate.dataset_bytes(databases.dbs) == pytest.approx(full / 2, rel=0.01)
+    databases.dbs[1].set_key(b"big", b"y" * 1_000_000)
+    assert estimate.dataset_bytes(databases.dbs) > full / 2 + 1_000_000
+
+
+def test_evictor_lru_takes_the_idlest_and_logs_del() -> None:
+    databases, estimate, evictor = _keyspace("allkeys-lru", 0)
+    logged: list[list[bytes]] = []
+    databases.propagate = lambda db, argv: logged.append(argv)
+    db = databases.dbs[0]
+    for i in range(1000):
+        db.set_key(b"k:%d" % i, b"x" * 100)
+        db.access[b"k:%d" % i] = db.clock - (1000 - i) * 1000  # k:0 idle longest
+    full = estimate.dataset_bytes(databases.dbs)
+    evictor.config.maxmemory = full // 2
+    assert evictor.perform() == EVICT_OK
+    assert estimate.dataset_bytes(databases.dbs) <= full // 2
+    gone = [i for i in range(1000) if b"k:%d" % i not in db.data]
+    assert 450 <= len(gone) <= 550
+    assert sum(gone) / len(gone) < 400  # the oldest went (sampled, so about: their mean index)
+    assert databases.evicted_keys == len(gone) == len(logged)
+    assert all(argv[0] == b"DEL" for argv in logged)
+
+
+def test_evictor_fails_when_nothing_may_go() -> None:
+    databases, estimate, evictor = _keyspace("volatile-ttl", 1)
+    databases.dbs[0].set_key(b"persistent", b"v")
+    assert evictor.perform() == EVICT_FAIL
+    evictor.config.maxmemory_policy = "noeviction"
+    assert evictor.perform() == EVICT_FAIL
+    evictor.config.maxmemory_policy = "allkeys-random"
+    assert evictor.perform() == EVICT_OK
+    assert not databases.dbs[0].data
