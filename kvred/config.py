@@ -125,6 +125,13 @@ class Config:
     # the config file read at start ("" if none): logged, INFO's config_file, and where
     # CONFIG REWRITE writes the running settings back, as in Redis
     config_file: str = ""
+    # maxmemory and eviction (kvred/eviction.py): Redis's names, defaults and bounds
+    maxmemory: int = 0  # bytes; 0: no limit
+    maxmemory_policy: str = "noeviction"
+    maxmemory_samples: int = 5
+    maxmemory_eviction_tenacity: int = 10
+    lfu_log_factor: int = 10
+    lfu_decay_time: int = 1
 
     @property
     def aof_path(self) -> str:
@@ -198,6 +205,9 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 
 
 _loglevel = _one_of(*LOG_LEVELS)
+# Redis's enum order, which its CONFIG SET error lists
+MAXMEMORY_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+                      "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction")
 
 
 def _yes_no(text: str) -> bool:
@@ -393,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="...and is at least this big (default 64mb)",
     )
     parser.add_argument("--aclfile", default="", help="file of ACL users (ACL SAVE / ACL LOAD; default: none)")
-    parser.add_argument("--acllog-max-len", type=int, default=128, help="ACL LOG entries kept (default 128)")
+    parser.add_argument("--acllog-max-len", type=_int_between(0, LLONG_MAX), default=128,
+                        help="ACL LOG entries kept (default 128)")
     parser.add_argument(
         "--requirepass",
         default=None,
@@ -426,6 +437,43 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="record each key's last access, for OBJECT IDLETIME: yes or no (default no; "
         "it costs 8-13%% of throughput when the writer is the limit)",
+    )
+    parser.add_argument(
+        "--maxmemory",
+        type=_any_size,
+        default=0,
+        help="evict keys (or refuse writes, per --maxmemory-policy) once the dataset passes this, "
+        "Redis's units (100mb, 1gb); 0: no limit (default)",
+    )
+    parser.add_argument(
+        "--maxmemory-policy",
+        type=_one_of(*MAXMEMORY_POLICIES),
+        default="noeviction",
+        help="what to do at maxmemory: " + ", ".join(MAXMEMORY_POLICIES) + " (default noeviction)",
+    )
+    parser.add_argument(
+        "--maxmemory-samples",
+        type=_int_between(1, INT_MAX),
+        default=5,
+        help="keys sampled per eviction pick (default 5, as Redis)",
+    )
+    parser.add_argument(
+        "--maxmemory-eviction-tenacity",
+        type=_int_between(0, 100),
+        default=10,
+        help="how long one command may spend evicting, 0-100; 100: until under the limit (default 10)",
+    )
+    parser.add_argument(
+        "--lfu-log-factor",
+        type=_int_between(0, INT_MAX),
+        default=10,
+        help="LFU counter's logarithm factor (default 10, as Redis)",
+    )
+    parser.add_argument(
+        "--lfu-decay-time",
+        type=_int_between(0, INT_MAX),
+        default=1,
+        help="minutes of idleness per decrement of a key's LFU counter; 0: never (default 1, as Redis)",
     )
     older_names = {name: f"--{alias}" for alias, name in ENCODING_ALIASES.items()}
     for name, default, kind in ENCODING_SETTINGS:
@@ -648,6 +696,12 @@ def parse_args(argv: list[str]) -> Config:
         enable_debug_command=args.enable_debug_command,
         track_key_access=args.track_key_access,
         busy_reply_threshold=args.busy_reply_threshold,
+        maxmemory=args.maxmemory,
+        maxmemory_policy=args.maxmemory_policy,
+        maxmemory_samples=args.maxmemory_samples,
+        maxmemory_eviction_tenacity=args.maxmemory_eviction_tenacity,
+        lfu_log_factor=args.lfu_log_factor,
+        lfu_decay_time=args.lfu_decay_time,
         **{name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name, _d, _k in ENCODING_SETTINGS},
     )
 

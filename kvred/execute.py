@@ -32,7 +32,9 @@ from .clients import WriterClient
 from .commands import COMMANDS, lookup
 from .commands.base import ERR_WRONGTYPE, Command, ReplyTooLarge, Server, check_command, command_error
 from .config import Config
+from .eviction import ERR_OOM, EVICT_FAIL, Evictor
 from .keyspace import Databases, Keyspace, WrongType, time_ms, unwatch_all, watched_key_expired
+from .memory import DatasetEstimate
 from .pubsub import PubSub
 from .tracking import Tracking
 
@@ -88,6 +90,7 @@ class Executor:
         self.output_limited: set[int] = set()  # clients dropped for their output, until they disconnect
         self.stat_commands = 0
         self.in_exec = False  # BGREWRITEAOF must not fork inside EXEC (its aof_buf positions)
+        self.allow_oom = False  # running a script flagged allow-oom: denyoom commands are not refused
         self._aof_buf: list[list[bytes]] | None = None  # None: nothing is logged (loading, --appendonly no)
         self._aof_append: Callable[[list[bytes]], None] = _log_nothing
         self._logged_db = -1  # database of the last change in the log; -1: SELECT before the next
@@ -125,6 +128,9 @@ class Executor:
         self.acl_context = "toplevel"  # where a denial happened, for ACL LOG: toplevel, multi, lua
         self.acl_open = True  # every user may run everything: no checks (see acl_changed)
         self.acl_changed()
+        # maxmemory (kvred/eviction.py): the dataset estimate and the evictor
+        self.memory = DatasetEstimate(len(databases.dbs))
+        self.evictor = Evictor(databases, config, self.memory)
 
     # ---------------------------------------------------------------- logging
 
@@ -214,6 +220,9 @@ class Executor:
         # ...and while some user has restrictions (call() checks the client's): a server
         # whose users may all do anything (the default user alone) pays one attribute test
         direct = not self.refusing and not self.monitors and not self.tracking.clients and self.acl_open
+        # with a maxmemory, a denyoom command evicts first, or is refused (as in call())
+        maxmemory = ctx.config.maxmemory
+        evictor = self.evictor
         ready = self._ready
         if out is None:
             out = []
@@ -231,7 +240,10 @@ class Executor:
                 cmd = commands_get(argv[0])
                 if direct and cmd is not None and cmd.direct and cmd.min_argc <= len(argv) <= cmd.max_argc:
                     try:
-                        reply = cmd.handler(ctx, argv)  # type: ignore[misc]
+                        if maxmemory and cmd.denyoom and evictor.check(argv) == EVICT_FAIL:
+                            reply = ERR_OOM
+                        else:
+                            reply = cmd.handler(ctx, argv)  # type: ignore[misc]
                     except WrongType:
                         reply = ERR_WRONGTYPE
                     except ReplyTooLarge:
@@ -588,6 +600,11 @@ class Executor:
                 return denial
         if cmd.write and self.refusing:
             return self.misconf_error()
+        # Redis's processCommand: evict before a command that may grow memory; -OOM when
+        # nothing may be. Not inside EXEC, which was checked as a whole before it ran.
+        if (cmd.denyoom and self.ctx.config.maxmemory and not self.in_exec and not self.allow_oom
+                and self.evictor.check(argv) == EVICT_FAIL):
+            return ERR_OOM
         try:
             reply = handler(self.ctx, argv)
         except WrongType:
@@ -640,6 +657,13 @@ class Executor:
             # Redis refuses the whole EXEC before running any of it
             unwatch_all(client)
             return b"-EXECABORT Transaction discarded because of: " + self.misconf_error()[1:]
+        if ctx.config.maxmemory and any(type(argv) is list and _is_denyoom(argv) for argv in commands) \
+                and self.evictor.check([arg for argv in commands if type(argv) is list for arg in argv]) == EVICT_FAIL:
+            # Redis refuses EXEC whole when a queued command may grow memory (and, unlike
+            # kvred, already refuses such a command when it is queued: kvred's workers
+            # queue without knowing the writer's memory)
+            unwatch_all(client)
+            return b"-EXECABORT Transaction discarded because of: " + ERR_OOM[1:]
         if client.watched:
             changed = client.dirty_cas or watched_key_expired(client)
             unwatch_all(client)
@@ -709,6 +733,11 @@ def _internal_error(argv: list[bytes]) -> bytes:
     """A bug in one command must not take the keyspace down: logged, and its error."""
     log.exception("internal error running %r", argv[0][:64])
     return ERR_INTERNAL
+
+
+def _is_denyoom(argv: list[bytes]) -> bool:
+    cmd = lookup(argv[0])
+    return cmd is not None and cmd.denyoom
 
 
 def _is_write(argv: list[bytes]) -> bool:

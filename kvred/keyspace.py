@@ -23,12 +23,14 @@ Expiry, as Redis 7.0 does it:
 A command sees one time (`now_ms`); EXEC freezes it for the whole transaction,
 as Redis's command time snapshot does, so a key cannot expire halfway through one.
 
-TTLs are absolute unix milliseconds. Last access (for OBJECT IDLETIME, and the
-eviction that will need it) is an LRU clock in seconds, kept only when
-`Databases.track_access` is on (--track-key-access): one more dict entry touched per
-lookup cost 8-13% of GET/SET throughput when the writer is the limit (bench/,
-redis-benchmark -P 16), the cache misses of a second per-key table. The clock value
-is one shared int object per second, so `access` costs an entry per key, not an int.
+TTLs are absolute unix milliseconds. Last access (OBJECT IDLETIME, OBJECT FREQ and
+maxmemory's LRU/LFU eviction, kvred/eviction.py) is kept only when
+`Databases.track_access` is on (--track-key-access, or an LRU/LFU maxmemory-policy):
+one more dict entry touched per lookup cost 8-13% of GET/SET throughput when the
+writer is the limit (bench/, redis-benchmark -P 16), the cache misses of a second
+per-key table. Under LRU an entry is the LRU clock in ms, one shared int object per
+cron tick (100 ms), so `access` costs an entry per key, not an int; under LFU it is
+Redis's 24-bit word (kvred/lfu.py), an int per key.
 """
 
 from __future__ import annotations
@@ -38,7 +40,16 @@ from collections.abc import Callable, Iterator, Sized
 from typing import Any, Protocol
 
 from .keyorder import BLOCK, KeyOrder
-from .notify import NOTIFY_EXPIRED, NOTIFY_GENERIC, NOTIFY_KEY_MISS, NOTIFY_KEYEVENT, NOTIFY_KEYSPACE, NOTIFY_NEW
+from .lfu import LFU_INIT_VAL, lfu_decayed, lfu_log_incr, lfu_minutes
+from .notify import (
+    NOTIFY_EVICTED,
+    NOTIFY_EXPIRED,
+    NOTIFY_GENERIC,
+    NOTIFY_KEY_MISS,
+    NOTIFY_KEYEVENT,
+    NOTIFY_KEYSPACE,
+    NOTIFY_NEW,
+)
 
 __all__ = [
     "Databases",
@@ -47,7 +58,15 @@ __all__ = [
     "Watcher",
     "time_ms",
     "ACTIVE_EXPIRE_KEYS_PER_LOOP",
+    "TRACK_NONE",
+    "TRACK_LRU",
+    "TRACK_LFU",
 ]
+
+# what `Keyspace.access` holds per key (Databases.set_tracking)
+TRACK_NONE = 0  # nothing: no policy needs it and --track-key-access is off
+TRACK_LRU = 1  # the LRU clock (unix ms, advanced by the cron) of the last access
+TRACK_LFU = 2  # Redis's LFU word: minutes of the last decrement << 8 | 8-bit counter
 
 ACTIVE_EXPIRE_KEYS_PER_LOOP = 20  # Redis's ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
 ACTIVE_EXPIRE_ACCEPTABLE_STALE = 10  # percent: walk again while more than this had expired (Redis 7.0)
@@ -57,6 +76,13 @@ COMPACTION_BUDGET_S = 0.001  # per cron tick, for key-order compactions under wa
 
 def time_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class _DefaultLfu:
+    """Redis's LFU defaults, for a keyspace made without a Config (tests, tools)."""
+
+    lfu_log_factor = 10
+    lfu_decay_time = 1
 
 
 class WrongType(Exception):
@@ -82,9 +108,14 @@ def _publish_nowhere(channel: bytes, message: bytes) -> int:
 class Databases:
     """The N databases and what they share."""
 
-    def __init__(self, count: int = 16, track_access: bool = False) -> None:
-        self.lru_clock = int(time.time())  # seconds; one shared int object per second (tick)
-        self.track_access = track_access  # keep each key's last access (each Keyspace copies it)
+    def __init__(self, count: int = 16, track_access: bool = False, config: Any = None) -> None:
+        # unix ms, advanced by the cron (100 ms steps): one shared int object per tick
+        self.lru_clock = time_ms()
+        self.lfu_minutes = lfu_minutes()  # Redis's LFUGetTimeInMinutes, advanced by the cron
+        # TRACK_*: what each key's access entry holds (each Keyspace copies it)
+        self.track_access = TRACK_LRU if track_access else TRACK_NONE
+        # lfu-log-factor and lfu-decay-time are read from it at use time (kvred/config.py)
+        self.config = config if config is not None else _DefaultLfu()
         # notify-keyspace-events as flag bits (kvred/notify.py); each Keyspace keeps a
         # copy, read on the hot paths. `publish(channel, message)` is set by the writer.
         self.notify_flags = 0
@@ -102,18 +133,13 @@ class Databases:
         self.ready_keys: list[tuple[Keyspace, bytes]] = []
         # statistics (INFO stats)
         self.expired_keys = 0
+        self.evicted_keys = 0
         self.expired_stale_perc = 0.0
         self.expire_cycle_cpu_ms = 0.0
         self._expire_db = 0  # where the next active expire cycle starts
 
     def __len__(self) -> int:
         return len(self.dbs)
-
-    def set_track_access(self, on: bool) -> None:
-        """--track-key-access changed (CONFIG SET): keys not seen since count from now."""
-        self.track_access = on
-        for db in self.dbs:
-            db.track = on
 
     def set_notify_flags(self, flags: int) -> None:
         """notify-keyspace-events changed (start-up, CONFIG SET)."""
@@ -131,7 +157,7 @@ class Databases:
         return sum(db.misses for db in self.dbs)
 
     def reset_stats(self) -> None:
-        self.expired_keys = 0
+        self.expired_keys = self.evicted_keys = 0
         self.expired_stale_perc = self.expire_cycle_cpu_ms = 0.0
         for db in self.dbs:
             db.hits = db.misses = 0
@@ -140,12 +166,23 @@ class Databases:
         return self.frozen_ms or time_ms()
 
     def tick(self) -> None:
-        """Cron: advance the LRU clock (a new shared int object only when it changes)."""
-        now = int(time.time())
-        if now != self.lru_clock:
-            self.lru_clock = now
-            for db in self.dbs:  # each database holds it too: one attribute load per access
-                db.clock = now
+        """Cron: advance the LRU clock and the LFU minutes."""
+        now = time_ms()
+        self.lru_clock = now
+        self.lfu_minutes = lfu_minutes()
+        for db in self.dbs:  # each database holds it too: one attribute load per access
+            db.clock = now
+
+    def set_tracking(self, mode: int) -> None:
+        """What each key's access entry holds changed (a policy set at start or at run
+        time): the old entries mean something else now, so they are dropped, and keys
+        count from now (Redis instead lets the old values "take some time to adjust")."""
+        if mode == self.track_access:
+            return
+        self.track_access = mode
+        for db in self.dbs:
+            db.track = mode
+            db.access = {}
 
     def flushall(self) -> None:
         for db in self.dbs:
@@ -239,7 +276,7 @@ class Keyspace:
         self.id = index
         self.data: dict[bytes, Any] = {}
         self.expires: dict[bytes, int] = {}  # key -> absolute unix ms
-        self.access: dict[bytes, int] = {}  # key -> LRU clock (seconds) of its last access
+        self.access: dict[bytes, int] = {}  # key -> LRU clock (ms) of its last access, or its LFU word
         self.watched: dict[bytes, list[Watcher]] = {}
         self.order = KeyOrder()  # keys of `data`
         self.expire_order = KeyOrder()  # keys of `expires`
@@ -274,7 +311,7 @@ class Keyspace:
             return None
         self.hits += 1
         if self.track:
-            self.access[key] = self.clock
+            self.touch(key)
         return value
 
     def lookup_write(self, key: bytes) -> Any:
@@ -283,7 +320,7 @@ class Keyspace:
         if value is not None and self.expires and key in self.expires and self._expire_if_due(key):
             return None
         if value is not None and self.track:
-            self.access[key] = self.clock
+            self.touch(key)
         return value
 
     def peek(self, key: bytes, miss_event: bool = True) -> Any:
@@ -357,7 +394,30 @@ class Keyspace:
         """OBJECT IDLETIME: seconds since the key was last read or written (when tracked;
         a key not seen since tracking began counts from then)."""
         clock = self.clock
-        return max(clock - self.access.get(key, clock), 0)
+        return max(clock - self.access.get(key, clock), 0) // 1000
+
+    def touch(self, key: bytes) -> None:
+        """The key was read or written: its LRU clock, or its LFU counter (Redis's
+        updateLFU: decayed by the minutes it sat idle, then a logarithmic increment).
+        Callers check `track` first, so nothing is paid without a policy that needs it."""
+        if self.track == TRACK_LRU:
+            self.access[key] = self.clock
+            return
+        databases = self.databases
+        config = databases.config
+        old = self.access.get(key)
+        if old is None:  # a new key starts at LFU_INIT_VAL, not counted as an access (Redis)
+            self.access[key] = databases.lfu_minutes << 8 | LFU_INIT_VAL
+            return
+        counter = lfu_decayed(old, databases.lfu_minutes, config.lfu_decay_time)
+        self.access[key] = databases.lfu_minutes << 8 | lfu_log_incr(counter, config.lfu_log_factor)
+
+    def lfu_counter(self, key: bytes) -> int:
+        """OBJECT FREQ: the key's LFU counter after decay, without counting this as an access."""
+        packed = self.access.get(key)
+        if packed is None:
+            return LFU_INIT_VAL
+        return lfu_decayed(packed, self.databases.lfu_minutes, self.databases.config.lfu_decay_time)
 
     # ---------------------------------------------------------------- changes
 
@@ -382,7 +442,7 @@ class Keyspace:
             if self.blocking and key in self.blocking:
                 self.databases.ready_keys.append((self, key))  # overwritten: signalDeletedKeyAsReady
         if self.track:
-            self.access[key] = self.clock
+            self.touch(key)
         if self.watched:
             self.signal_modified(key)
 
@@ -435,6 +495,18 @@ class Keyspace:
         if self.watched:
             self.signal_modified(key)
         return True
+
+    def evict(self, key: bytes) -> None:
+        """Evict a key for maxmemory (Redis's performEvictions): propagated as DEL, watchers
+        touched, the `evicted` event, counted in evicted_keys."""
+        self._remove(key)
+        databases = self.databases
+        databases.evicted_keys += 1
+        databases.propagate(self.id, [b"DEL", key])
+        if self.watched:
+            self.signal_modified(key)
+        if self.notify_flags:
+            self.notify(NOTIFY_EVICTED, b"evicted", key)
 
     def _remove(self, key: bytes) -> None:
         del self.data[key]

@@ -162,7 +162,14 @@ class Setting:
         """The value, as the flag's parser reads it (BadValue(reason) if it refuses)."""
         assert self.action is not None
         kind = self.action.type
-        return kind(text) if callable(kind) else text
+        if not callable(kind):
+            return text
+        try:
+            return kind(text)
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+            if isinstance(exc, BadValue):
+                raise
+            raise BadValue(text, "argument couldn't be parsed") from None
 
 
 def format_value(value: Any) -> str:

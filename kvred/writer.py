@@ -48,9 +48,10 @@ from .collector import CycleCollector
 from .commands import COMMANDS
 from .commands.base import Handler
 from .config import MULTI_ARG_SETTINGS, Config, set_log_level, setup_logging
+from .eviction import EVICT_OK, tracking_for
 from .execute import Executor
 from .keyspace import Databases, WrongType, unwatch_all
-from .memory import MemoryTrimmer
+from .memory import DICT_ENTRY_BYTES, MemoryTrimmer, bytes_to_human, malloc_report
 from .replay import scan_aof
 from .rewrite import AofRewriter, fsync_directory, remove_stale_temp_files, write_snapshot
 from .scripting.runner import runner_for
@@ -91,7 +92,8 @@ class Writer:
     def __init__(self, config: Config, control: socket.socket) -> None:
         self.config = config
         self.control = control  # to the supervisor: new links arrive here (SCM_RIGHTS)
-        self.databases = Databases(config.databases, config.track_key_access)
+        self.databases = Databases(config.databases, config.track_key_access, config)
+        self.databases.set_tracking(tracking_for(config.maxmemory_policy, config.track_key_access))
         self.executor = Executor(config, self.databases, self)
         self.databases.set_notify_flags(config.notify_keyspace_events)
         self.clients: dict[int, WriterClient] = {}
@@ -108,6 +110,7 @@ class Writer:
         self.scripts = runner_for(self.executor.ctx)
         self.scripts.heartbeat = self._script_heartbeat
         self.trimmer = MemoryTrimmer()  # requests and replies that passed through: give memory back
+        self.startup_rss = 0  # used_memory_startup: the writer's RSS before it loads or serves
         self.collector = CycleCollector()  # the dataset out of the cycle collector's view
         # statistics for INFO
         self.stat_connections = 0
@@ -134,6 +137,7 @@ class Writer:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         # A file-size limit must fail write() with EFBIG (a disk error we report), not kill us.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        self.startup_rss = psutil.Process().memory_info().rss
         if self.config.appendonly:
             remove_stale_temp_files(self.config.dir)
             if not self._load_aof():
@@ -730,8 +734,9 @@ class Writer:
             set_log_level(c.loglevel)
         elif name == "client-output-buffer-limit":
             self.executor.ctx.output_limit = c.client_output_buffer_limit or 1 << 62
-        elif name == "track-key-access":
-            self.databases.set_track_access(c.track_key_access)
+        elif name in ("track-key-access", "maxmemory-policy"):
+            # what each key's access entry records (none, LRU clock, LFU counter): kvred/eviction.py
+            self.databases.set_tracking(tracking_for(c.maxmemory_policy, c.track_key_access))
         elif name in ("busy-reply-threshold", "lua-time-limit"):
             runner_for(self.executor.ctx).busy_reply_threshold_ms = c.busy_reply_threshold
         elif name == "requirepass":
@@ -886,7 +891,6 @@ class Writer:
     def info_sections(self) -> dict[str, dict[str, object]]:
         databases = self.databases
         uptime = int(time.time() - self.started_at)
-        rss = psutil.Process().memory_info().rss
         aof, rw = self.aof, self.rewriter
         return {
             "server": {
@@ -909,12 +913,7 @@ class Writer:
                 "maxclients": self.config.maxclients,
                 "blocked_clients": self.executor.blocked.count,
             },
-            "memory": {
-                "used_memory": rss,
-                "used_memory_human": f"{rss / 1024 / 1024:.2f}M",
-                "used_memory_rss": rss,
-                "maxmemory": 0,
-            },
+            "memory": self._info_memory(),
             "persistence": {
                 "loading": 0,
                 "aof_enabled": int(aof is not None),
@@ -934,7 +933,7 @@ class Writer:
                 "expired_stale_perc": f"{databases.expired_stale_perc:.2f}",
                 "expired_time_cap_reached_count": 0,
                 "expire_cycle_cpu_milliseconds": int(databases.expire_cycle_cpu_ms),
-                "evicted_keys": 0,
+                "evicted_keys": databases.evicted_keys,
                 "keyspace_hits": databases.hits,
                 "keyspace_misses": databases.misses,
             },
@@ -948,10 +947,97 @@ class Writer:
             },
         }
 
+    def memory_figures(self) -> dict[str, Any]:
+        """What INFO memory and MEMORY STATS/DOCTOR report (kvred/memory.py's estimate).
+        used_memory is the writer's start-up RSS plus the dataset estimate; maxmemory
+        applies to the dataset alone (the interpreter's start-up footprint, tens of MB
+        where Redis's is under 1 MB, would leave no room under a small maxmemory)."""
+        estimate = self.executor.memory
+        dataset = estimate.dataset_bytes(self.databases.dbs)
+        startup = self.startup_rss
+        rss = psutil.Process().memory_info().rss
+        # clients' buffers, as their workers last reported them (OP_STATS)
+        clients = sum(info.stats[3] + info.stats[4] + info.stats[5] for info in self.clients.values())
+        aof_buffer = sum(sum(map(len, argv)) for argv in self.aof.aof_buf) if self.aof is not None else 0
+        return {
+            "used_memory": startup + dataset,
+            "used_memory_startup": startup,
+            "used_memory_dataset": dataset,
+            "used_memory_peak": startup + estimate.peak,
+            "rss": rss,
+            "maxmemory": self.config.maxmemory,
+            "clients_normal": clients,
+            "aof_buffer": aof_buffer,
+            "entry_bytes": DICT_ENTRY_BYTES,
+        }
+
+    def _info_memory(self) -> dict[str, object]:
+        f = self.memory_figures()
+        used, peak, rss, dataset = f["used_memory"], f["used_memory_peak"], f["rss"], f["used_memory_dataset"]
+        startup = f["used_memory_startup"]
+        c = self.config
+        total = psutil.virtual_memory().total
+        try:  # every kvred process: the supervisor and its children (workers, writer, a rewrite)
+            supervisor = psutil.Process(os.getppid())
+            rss_all = supervisor.memory_info().rss + sum(
+                p.memory_info().rss for p in supervisor.children(recursive=True))
+        except psutil.Error:
+            rss_all = rss
+        return {
+            "used_memory": used,
+            "used_memory_human": bytes_to_human(used),
+            "used_memory_rss": rss,  # the writer's, which holds the data
+            "used_memory_rss_human": bytes_to_human(rss),
+            "used_memory_rss_all_processes": rss_all,  # kvred's: supervisor, workers and writer
+            "used_memory_peak": peak,
+            "used_memory_peak_human": bytes_to_human(peak),
+            "used_memory_peak_perc": f"{100.0 * used / peak if peak else 100.0:.2f}%",
+            "used_memory_overhead": used - dataset,
+            "used_memory_startup": startup,
+            "used_memory_dataset": dataset,
+            "used_memory_dataset_perc": f"{100.0 * dataset / (used - startup) if used > startup else 0.0:.2f}%",
+            "total_system_memory": total,
+            "total_system_memory_human": bytes_to_human(total),
+            "maxmemory": c.maxmemory,
+            "maxmemory_human": bytes_to_human(c.maxmemory),
+            "maxmemory_policy": c.maxmemory_policy,
+            "mem_fragmentation_ratio": f"{rss / used if used else 0.0:.2f}",
+            "mem_fragmentation_bytes": rss - used,
+            "mem_not_counted_for_evict": startup,
+            "mem_replication_backlog": 0,
+            "mem_clients_slaves": 0,
+            "mem_clients_normal": f["clients_normal"],
+            "mem_aof_buffer": f["aof_buffer"],
+            "mem_allocator": "libc",  # CPython's pymalloc (objects up to 512 bytes) over glibc malloc
+            "active_defrag_running": 0,
+            "lazyfree_pending_objects": 0,
+            "lazyfreed_objects": 0,
+        }
+
+    def malloc_stats(self) -> bytes:
+        """MEMORY MALLOC-STATS: CPython's and glibc's counters (Redis prints jemalloc's)."""
+        return malloc_report()
+
+    def purge_memory(self) -> None:
+        """MEMORY PURGE: give free heap memory back to the system (malloc_trim)."""
+        self.trimmer.trim_now()
+
+    def _evict_keys(self) -> None:
+        """The cron's part of eviction (Redis's evictionTimeProc): a command stopped by the
+        time limit left the dataset over maxmemory; its DELs are logged like expiry's."""
+        executor = self.executor
+        c = self.config
+        self.databases.set_tracking(tracking_for(c.maxmemory_policy, c.track_key_access))
+        executor.memory.refresh(self.databases.dbs)
+        if c.maxmemory and c.maxmemory_policy != "noeviction" and not executor.paused_until:
+            if executor.evictor.perform() != EVICT_OK:
+                log.debug("still over maxmemory after a cron eviction step")
+            self._flush_cron_changes()
+
     def _cron(self, now: float) -> None:
         # Each duty on its own: one failing (a bug, an odd OS error) must not stop the others.
         self.databases.tick()
-        duties = (self._retry_aof, self._poll_rewrite, self.databases.advance_compactions,
+        duties = (self._retry_aof, self._poll_rewrite, self.databases.advance_compactions, self._evict_keys,
                   self.trimmer.maybe_trim, self.collector.maybe_freeze)
         for duty in duties:
             self._duty(duty)
@@ -975,6 +1061,12 @@ class Writer:
         """The active expire cycle; its DELs are logged and written like any pass's.
         True if keys are left to expire now."""
         behind = self.databases.active_expire_cycle()
+        self._flush_cron_changes()
+        return behind
+
+    def _flush_cron_changes(self) -> None:
+        """Deletions made outside any client's command (expiry, eviction): serve who
+        waited on those keys, and write their DELs now."""
         if self.databases.ready_keys:
             self.executor.serve_ready()  # XREADGROUP clients whose stream expired
         aof = self.aof
@@ -983,7 +1075,6 @@ class Writer:
                 aof.flush()
             except AofWriteError:
                 self.executor.refusing = aof.last_write_error or "unknown error"
-        return behind
 
 
 def _joined(reply: Any) -> Any:

@@ -53,7 +53,10 @@ case("set-bad-values",
      C("CONFIG", "SET", "client-output-buffer-limit", "normal 1 2"),
      C("CONFIG", "SET", "client-output-buffer-limit", "normal x 2 3"),
      C("CONFIG", "SET", "auto-aof-rewrite-percentage", "-5"), C("CONFIG", "SET", "busy-reply-threshold", "x"),
-     C("CONFIG", "SET", "list-max-listpack-size", "99999999999"))
+     C("CONFIG", "SET", "list-max-listpack-size", "99999999999"),
+     C("CONFIG", "SET", "maxmemory", "abc"), C("CONFIG", "SET", "maxmemory-policy", "lru"),
+     C("CONFIG", "SET", "maxmemory-samples", "0"), C("CONFIG", "SET", "lfu-log-factor", "-1"),
+     C("CONFIG", "SET", "acllog-max-len", "x"), C("CONFIG", "SET", "aclfile", "/tmp/x"))
 case("set-all-or-nothing", C("CONFIG", "SET", "timeout", "77", "maxclients", "0"), C("CONFIG", "GET", "timeout"),
      C("CONFIG", "SET", "timeout", "77", "nosuch", "1"), C("CONFIG", "GET", "timeout"),
      C("CONFIG", "SET", "timeout", "77", "hash-max-listpack-entries", "9", "loglevel", "x"),
@@ -175,6 +178,29 @@ def test_appendonly_and_appendfsync_at_runtime(tmp_path: Path) -> None:
             c.call("SET", "not-logged", "1")
             assert aof.stat().st_size == size
             assert c.call("CONFIG", "SET", "appendfsync", "no") == b"+OK\r\n"  # with the AOF off: just the value
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(against_redis(), reason="kvred's eviction figures")
+def test_maxmemory_set_at_runtime_evicts(tmp_path: Path) -> None:
+    server = start_kvred(tmp_path, appendonly="no")
+    try:
+        with RawClient(server.port, timeout=10) as c:
+            assert c.call("CONFIG", "SET", "maxmemory", "4mb", "maxmemory-policy", "allkeys-lru") == b"+OK\r\n"
+            value = b"v" * 1000
+            for start in range(0, 20_000, 500):  # 20 MB of values, pipelined
+                c.send(b"".join(encode_command("SET", f"k{i}", value) for i in range(start, start + 500)))
+                for _ in range(500):
+                    assert c.read_reply() == b"+OK\r\n"
+            stats = c.call("INFO", "stats")
+            evicted = int(re.search(rb"evicted_keys:(\d+)", stats)[1])  # type: ignore[index]
+            assert evicted > 10_000, stats
+            assert int(c.call("DBSIZE")[1:-2]) < 10_000
+            assert c.call("CONFIG", "SET", "maxmemory-policy", "noeviction") == b"+OK\r\n"
+            assert c.call("SET", "more", value).startswith(b"-OOM command not allowed")
+            assert c.call("CONFIG", "SET", "maxmemory", "0") == b"+OK\r\n"
+            assert c.call("SET", "more", value) == b"+OK\r\n"
     finally:
         server.stop()
 

@@ -7,7 +7,7 @@ family as Redis's source files: `strings` (t_string.c: GET, SET, INCR...), `keys
 CLIENT, INFO, and the connection commands the worker runs), and one module per value
 type: `lists` (t_list.c), `hashes` (t_hash.c), `sets` (t_set.c), `zsets` (t_zset.c),
 `bitops` (bitops.c: SETBIT, BITCOUNT, BITFIELD...), `hyperloglog` (hyperloglog.c),
-`sort` (sort.c), `pubsub` (pubsub.c), `streams` (t_stream.c), `stream_read` (XREAD),
+`memory` (MEMORY), `sort` (sort.c), `pubsub` (pubsub.c), `streams` (t_stream.c), `stream_read` (XREAD),
 `stream_groups` (consumer groups), `stream_claim` (XCLAIM, XAUTOCLAIM) and `stream_info` (XINFO); `scanning` is HSCAN/SSCAN/ZSCAN's shared iteration.
 
 `cmdtable` holds Redis 7.0.15's own description of every command registered here
@@ -25,6 +25,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     hyperloglog,
     keys,
     lists,
+    memory,
     multi,
     object,
     pubsub,

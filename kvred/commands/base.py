@@ -101,6 +101,12 @@ class Server(Protocol):
 
     def request_shutdown(self) -> bytes: ...
 
+    def memory_figures(self) -> dict[str, Any]: ...
+
+    def malloc_stats(self) -> bytes: ...
+
+    def purge_memory(self) -> None: ...
+
 
 class LocalContext(Protocol):
     """What a `local` command may use (a worker's Connection has just this)."""
@@ -146,6 +152,7 @@ class Command:
         "key_step",
         "local",
         "write",
+        "denyoom",
         "subcommands",
         "direct",
     )
@@ -168,6 +175,7 @@ class Command:
         self.first_key, self.last_key, self.key_step = keys
         self.local = "local" in flags  # a worker may answer it without the writer
         self.write = "write" in flags
+        self.denyoom = "denyoom" in flags  # may grow memory: evict first, or -OOM (kvred/eviction.py)
         # a container command (CONFIG, CLIENT, OBJECT...): lowercase subcommand -> its arity
         self.subcommands: dict[bytes, int] = {}
         # the writer may call the handler once the arity is right (no subcommands to check,

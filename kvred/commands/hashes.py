@@ -133,7 +133,7 @@ def _hset(ctx: Context, argv: list[bytes]) -> int:
     if h is None or (keyspace.expires and key in keyspace.expires):
         h = keyspace.lookup_write(key)
     elif keyspace.track:
-        keyspace.access[key] = keyspace.clock
+        keyspace.touch(key)
     created = h is None
     if created:
         h = new_hash()

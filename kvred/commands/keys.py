@@ -275,7 +275,7 @@ def move(ctx: Context, argv: list[bytes]) -> bytes:
     return ONE
 
 
-@command("copy", -3, "write", (1, 2, 1))
+@command("copy", -3, "write denyoom", (1, 2, 1))
 def copy(ctx: Context, argv: list[bytes]) -> bytes:
     """COPY source destination [DB destination-db] [REPLACE]."""
     source = ctx.keyspace

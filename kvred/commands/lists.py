@@ -118,7 +118,7 @@ def _push(ctx: Context, argv: list[bytes], left: bool, only_existing: bool) -> b
     value = keyspace.data.get(key)
     if value is not None and not (keyspace.expires and key in keyspace.expires):
         if keyspace.track:
-            keyspace.access[key] = keyspace.clock
+            keyspace.touch(key)
     else:
         value = keyspace.lookup_write(key)
     if value is None:
@@ -184,7 +184,7 @@ def _pop(ctx: Context, argv: list[bytes], left: bool) -> bytes:
     value = keyspace.data.get(key)
     if value is not None and not (keyspace.expires and key in keyspace.expires):
         if keyspace.track:
-            keyspace.access[key] = keyspace.clock
+            keyspace.touch(key)
     else:
         value = keyspace.lookup_write(key)
         if value is None:
@@ -280,7 +280,7 @@ def lrange(ctx: Context, argv: list[bytes]) -> bytes:
     if value is not None and not (keyspace.expires and key in keyspace.expires):
         keyspace.hits += 1
         if keyspace.track:
-            keyspace.access[key] = keyspace.clock
+            keyspace.touch(key)
     else:
         value = keyspace.lookup_read(key)
         if value is None:

@@ -60,7 +60,9 @@ def _eval(ctx: Context, argv: list[bytes], evalsha: bool, ro: bool) -> bytes:
     if refusal is not None:
         return refusal
     read_only = ro or (script.flags is not None and "no-writes" in script.flags)
-    return runner.run(ctx, runner.eval_engine, script.function, sha, argv, numkeys, read_only, is_eval=True)
+    allow_oom = script.flags is not None and "allow-oom" in script.flags
+    return runner.run(ctx, runner.eval_engine, script.function, sha, argv, numkeys, read_only, is_eval=True,
+                      allow_oom=allow_oom)
 
 
 @command("eval", -3, _EVAL_FLAGS)
@@ -319,7 +321,7 @@ def _fcall(ctx: Context, argv: list[bytes], ro: bool) -> bytes:
         return refusal
     read_only = ro or "no-writes" in flags
     return runner.run(ctx, runner.functions.engine, found.callback, found.name, argv, numkeys, read_only,
-                      is_eval=False)
+                      is_eval=False, allow_oom="allow-oom" in flags)
 
 
 @command("fcall", -3, _EVAL_FLAGS)

@@ -74,7 +74,7 @@ def get(ctx: Context, argv: list[bytes]) -> bytes:
     else:
         keyspace.hits += 1
         if keyspace.track:
-            keyspace.access[key] = keyspace.clock
+            keyspace.touch(key)
     if type(value) is not bytes and type(value) is not bytearray:
         return ERR_WRONGTYPE
     return b"$%d\r\n%b\r\n" % (len(value), value)  # type: ignore[str-format]  # %b takes a bytearray
@@ -144,7 +144,7 @@ def expire_at_ms(flags: int, arg: bytes, now_ms: int, command_name: bytes) -> in
     return value
 
 
-@command("set", -3, "write", (1, 1, 1))
+@command("set", -3, "write denyoom", (1, 1, 1))
 def set_(ctx: Context, argv: list[bytes]) -> bytes:
     keyspace = ctx.keyspace
     key = argv[1]
@@ -157,7 +157,7 @@ def set_(ctx: Context, argv: list[bytes]) -> bytes:
             # ~5,600 (callgrind)
             data[key] = argv[2]
             if keyspace.track:
-                keyspace.access[key] = keyspace.clock
+                keyspace.touch(key)
         else:
             keyspace.set_key(key, argv[2])
         ctx.aof_feed(argv)
@@ -216,12 +216,12 @@ def _set_with_ttl(ctx: Context, argv: list[bytes], unit_flag: int) -> bytes:
     return OK
 
 
-@command("setex", 4, "write", (1, 1, 1))
+@command("setex", 4, "write denyoom", (1, 1, 1))
 def setex(ctx: Context, argv: list[bytes]) -> bytes:
     return _set_with_ttl(ctx, argv, SET_EX)
 
 
-@command("psetex", 4, "write", (1, 1, 1))
+@command("psetex", 4, "write denyoom", (1, 1, 1))
 def psetex(ctx: Context, argv: list[bytes]) -> bytes:
     return _set_with_ttl(ctx, argv, SET_PX)
 
@@ -256,7 +256,7 @@ def getex(ctx: Context, argv: list[bytes]) -> bytes:
     return reply
 
 
-@command("setnx", 3, "write fast", (1, 1, 1))
+@command("setnx", 3, "write denyoom fast", (1, 1, 1))
 def setnx(ctx: Context, argv: list[bytes]) -> bytes:
     keyspace = ctx.keyspace
     if keyspace.lookup_write(argv[1]) is not None:
@@ -267,7 +267,7 @@ def setnx(ctx: Context, argv: list[bytes]) -> bytes:
     return ONE
 
 
-@command("getset", 3, "write fast", (1, 1, 1))
+@command("getset", 3, "write denyoom fast", (1, 1, 1))
 def getset(ctx: Context, argv: list[bytes]) -> bytes:
     old = _string(ctx, argv[1])
     ctx.keyspace.set_key(argv[1], argv[2])
@@ -287,7 +287,7 @@ def getdel(ctx: Context, argv: list[bytes]) -> bytes:
     return _bulk(old)
 
 
-@command("append", 3, "write fast", (1, 1, 1))
+@command("append", 3, "write denyoom fast", (1, 1, 1))
 def append(ctx: Context, argv: list[bytes]) -> bytes:
     keyspace, key = ctx.keyspace, argv[1]
     old = _string(ctx, key, write=True)
@@ -337,17 +337,17 @@ def _incr_by(ctx: Context, argv: list[bytes], delta: int) -> bytes:
     return b":%b\r\n" % text
 
 
-@command("incr", 2, "write fast", (1, 1, 1))
+@command("incr", 2, "write denyoom fast", (1, 1, 1))
 def incr(ctx: Context, argv: list[bytes]) -> bytes:
     return _incr_by(ctx, argv, 1)
 
 
-@command("decr", 2, "write fast", (1, 1, 1))
+@command("decr", 2, "write denyoom fast", (1, 1, 1))
 def decr(ctx: Context, argv: list[bytes]) -> bytes:
     return _incr_by(ctx, argv, -1)
 
 
-@command("incrby", 3, "write fast", (1, 1, 1))
+@command("incrby", 3, "write denyoom fast", (1, 1, 1))
 def incrby(ctx: Context, argv: list[bytes]) -> bytes:
     delta = int_arg(argv[2])
     if delta is None:
@@ -355,7 +355,7 @@ def incrby(ctx: Context, argv: list[bytes]) -> bytes:
     return _incr_by(ctx, argv, delta)
 
 
-@command("decrby", 3, "write fast", (1, 1, 1))
+@command("decrby", 3, "write denyoom fast", (1, 1, 1))
 def decrby(ctx: Context, argv: list[bytes]) -> bytes:
     delta = int_arg(argv[2])
     if delta is None:
@@ -365,7 +365,7 @@ def decrby(ctx: Context, argv: list[bytes]) -> bytes:
     return _incr_by(ctx, argv, -delta)
 
 
-@command("incrbyfloat", 3, "write fast", (1, 1, 1))
+@command("incrbyfloat", 3, "write denyoom fast", (1, 1, 1))
 def incrbyfloat(ctx: Context, argv: list[bytes]) -> bytes:
     old = _string(ctx, argv[1], write=True)
     current = parse_long_double(b"0" if old is None else bytes(old))
@@ -407,7 +407,7 @@ def substr(ctx: Context, argv: list[bytes]) -> bytes:
     return getrange(ctx, argv)
 
 
-@command("setrange", 4, "write", (1, 1, 1))
+@command("setrange", 4, "write denyoom", (1, 1, 1))
 def setrange(ctx: Context, argv: list[bytes]) -> bytes:
     offset = int_arg(argv[2])
     if offset is None:
@@ -455,7 +455,7 @@ def mget(ctx: Context, argv: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-@command("mset", -3, "write", (1, -1, 2))
+@command("mset", -3, "write denyoom", (1, -1, 2))
 def mset(ctx: Context, argv: list[bytes]) -> bytes:
     if len(argv) % 2 == 0:
         return wrong_arity("mset")
@@ -469,7 +469,7 @@ def mset(ctx: Context, argv: list[bytes]) -> bytes:
     return OK
 
 
-@command("msetnx", -3, "write", (1, -1, 2))
+@command("msetnx", -3, "write denyoom", (1, -1, 2))
 def msetnx(ctx: Context, argv: list[bytes]) -> bytes:
     if len(argv) % 2 == 0:
         return wrong_arity("msetnx")

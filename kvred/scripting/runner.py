@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from lupa import lua51
 
 from ..commands.base import NO_SUCH_COMMAND, NO_SUCH_SUBCOMMAND, ReplyTooLarge, check_command, lookup
+from ..eviction import ERR_OOM, EVICT_FAIL
 from ..keyspace import time_ms
 from ..resp import split_inline_args
 from .engine import LUA_MAX_MEMORY_BYTES, LuaEngine, Rand48
@@ -181,12 +182,16 @@ class ScriptRunner:
         executor = ctx.executor  # type: ignore[attr-defined]
         if executor.refusing:
             return executor.misconf_error()  # type: ignore[no-any-return]
+        # a script that may write is a denyoom command (Redis's evalGetCommandFlags), unless
+        # flagged allow-oom: evict first, or refuse it whole (kvred/eviction.py)
+        if "allow-oom" not in flags and ctx.config.maxmemory and executor.evictor.check([]) == EVICT_FAIL:
+            return ERR_OOM
         if ro:
             return b"-ERR Can not execute a script with write flag using *_ro command.\r\n"
         return None
 
     def run(self, ctx: Context, engine: LuaEngine, function: Any, name: bytes, argv: list[bytes],
-            numkeys: int, read_only: bool, is_eval: bool) -> bytes:
+            numkeys: int, read_only: bool, is_eval: bool, allow_oom: bool = False) -> bytes:
         """Run a script or function for the client of `ctx`: its reply. Raises
         ReplyTooLarge (after the script ran and its effects were logged) when the reply,
         or a reply inside it, passes the client's output limit."""
@@ -209,6 +214,8 @@ class ScriptRunner:
         self._ctx = ctx
         self._reply_too_large = False
         self.kill_requested = False
+        oom_before = executor.allow_oom
+        executor.allow_oom = oom_before or allow_oom  # a script flagged allow-oom: its writes are not refused
         try:
             try:
                 reply = engine.run(function, argv[3:], numkeys, name, saved[1], ctx.output_limit,
@@ -220,6 +227,7 @@ class ScriptRunner:
                          b"limit (%d MB)\r\n" % (name, self.max_memory >> 20))
                 engine.collect()
         finally:
+            executor.allow_oom = oom_before
             running = self.running
             self.running = None
             self._ctx = None
