@@ -182,6 +182,8 @@ class Connection(asyncio.Protocol):
             self.closed = True  # never registered: connection_lost must not report it
             transport.write(refusal)  # type: ignore[attr-defined]
             transport.close()
+            if refusal is ERR_MAXCLIENTS:
+                worker.totals[4] += 1  # INFO rejected_connections
             return
         worker.clients[self.client_id] = self
         worker.count_client(+1)
@@ -225,6 +227,9 @@ class Connection(asyncio.Protocol):
             self.hold(data)
             return
         worker = self.worker
+        totals = worker.totals  # INFO total_net_input_bytes, total_reads_processed
+        totals[0] += len(data)
+        totals[2] += 1
         self.last_active = time.monotonic()  # --timeout, and CLIENT LIST's idle=
         parser = self.parser
         commands = parser.feed(data)
@@ -258,7 +263,9 @@ class Connection(asyncio.Protocol):
                 ready.append(parser.error)
             self.closing = True
         if ready and self.transport is not None:
-            self.transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
+            out = b"".join(ready) if len(ready) > 1 else ready[0]
+            self.worker.count_output(len(out))
+            self.transport.write(out)
         if self.closing:
             self.close_when_flushed()
 
@@ -569,6 +576,9 @@ class Connection(asyncio.Protocol):
             reply = b"".join(parts)
         transport = self.transport
         assert transport is not None
+        totals = self.worker.totals  # INFO total_net_output_bytes, total_writes_processed
+        totals[1] += len(reply)
+        totals[3] += 1
         transport.write(reply)
         if self.pushes and self.pushes[0][0] <= self.answered:
             self.write_pushes()
@@ -591,6 +601,7 @@ class Connection(asyncio.Protocol):
                 return
             if type(reply) is list:  # a partial reply: the start of the oldest owed one
                 if self.transport is not None:
+                    self.worker.count_output(len(reply[0]))
                     self.transport.write(reply[0])
                 continue
             self.deferred -= 1
@@ -634,7 +645,9 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        transport.write(b"".join(parts) if len(parts) > 1 else parts[0])
+        out = b"".join(parts) if len(parts) > 1 else parts[0]
+        self.worker.count_output(len(out))
+        transport.write(out)
         self.check_push_limit(transport.get_write_buffer_size() + self.pushes_bytes)
 
     def check_push_limit(self, pending: int) -> None:

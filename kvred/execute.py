@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from time import perf_counter_ns
 from typing import Any
 
 from . import ipc, resp
@@ -33,6 +34,8 @@ from .commands.base import ERR_WRONGTYPE, Command, ReplyTooLarge, Server
 from .config import Config
 from .keyspace import Databases, Keyspace, WrongType, time_ms, unwatch_all, watched_key_expired
 from .pubsub import PubSub
+from .slowlog import LatencyMonitor, SlowLog
+from .stats import REJECTED, CommandStats
 from .tracking import Tracking
 
 __all__ = ["CommandContext", "Executor", "ERR_INTERNAL"]
@@ -86,6 +89,12 @@ class Executor:
         self.refusing = ""  # the AOF error while write commands are refused (MISCONF), else ""
         self.output_limited: set[int] = set()  # clients dropped for their output, until they disconnect
         self.stat_commands = 0
+        # INFO commandstats/errorstats/latencystats (kvred/stats.py); SLOWLOG, LATENCY
+        self.stats = CommandStats()
+        for cmd in set(COMMANDS.values()):
+            cmd.stat = self.stats.stat_for(cmd.name)
+        self.slowlog = SlowLog()
+        self.latency = LatencyMonitor()
         self.in_exec = False  # BGREWRITEAOF must not fork inside EXEC (its aof_buf positions)
         self._aof_buf: list[list[bytes]] | None = None  # None: nothing is logged (loading, --appendonly no)
         self._aof_append: Callable[[list[bytes]], None] = _log_nothing
@@ -209,6 +218,7 @@ class Executor:
             size = sum(map(len, out))
         self.push_here = out
         ctx.may_block = True
+        slow_ns = self.slow_threshold_ns()  # read per entry: CONFIG SET applies to the next one
         argv: list[bytes] = []
         try:
             for argv in payload:
@@ -217,6 +227,7 @@ class Executor:
                 # GET's writer instructions (callgrind). Anything else goes through call().
                 cmd = commands_get(argv[0])
                 if direct and cmd is not None and cmd.direct and cmd.min_argc <= len(argv) <= cmd.max_argc:
+                    started = perf_counter_ns()
                     try:
                         reply = cmd.handler(ctx, argv)  # type: ignore[misc]
                     except WrongType:
@@ -225,6 +236,17 @@ class Executor:
                         raise
                     except Exception:
                         reply = _internal_error(argv)
+                    # commandstats: stats.bucket_of() inlined (a call costs more than the rest)
+                    ns = perf_counter_ns() - started
+                    stat = cmd.stat
+                    stat[0] += ns
+                    d = ns | 8
+                    b = d.bit_length()
+                    stat[(b << 2) | ((d >> (b - 3)) & 3)] += 1
+                    if reply[:1] == b"-":
+                        self.count_failed(stat, reply)
+                    if ns >= slow_ns:
+                        self.record_slow(cmd, argv, ns)
                 else:
                     reply = self.call(argv)
                 out.append(reply)
@@ -495,13 +517,16 @@ class Executor:
         if cmd is None:
             cmd = COMMANDS.get(argv[0].lower())
             if cmd is None:
-                return unknown_command(argv)
+                return self.count_error(unknown_command(argv))
         if not cmd.min_argc <= len(argv) <= cmd.max_argc:
-            return wrong_arity(cmd.name)
+            return self.count_rejected(cmd.stat, wrong_arity(cmd.name))
+        stat = cmd.stat
         if cmd.subcommands:
             error = cmd.check_subcommand(argv)
             if error is not None:
-                return error
+                return self.count_rejected(stat, error) if len(argv) > 1 else self.count_error(error)
+            if len(argv) > 1:
+                stat = self.stats.stat_for(f"{cmd.name}|{argv[1].lower().decode(errors='replace')}")
         handler = cmd.handler
         if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
             if cmd.name == "quit":  # ...but QUIT comes here first (kvred/connection.py)
@@ -512,7 +537,8 @@ class Executor:
                 return resp.OK
             return ERR_CONNECTION_COMMAND
         if cmd.write and self.refusing:
-            return self.misconf_error()
+            return self.count_rejected(stat, self.misconf_error())
+        started = perf_counter_ns()
         try:
             reply = handler(self.ctx, argv)
         except WrongType:
@@ -525,11 +551,56 @@ class Executor:
             raise
         except Exception:  # a bug in one command must not take the keyspace down
             reply = _internal_error(argv)
+        self.count_call(cmd, stat, argv, perf_counter_ns() - started, reply)
         if self.monitors and "admin" not in cmd.flags and not self.reprocessing:
             self.feed_monitors(argv)  # after it ran, as Redis 7.0's call()
         if self.tracking.clients:
             reply += self._track(cmd, argv, reply)
         return reply
+
+    # ---------------------------------------------------------------- statistics (kvred/stats.py)
+
+    def slow_threshold_ns(self) -> float:
+        """The shortest duration the slow log or the latency monitor wants to see."""
+        config = self.ctx.config
+        slower_than = config.slowlog_log_slower_than
+        threshold = slower_than * 1000 if slower_than >= 0 else math.inf
+        monitor_ms = config.latency_monitor_threshold
+        if monitor_ms > 0:
+            threshold = min(threshold, monitor_ms * 1_000_000)
+        return threshold
+
+    def count_call(self, cmd: Command, stat: list[int], argv: list[bytes], ns: int, reply: bytes) -> None:
+        """A command ran for `ns` (the hot loop inlines this for direct commands)."""
+        self.stats.record(stat, ns)
+        if reply[:1] == b"-":
+            self.count_failed(stat, reply)
+        if ns >= self.slow_threshold_ns():
+            self.record_slow(cmd, argv, ns)
+
+    def count_failed(self, stat: list[int], reply: bytes) -> None:
+        stat[1] += 1  # FAILED
+        self.stats.count_error(reply)
+
+    def count_rejected(self, stat: list[int], reply: bytes) -> bytes:
+        stat[REJECTED] += 1
+        self.stats.count_error(reply)
+        return reply
+
+    def count_error(self, reply: bytes) -> bytes:
+        self.stats.count_error(reply)
+        return reply
+
+    def record_slow(self, cmd: Command, argv: list[bytes], ns: int) -> None:
+        """SLOWLOG and the latency monitor's `command` / `fast-command` events."""
+        config = self.ctx.config
+        usec = ns // 1000
+        slower_than = config.slowlog_log_slower_than
+        if 0 <= slower_than <= usec and "skip-slowlog" not in cmd.flags:
+            client = self.ctx.client
+            self.slowlog.add(argv, usec, client.addr, client.name, config.slowlog_max_len)
+        event = "fast-command" if "fast" in cmd.flags else "command"
+        self.latency.add(event, usec // 1000, config.latency_monitor_threshold)
 
     def _track(self, cmd: Command, argv: list[bytes], reply: bytes) -> bytes:
         """CLIENT TRACKING: what a command read or changed (kvred/tracking.py); returns

@@ -108,6 +108,9 @@ class Worker:
         # one int64 per worker slot, shared by all workers: the server-wide client count
         self.client_counts = client_counts
         self.local_clients = 0
+        # INFO stats counted here since the last report to the writer (OP_STATS WORKER_TOTALS):
+        # [net input bytes, net output bytes, reads, writes, rejected connections]
+        self.totals = [0, 0, 0, 0, 0]
         self.link_sock = link
         self.ready_fd = ready_fd  # write one byte once listening
         self._client_seq = generation << 32  # replacement workers never reuse ids of the slot
@@ -232,9 +235,22 @@ class Worker:
         self.trimmer.maybe_trim()
         self.loop.call_later(WORKER_CRON_S, self.cron)
 
+    def count_output(self, nbytes: int) -> None:
+        totals = self.totals
+        totals[1] += nbytes
+        totals[3] += 1
+
     def send_client_stats(self) -> None:
-        """CLIENT LIST's per-client buffers and idle times, which live here: once a second."""
-        if not self.clients or self.stopping:
+        """CLIENT LIST's per-client buffers and idle times, which live here, and this
+        worker's counts since the last report (INFO stats): once a second."""
+        if self.stopping:
+            return
+        if any(self.totals):
+            self.batch.append([ipc.OP_STATS, ipc.WORKER_TOTALS, False, self.totals])
+            self.batch_conns.append(None)
+            self.totals = [0, 0, 0, 0, 0]
+            self._queued(0, 0)
+        if not self.clients:
             return
         now = time.monotonic()
         self.batch.append([ipc.OP_STATS, 0, False, [conn.stats(now) for conn in self.clients.values()]])

@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     lists,
     multi,
     object,
+    observe,
     pubsub,
     scripting,
     server,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .. import resp
 from ..blocking import BlockOn, parse_timeout
+from ..stats import new_stat
 
 if TYPE_CHECKING:
     from ..clients import WriterClient
@@ -142,6 +143,7 @@ class Command:
         "write",
         "subcommands",
         "direct",
+        "stat",
     )
 
     def __init__(
@@ -168,6 +170,8 @@ class Command:
         # not a connection command): its hot loop skips call() for these
         # (a blocking command neither: the executor must see it raise BlockOn)
         self.direct = handler is not None and "blocking" not in flags
+        # INFO commandstats' counters (kvred/stats.py), set by the writer's executor
+        self.stat: list[int] = new_stat()
 
     def arity_ok(self, argc: int) -> bool:
         return self.min_argc <= argc <= self.max_argc
