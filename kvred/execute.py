@@ -133,6 +133,14 @@ class Executor:
         self._aof_append = aof_buf.append
         self.select_before_next()
 
+    def stop_logging(self) -> list[list[bytes]] | None:
+        """Log nothing until `log_into` (DEBUG RELOAD replays data the AOF already has);
+        returns the buffer to give back."""
+        aof_buf, self._aof_buf = self._aof_buf, None
+        self._aof_append = _log_nothing
+        self._refresh_feed()
+        return aof_buf
+
     def select_before_next(self) -> None:
         """The next change logged starts with SELECT: a new AOF, or a rewrite whose tail
         must not rely on the database the old file had selected."""

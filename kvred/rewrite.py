@@ -37,7 +37,7 @@ from .resp import encode_command
 from .scripting import runner as scripting_runner
 from .valuetypes import STRING_TYPES, value_type
 
-__all__ = ["AofRewriter", "remove_stale_temp_files"]
+__all__ = ["AofRewriter", "remove_stale_temp_files", "write_snapshot"]
 
 log = logging.getLogger("kvred.rewrite")
 
@@ -62,7 +62,7 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _write_snapshot(databases: Databases, path: str) -> None:
+def write_snapshot(databases: Databases, path: str) -> None:
     """In the child: the function libraries as FUNCTION LOAD, every database as SELECT,
     its keys (strings many per MSET, other types with their own commands,
     kvred/valuetypes.py), and their TTLs as PEXPIREAT,
@@ -134,7 +134,7 @@ class AofRewriter:
             status = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _write_snapshot(databases, os.path.join(directory, f"temp-rewriteaof-{os.getpid()}.aof"))
+                write_snapshot(databases, os.path.join(directory, f"temp-rewriteaof-{os.getpid()}.aof"))
                 status = 0
             finally:
                 os._exit(status)

@@ -100,10 +100,12 @@ class CommandStats:
 
     def used(self) -> Iterable[tuple[str, CommandStat]]:
         """Commands that were called, rejected or failed, in table order."""
-        return ((name, stat) for name, stat in self.commands.items() if any(stat[1:]))
+        # a call takes at least one ns (a Python call is ~50), so calls > 0 means NS > 0:
+        # no scan of ~400 histograms per INFO
+        return ((name, stat) for name, stat in self.commands.items() if stat[NS] or stat[FAILED] or stat[REJECTED])
 
-    def commandstats(self) -> dict[str, str]:
-        rows = {}
+    def commandstats(self) -> dict[str, object]:
+        rows: dict[str, object] = {}
         for name, stat in self.used():
             n = calls(stat)
             usec = stat[NS] // 1000
@@ -112,11 +114,11 @@ class CommandStats:
                                        f"rejected_calls={stat[REJECTED]},failed_calls={stat[FAILED]}")
         return rows
 
-    def errorstats(self) -> dict[str, str]:
+    def errorstats(self) -> dict[str, object]:
         return {f"errorstat_{code}": f"count={count}" for code, count in self.errors.items()}
 
-    def latencystats(self, percentiles: list[float]) -> dict[str, str]:
-        rows = {}
+    def latencystats(self, percentiles: list[float]) -> dict[str, object]:
+        rows: dict[str, object] = {}
         for name, stat in self.used():
             if not calls(stat):
                 continue

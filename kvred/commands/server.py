@@ -9,6 +9,7 @@ worker's connection implements them (kvred/worker.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import resp
@@ -589,7 +590,7 @@ def info_wanted(wanted: list[bytes]) -> set[str]:
     return chosen
 
 
-def format_info(sections: dict[str, dict[str, object]], wanted: list[bytes]) -> bytes:
+def format_info(sections: dict[str, Callable[[], dict[str, object]]], wanted: list[bytes]) -> bytes:
     """Render INFO: '# Name' headers, 'field:value' lines, sections split by a blank line,
     in the order of `sections` (Redis's)."""
     chosen = info_wanted(wanted)
@@ -598,7 +599,7 @@ def format_info(sections: dict[str, dict[str, object]], wanted: list[bytes]) -> 
         if name not in chosen:
             continue
         lines = [f"# {_HEADERS.get(name, name.capitalize())}"]
-        lines += [f"{field}:{value}" for field, value in fields.items()]
+        lines += [f"{field}:{value}" for field, value in fields().items()]
         blocks.append("\r\n".join(lines) + "\r\n")
     return "\r\n".join(blocks).encode()
 
