@@ -356,7 +356,10 @@ class Connection(asyncio.Protocol):
         if cmd.handler is None or cmd.local:
             if self.worker.monitoring and cmd.name not in ("multi", "exec"):
                 self.send_monitor_feed(cmd.name, argv)  # forwarded commands, the writer shows
-            return self.connection_command(cmd.name, argv) if cmd.handler is None else cmd.handler(self, argv)
+            started = time.perf_counter_ns()
+            reply = self.connection_command(cmd.name, argv) if cmd.handler is None else cmd.handler(self, argv)
+            self.worker.count_local(_stat_name(cmd, argv), time.perf_counter_ns() - started, reply)
+            return reply
         if cmd.name in _SUBSCRIPTION_COMMANDS:
             self.mirror_subscriptions(cmd.name, argv)
         self.worker.forward_run(self, [argv], _request_bytes(argv))
@@ -402,6 +405,7 @@ class Connection(asyncio.Protocol):
             return b"-EXECABORT Transaction discarded because of: " + message + b"\r\n"
         if self.multi is not None:
             self.multi_failed = True
+        self.worker.count_rejected(None if cmd is None else cmd.name, error)
         return error
 
     def connection_command(self, name: str, argv: list[bytes]) -> bytes | None:
@@ -759,3 +763,10 @@ def _address(transport: asyncio.BaseTransport, what: str) -> str:
         host = addr[0]
         return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
     return str(addr or "")
+
+
+def _stat_name(cmd: Command, argv: list[bytes]) -> str:
+    """commandstats' name: `hello`, or `client|reply` for a container's subcommand."""
+    if cmd.subcommands and len(argv) > 1:
+        return f"{cmd.name}|{argv[1].lower().decode(errors='replace')}"
+    return cmd.name

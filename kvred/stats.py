@@ -91,6 +91,21 @@ class CommandStats:
         elif len(self.errors) < MAX_ERROR_CODES:  # bounded: a client may invent codes (DEBUG ERROR, scripts)
             self.errors[name] = 1
 
+    def merge(self, commands: dict[str, dict[int, int]], errors: dict[str, int]) -> None:
+        """Counts a worker made (the commands it answers or rejects itself): command ->
+        {stat index: count}, error code -> count."""
+        for name, counts in commands.items():
+            stat = self.stat_for(name)
+            for index, count in counts.items():
+                if 0 <= index < STAT_LEN:
+                    stat[index] += count
+        for code, count in errors.items():
+            self.total_errors += count
+            if code in self.errors:
+                self.errors[code] += count
+            elif len(self.errors) < MAX_ERROR_CODES:
+                self.errors[code] = count
+
     def reset(self) -> None:
         """CONFIG RESETSTAT: every counter to zero, in place (the command table holds the lists)."""
         for stat in self.commands.values():
@@ -115,7 +130,8 @@ class CommandStats:
         return rows
 
     def errorstats(self) -> dict[str, object]:
-        return {f"errorstat_{code}": f"count={count}" for code, count in self.errors.items()}
+        # sorted by code, as Redis keeps them (a radix tree)
+        return {f"errorstat_{code}": f"count={count}" for code, count in sorted(self.errors.items())}
 
     def latencystats(self, percentiles: list[float]) -> dict[str, object]:
         rows: dict[str, object] = {}

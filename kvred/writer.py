@@ -648,7 +648,8 @@ class Writer:
             self._forget_client(client_id)
         elif op == ipc.OP_STATS:
             if client_id == ipc.WORKER_TOTALS:  # the worker's counts since its last report
-                net_in, net_out, reads, writes, rejected = payload
+                net_in, net_out, reads, writes, rejected, commands, errors = payload
+                self.executor.stats.merge(commands, errors)
                 self.net_input_bytes += net_in
                 self.net_output_bytes += net_out
                 self.reads_processed += reads

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import resp
 from ..stats import calls
-from .base import command, int_arg
+from .base import command, int_arg, subcommand_syntax_error
 
 __all__: list[str] = []
 
@@ -61,6 +61,12 @@ _DOCTOR_NOTHING = (
     b"I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n"
 )
 
+_DOCTOR_DISABLED = (
+    b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use "
+    b"\"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep "
+    b"space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n"
+)
+
 
 def _help(lines: list[bytes]) -> bytes:
     return resp.array([resp.simple(line) for line in lines])
@@ -79,7 +85,7 @@ def slowlog(ctx: Any, argv: list[bytes]) -> bytes:
         return resp.OK
     # GET [count]: at most one argument (the table's arity is only a minimum)
     if len(argv) > 3:
-        return b"-ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.\r\n"
+        return subcommand_syntax_error(argv[1], "slowlog")
     count = SLOWLOG_DEFAULT_COUNT
     if len(argv) == 3:
         value = int_arg(argv[2])
@@ -112,7 +118,10 @@ def latency(ctx: Any, argv: list[bytes]) -> bytes:
         return resp.verbatim(_graph(event, samples).encode(), ctx.resp3)
     # doctor
     summary = monitor.summary()
-    report = _DOCTOR_NOTHING if not summary else _doctor(summary).encode()
+    if not summary:
+        report = _DOCTOR_DISABLED if not ctx.config.latency_monitor_threshold else _DOCTOR_NOTHING
+    else:
+        report = _doctor(summary).encode()
     return resp.verbatim(report, ctx.resp3)
 
 
