@@ -708,6 +708,7 @@ class Writer:
             "enable-debug-command": c.enable_debug_command.encode(),
             "track-key-access": b"yes" if c.track_key_access else b"no",
             "maxmemory": b"0",
+            "io-threads": b"1",  # kvred's workers are processes; Redis's default, no I/O threads
             "timeout": b"%d" % c.timeout,
             "loglevel": c.loglevel.encode(),
             "proto-max-bulk-len": b"%d" % c.proto_max_bulk_len,
