@@ -254,9 +254,8 @@ class Executor:
                     prev = now
                     stat = cmd.stat
                     stat[0] += ns
-                    d = ns | 8
-                    b = d.bit_length()
-                    stat[(b << 2) | ((d >> (b - 3)) & 3)] += 1
+                    b = (ns | 8).bit_length()
+                    stat[(b << 2) | ((ns >> (b - 3)) & 3)] += 1
                     if reply[:1] == b"-":
                         self.count_failed(stat, reply)
                     if ns >= slow_ns:

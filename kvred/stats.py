@@ -32,9 +32,8 @@ MAX_ERROR_CODES = 128  # Redis's ERROR_STATS_NUMBER
 
 
 def bucket_of(ns: int) -> int:
-    d = ns | 8
-    b = d.bit_length()
-    return (b << 2) | ((d >> (b - 3)) & 3)
+    b = (ns | 8).bit_length()  # durations under 8 ns share the first octave's buckets
+    return (b << 2) | ((ns >> (b - 3)) & 3)
 
 
 def bucket_upper_ns(index: int) -> int:

@@ -56,7 +56,7 @@ def slowlog_entries(raw: bytes) -> Any:
     if not isinstance(entries, list):
         return raw
     ids = [entry[0] for entry in entries]
-    ordered = all(a - b == 1 for a, b in zip(ids, ids[1:]))
+    ordered = all(a - b == 1 for a, b in zip(ids, ids[1:], strict=False))
     return ordered, [[entry[3], entry[4].rsplit(b":", 1)[0], entry[5]] for entry in entries]
 
 
@@ -205,7 +205,7 @@ def _value_shape(value: str) -> str:
     if re.fullmatch(r"-?\d+", value):
         return "int"
     if re.fullmatch(r"-?\d+\.\d+", value):
-        return "float%d" % len(value.split(".")[1])
+        return f"float{len(value.split('.')[1])}"
     if re.fullmatch(r"\d+(\.\d\d)?[BKMGTP]", value):
         return "human"
     return "text"
