@@ -187,6 +187,10 @@ class BlockedClients:
                     del blocking[key]
         return blocked
 
+    def count_with_timeout(self) -> int:
+        """INFO clients_in_timeout_table: blocked clients that have a deadline."""
+        return sum(1 for _d, _s, client, blocked in self._deadlines if client.blocked is blocked)
+
     def next_deadline(self) -> float:
         """The earliest deadline of a client still waiting (math.inf: none)."""
         deadlines = self._deadlines

@@ -113,6 +113,12 @@ class Config:
     track_key_access: bool = False  # OBJECT IDLETIME: costs throughput (kvred/keyspace.py)
     # ms a script may run before it is "busy": other clients get -BUSY, SCRIPT KILL works
     busy_reply_threshold: int = 5000
+    # SLOWLOG and LATENCY (kvred/slowlog.py), read when a command ends
+    slowlog_log_slower_than: int = 10000  # µs; negative: off, 0: every command
+    slowlog_max_len: int = 128  # entries
+    latency_monitor_threshold: int = 0  # ms; 0: the latency monitor is off
+    latency_tracking: bool = True  # INFO latencystats
+    latency_tracking_info_percentiles: tuple[float, ...] = (50.0, 99.0, 99.9)
     # the sizes up to which Redis keeps an aggregate compact: OBJECT ENCODING follows them
     hash_max_listpack_entries: int = 512
     hash_max_listpack_value: int = 64
@@ -192,6 +198,17 @@ def _fsync(text: str) -> str:
     if value not in FSYNC_POLICIES:
         raise BadValue(text, "argument(s) must be one of the following: everysec, always, no")
     return value
+
+
+def _percentiles(text: str) -> tuple[float, ...]:
+    """latency-tracking-info-percentiles: numbers from 0 to 100 separated by spaces (may be none)."""
+    try:
+        values = tuple(float(word) for word in text.split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Invalid latency-tracking-info-percentiles parameters: {text}") from None
+    if any(not 0.0 <= v <= 100.0 for v in values):
+        raise argparse.ArgumentTypeError(f"Invalid latency-tracking-info-percentiles parameters: {text}")
+    return values
 
 
 def _one_of(*choices: str) -> Callable[[str], str]:
@@ -430,6 +447,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=5000,
         help="ms a Lua script or function may run before other clients get -BUSY and SCRIPT KILL "
         "or FUNCTION KILL can stop it; 0: never (default 5000, as Redis; also spelled --lua-time-limit)",
+    )
+    parser.add_argument(
+        "--slowlog-log-slower-than",
+        type=_int_between(-LLONG_MAX - 1, LLONG_MAX),
+        default=10000,
+        help="log commands that run at least this many microseconds in SLOWLOG; negative: none, 0: all "
+        "(default 10000, as Redis)",
+    )
+    parser.add_argument(
+        "--slowlog-max-len", type=_int_between(0, LLONG_MAX), default=128,
+        help="entries SLOWLOG keeps (default 128, as Redis)",
+    )
+    parser.add_argument(
+        "--latency-monitor-threshold", type=_int_between(0, LLONG_MAX), default=0,
+        help="ms from which LATENCY records an event; 0: off (default 0, as Redis)",
+    )
+    parser.add_argument(
+        "--latency-tracking", type=_yes_no, default=True,
+        help="INFO latencystats: per-command latency percentiles, yes or no (default yes, as Redis)",
+    )
+    parser.add_argument(
+        "--latency-tracking-info-percentiles", type=_percentiles, default=(50.0, 99.0, 99.9),
+        help='the percentiles INFO latencystats shows, e.g. "50 99 99.9" (the default, as Redis)',
     )
     parser.add_argument(
         "--track-key-access",
@@ -702,6 +742,11 @@ def parse_args(argv: list[str]) -> Config:
         maxmemory_eviction_tenacity=args.maxmemory_eviction_tenacity,
         lfu_log_factor=args.lfu_log_factor,
         lfu_decay_time=args.lfu_decay_time,
+        slowlog_log_slower_than=args.slowlog_log_slower_than,
+        slowlog_max_len=args.slowlog_max_len,
+        latency_monitor_threshold=args.latency_monitor_threshold,
+        latency_tracking=args.latency_tracking,
+        latency_tracking_info_percentiles=args.latency_tracking_info_percentiles,
         **{name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name, _d, _k in ENCODING_SETTINGS},
     )
 

@@ -193,6 +193,8 @@ class Connection(asyncio.Protocol):
                 log.log(VERBOSE, "refused client %s: %s", self.peer, refusal[:120].decode(errors="replace").strip())
             transport.write(refusal)  # type: ignore[attr-defined]
             transport.close()
+            if refusal is ERR_MAXCLIENTS:
+                worker.totals[4] += 1  # INFO rejected_connections
             return
         worker.clients[self.client_id] = self
         worker.count_client(+1)
@@ -247,6 +249,9 @@ class Connection(asyncio.Protocol):
             self.hold(data)
             return
         worker = self.worker
+        totals = worker.totals  # INFO total_net_input_bytes, total_reads_processed
+        totals[0] += len(data)
+        totals[2] += 1
         self.last_active = time.monotonic()  # --timeout, and CLIENT LIST's idle=
         parser = self.parser
         commands = parser.feed(data)
@@ -280,7 +285,9 @@ class Connection(asyncio.Protocol):
                 ready.append(parser.error)
             self.closing = True
         if ready and self.transport is not None:
-            self.transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
+            out = b"".join(ready) if len(ready) > 1 else ready[0]
+            self.worker.count_output(len(out))
+            self.transport.write(out)
         if self.closing:
             self.close_when_flushed()
 
@@ -372,11 +379,14 @@ class Connection(asyncio.Protocol):
         if cmd.handler is None or cmd.local:
             if self.worker.monitoring and cmd.name not in ("multi", "exec"):
                 self.send_monitor_feed(cmd.name, argv)  # forwarded commands, the writer shows
+            started = time.perf_counter_ns()
             try:
-                return self.connection_command(cmd.name, argv) if cmd.handler is None else cmd.handler(self, argv)
+                reply = self.connection_command(cmd.name, argv) if cmd.handler is None else cmd.handler(self, argv)
             except Exception:  # a bug in a worker-local command answers an error, as the writer's call()
                 log.exception("internal error running %r in the worker", argv[0][:64])
-                return resp.ERR_INTERNAL
+                reply = resp.ERR_INTERNAL
+            self.worker.count_local(_stat_name(cmd, argv), time.perf_counter_ns() - started, reply)
+            return reply
         if cmd.name in _SUBSCRIPTION_COMMANDS:
             self.mirror_subscriptions(cmd.name, argv)
         self.worker.forward_run(self, [argv], _request_bytes(argv))
@@ -422,6 +432,7 @@ class Connection(asyncio.Protocol):
             return b"-EXECABORT Transaction discarded because of: " + message + b"\r\n"
         if self.multi is not None:
             self.multi_failed = True
+        self.worker.count_rejected(None if cmd is None else cmd.name, error)
         return error
 
     def connection_command(self, name: str, argv: list[bytes]) -> bytes | None:
@@ -636,6 +647,9 @@ class Connection(asyncio.Protocol):
             reply = b"".join(parts)
         transport = self.transport
         assert transport is not None
+        totals = self.worker.totals  # INFO total_net_output_bytes, total_writes_processed
+        totals[1] += len(reply)
+        totals[3] += 1
         transport.write(reply)
         if self.pushes and self.pushes[0][0] <= self.answered:
             self.write_pushes()
@@ -658,6 +672,7 @@ class Connection(asyncio.Protocol):
                 return
             if type(reply) is list:  # a partial reply: the start of the oldest owed one
                 if self.transport is not None:
+                    self.worker.count_output(len(reply[0]))
                     self.transport.write(reply[0])
                 continue
             self.deferred -= 1
@@ -701,7 +716,9 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        transport.write(b"".join(parts) if len(parts) > 1 else parts[0])
+        out = b"".join(parts) if len(parts) > 1 else parts[0]
+        self.worker.count_output(len(out))
+        transport.write(out)
         self.check_push_limit(transport.get_write_buffer_size() + self.pushes_bytes)
 
     def check_push_limit(self, pending: int) -> None:
@@ -816,3 +833,10 @@ def _address(transport: asyncio.BaseTransport, what: str) -> str:
         host = addr[0]
         return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
     return str(addr or "")
+
+
+def _stat_name(cmd: Command, argv: list[bytes]) -> str:
+    """commandstats' name: `hello`, or `client|reply` for a container's subcommand."""
+    if cmd.subcommands and len(argv) > 1:
+        return f"{cmd.name}|{argv[1].lower().decode(errors='replace')}"
+    return cmd.name

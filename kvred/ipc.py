@@ -16,6 +16,8 @@ Request batch: a list of entries `[op, client_id, resp3, payload]`:
     OP_UPDATE      payload = {field: value} (client name, protocol) -> None
     OP_CONTROL     payload = [argv]       -> bytes; server-level requests (shutdown)
     OP_STATS       payload = [[client_id, fd, idle s, multi, qbuf, multi-mem, omem, events], ...]
+                   or, with client id WORKER_TOTALS, [in bytes, out bytes, reads, writes, rejected
+                   connections, {command: {stat index: count}}, {error code: count}]
                    -> None; once a second, what CLIENT LIST shows of each client's buffers
 
 Reply batch: a list with one item per request entry, in the same order.
@@ -85,6 +87,7 @@ __all__ = [
     "OP_UPDATE",
     "OP_CONTROL",
     "OP_STATS",
+    "WORKER_TOTALS",
     "REPLY_DEFERRED",
     "MSG_RESUME",
     "MSG_PUSH",
@@ -100,6 +103,9 @@ __all__ = [
 ]
 
 OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL, OP_STATS = range(7)
+# OP_STATS with this client id: the worker's own counts since its last report,
+# [net input bytes, net output bytes, reads, writes, rejected connections, commands, errors]
+WORKER_TOTALS = -1
 REPLY_DEFERRED = False  # a reply item: "owed, comes in a resume message"
 MSG_RESUME = "resume"
 MSG_PUSH = "push"

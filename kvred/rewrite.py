@@ -108,6 +108,9 @@ class AofRewriter:
         self.rewrites = 0  # completed rewrites (INFO aof_rewrites)
         self.last_status = "ok"  # INFO aof_last_bgrewrite_status
         self.consecutive_failures = 0
+        self.total_forks = 0  # INFO total_forks
+        self.latest_fork_usec = 0  # how long the last fork() stalled the writer
+        self.last_rewrite_time_sec = -1  # INFO aof_last_rewrite_time_sec
         self._next_auto_at = 0.0  # monotonic time before which automatic rewrites wait
 
     @property
@@ -120,6 +123,7 @@ class AofRewriter:
             return False
         directory = os.path.dirname(os.path.abspath(self.aof.path))
         self.aof.start_rewrite_buffer()
+        forked_at = time.perf_counter_ns()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -135,11 +139,16 @@ class AofRewriter:
                 status = 0
             finally:
                 os._exit(status)
+        self.latest_fork_usec = (time.perf_counter_ns() - forked_at) // 1000
+        self.total_forks += 1
         self.child_pid = pid
         self.temp_path = os.path.join(directory, f"temp-rewriteaof-{pid}.aof")
         self.started_at = time.monotonic()
         log.info("Background append only file rewriting started by pid %d", pid)
         return True
+
+    def current_rewrite_time_sec(self) -> int:
+        return int(time.monotonic() - self.started_at) if self.child_pid else -1
 
     def auto_allowed(self, now: float) -> bool:
         """May an automatic rewrite start now (not too soon after failed ones)?"""
@@ -180,6 +189,7 @@ class AofRewriter:
         self.rewrites += 1
         self.last_status = "ok"
         self.consecutive_failures = 0
+        self.last_rewrite_time_sec = int(time.monotonic() - self.started_at)
         self._next_auto_at = 0.0
         log.info(
             "Background AOF rewrite finished successfully in %.2f s: %d bytes",

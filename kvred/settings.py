@@ -139,6 +139,8 @@ _SHOW: dict[str, Callable[[Config], str]] = {
     "client-output-buffer-limit": lambda c: "normal {0} {0} 0 slave 268435456 67108864 60 pubsub {1} {2} {3}".format(
         c.client_output_buffer_limit, *c.pubsub_output_buffer_limit),
     "notify-keyspace-events": lambda c: format_flags(c.notify_keyspace_events),
+    "latency-tracking-info-percentiles": lambda c: " ".join(
+        f"{p:f}".rstrip("0").rstrip(".") for p in c.latency_tracking_info_percentiles),
 }
 
 

@@ -45,6 +45,7 @@ from .acl import Acl, AclError
 from .config import WORKERS_MAX, Config, set_log_level, setup_logging
 from .connection import ERR_DENIED, ERR_MAXCLIENTS, PAUSED_BY_LINK, PAUSED_BY_SHUTDOWN, Connection
 from .memory import MemoryTrimmer
+from .stats import FAILED, NS, REJECTED, bucket_of, new_stat
 
 __all__ = ["Worker", "WORKER_BOOT_ERROR", "MAX_WORKERS"]
 
@@ -109,6 +110,15 @@ class Worker:
         # one int64 per worker slot, shared by all workers: the server-wide client count
         self.client_counts = client_counts
         self.local_clients = 0
+        # INFO stats counted here since the last report to the writer (OP_STATS WORKER_TOTALS):
+        # [net input bytes, net output bytes, reads, writes, rejected connections]
+        self.totals = [0, 0, 0, 0, 0]
+        # commands answered or rejected here and error replies made here (INFO
+        # commandstats, errorstats): reported before the next batch that goes to the
+        # writer, so that an INFO sent after them counts them
+        self.command_stats: dict[str, list[int]] = {}
+        self.error_counts: dict[str, int] = {}
+        self.stats_pending = False
         self.link_sock = link
         self.ready_fd = ready_fd  # write one byte once listening
         self._client_seq = generation << 32  # replacement workers never reuse ids of the slot
@@ -253,9 +263,56 @@ class Worker:
         self.trimmer.maybe_trim()
         self.loop.call_later(WORKER_CRON_S, self.cron)
 
+    def count_output(self, nbytes: int) -> None:
+        totals = self.totals
+        totals[1] += nbytes
+        totals[3] += 1
+
+    def count_local(self, name: str, ns: int, reply: bytes | None) -> None:
+        """A command this worker answered ran for `ns` (INFO commandstats)."""
+        stat = self.command_stats.get(name)
+        if stat is None:
+            stat = self.command_stats[name] = new_stat()
+        stat[NS] += ns
+        stat[bucket_of(ns)] += 1
+        if reply is not None and reply[:1] == b"-":
+            stat[FAILED] += 1
+            self.count_error(reply)
+        self.stats_pending = True
+
+    def count_rejected(self, name: str | None, reply: bytes) -> None:
+        """A command refused here (unknown, arity, NOAUTH...): Redis's rejected_calls."""
+        if name is not None:
+            stat = self.command_stats.get(name)
+            if stat is None:
+                stat = self.command_stats[name] = new_stat()
+            stat[REJECTED] += 1
+        self.count_error(reply)
+
+    def count_error(self, reply: bytes) -> None:
+        code = reply[1:].split(b" ", 1)[0].split(b"\r", 1)[0].decode(errors="replace")
+        self.error_counts[code] = self.error_counts.get(code, 0) + 1
+        self.stats_pending = True
+
+    def report_totals(self) -> None:
+        """This worker's counts since its last report, to the writer (OP_STATS WORKER_TOTALS)."""
+        sparse = {name: {i: n for i, n in enumerate(stat) if n} for name, stat in self.command_stats.items()}
+        self.batch.append([ipc.OP_STATS, ipc.WORKER_TOTALS, False, [*self.totals, sparse, self.error_counts]])
+        self.batch_conns.append(None)
+        self.totals = [0, 0, 0, 0, 0]
+        self.command_stats = {}
+        self.error_counts = {}
+        self.stats_pending = False
+        self._queued(0, 0)
+
     def send_client_stats(self) -> None:
-        """CLIENT LIST's per-client buffers and idle times, which live here: once a second."""
-        if not self.clients or self.stopping:
+        """CLIENT LIST's per-client buffers and idle times, which live here, and this
+        worker's counts since the last report (INFO stats): once a second."""
+        if self.stopping:
+            return
+        if self.stats_pending or any(self.totals):
+            self.report_totals()
+        if not self.clients:
             return
         now = time.monotonic()
         self.batch.append([ipc.OP_STATS, 0, False, [conn.stats(now) for conn in self.clients.values()]])
@@ -280,6 +337,8 @@ class Worker:
     def forward_run(self, conn: Connection, run: list[list[bytes]], nbytes: int) -> None:
         """Queue commands (`nbytes` of requests) for the writer; they join the
         connection's open entry if any."""
+        if self.stats_pending:
+            self.report_totals()
         outq = conn.outq
         if conn.open_run_batch == self.batch_id and outq and outq[-1] is None and conn.open_run is not None:
             conn.open_run.extend(run)
@@ -292,6 +351,8 @@ class Worker:
         self._queued(len(run), nbytes)
 
     def forward_exec(self, conn: Connection, queued: list[list[bytes] | bytes], nbytes: int) -> None:
+        if self.stats_pending:
+            self.report_totals()
         self.batch.append([ipc.OP_EXEC, conn.client_id, conn.resp3, queued])
         self.batch_conns.append(conn)
         conn.outq.append(None)

@@ -66,6 +66,8 @@ PUSH_FRAME_BYTES = 64 << 20  # pushes per frame, at most about (a fan-out can be
 OP_DONE = 99  # an event of a stashed batch already handled while a script was busy
 CRON_INTERVAL_S = 0.1  # statistics sampling, as Redis's serverCron at hz 10
 EXPIRE_BEHIND_INTERVAL_S = 0.02  # the next expire cycle while keys are left to expire (kvred/keyspace.py)
+HZ = 10  # the writer's cron runs 10 times a second, as Redis's default hz
+LRU_CLOCK_MAX = (1 << 24) - 1  # Redis's LRU clock: seconds, 24 bits
 REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour kvred reproduces
 ERR_REWRITE_FORK = (
     b"-ERR Can't execute an AOF background rewriting. Please check the server logs for more information.\r\n"
@@ -114,6 +116,16 @@ class Writer:
         self.collector = CycleCollector()  # the dataset out of the cycle collector's view
         # statistics for INFO
         self.stat_connections = 0
+        self.run_id = os.urandom(20).hex()  # Redis's run_id: new at each start
+        self.run_id_repl = os.urandom(20).hex()  # master_replid
+        self.peak_rss = 0
+        # what the workers report (OP_STATS, client id 0): bytes read and written on
+        # client sockets, reads and writes, connections refused
+        self.net_input_bytes = self.net_output_bytes = 0
+        self.reads_processed = self.writes_processed = 0
+        self.rejected_connections = 0
+        self._net_sample = (time.monotonic(), 0, 0)
+        self.instantaneous_input_kbps = self.instantaneous_output_kbps = 0.0
         self._ops_sample = (time.monotonic(), 0)
         self.instantaneous_ops = 0
         self._stopping = False
@@ -661,6 +673,15 @@ class Writer:
         elif op == ipc.OP_DISCONNECT:
             self._forget_client(client_id)
         elif op == ipc.OP_STATS:
+            if client_id == ipc.WORKER_TOTALS:  # the worker's counts since its last report
+                net_in, net_out, reads, writes, rejected, commands, errors = payload
+                self.executor.stats.merge(commands, errors)
+                self.net_input_bytes += net_in
+                self.net_output_bytes += net_out
+                self.reads_processed += reads
+                self.writes_processed += writes
+                self.rejected_connections += rejected
+                return
             clients = self.clients
             for row in payload:
                 known = clients.get(row[0])
@@ -862,9 +883,45 @@ class Writer:
             self.control.sendall(b"S")
         return b""  # no reply: the connection closes as the server stops, as with Redis
 
+    def debug_reload(self) -> bytes:
+        """DEBUG RELOAD: Redis saves its RDB, empties the dataset and loads the file back.
+        kvred has no RDB: the dataset is written as the AOF rewrite writes it (to a
+        temporary file in `dir`), emptied, and replayed from that file. The AOF itself is
+        left alone: it describes the same data."""
+        path = os.path.join(self.config.dir, f"temp-debug-reload-{os.getpid()}.aof")
+        try:
+            write_snapshot(self.databases, path)
+        except OSError as exc:
+            log.warning("DEBUG RELOAD: could not write the snapshot: %s", exc)
+            return b"-ERR Error trying to save the DB\r\n"
+        executor = self.executor
+        ctx = executor.ctx
+        client, db = ctx.client, ctx.client.db
+        aof_buf = executor.stop_logging()  # what is reloaded is already in the AOF
+        self.databases.flushall()
+        self.databases.loading = True
+        try:
+            scan = scan_aof(path, self._replay)
+        finally:
+            self.databases.loading = False
+            if aof_buf is not None:
+                executor.log_into(aof_buf)
+            ctx.client = client
+            ctx.select(db)
+            os.unlink(path)
+        if scan.error is not None:  # cannot happen for a file we just wrote; never silently
+            log.error("DEBUG RELOAD: the snapshot did not load: %s", scan.error)
+            return b"-ERR Error trying to load the RDB dump\r\n"
+        return resp.OK
+
     def reset_stats(self) -> bytes:
+        """CONFIG RESETSTAT: Redis's resetServerStats and resetCommandTableStats."""
         self.executor.stat_commands = 0
         self.stat_connections = 0
+        self.net_input_bytes = self.net_output_bytes = 0
+        self.reads_processed = self.writes_processed = 0
+        self.rejected_connections = 0
+        self.executor.stats.reset()
         self.databases.reset_stats()
         return resp.OK
 
@@ -888,63 +945,169 @@ class Writer:
             )
         return "".join(rows).encode()
 
-    def info_sections(self) -> dict[str, dict[str, object]]:
-        databases = self.databases
-        uptime = int(time.time() - self.started_at)
+    def info_sections(self) -> dict[str, Callable[[], dict[str, object]]]:
+        """INFO's sections in Redis 7.0's order, each a function giving its fields (only
+        the sections asked for are computed: the memory and CPU ones read /proc), each
+        field a true value or left out (kvred/commands/server.py renders them; Modules
+        stays empty as with no modules)."""
+        return {
+            "server": self._info_server,
+            "clients": self._info_clients,
+            "memory": self._info_memory,
+            "persistence": self._info_persistence,
+            "stats": self._info_stats,
+            "replication": self._info_replication,
+            "cpu": _cpu_times,
+            "modules": dict,
+            "commandstats": self.executor.stats.commandstats,
+            "errorstats": self.executor.stats.errorstats,
+            "latencystats": self._info_latencystats,
+            "cluster": lambda: {"cluster_enabled": 0},  # clients read it at start-up (redis-py's tests do)
+            "keyspace": self._info_keyspace,
+        }
+
+    def _info_server(self) -> dict[str, object]:
+        config = self.config
+        now = time.time()
+        uptime = int(now - self.started_at)
+        uname = os.uname()
+        return {
+            "redis_version": REDIS_VERSION,
+            "redis_git_sha1": "00000000",
+            "redis_git_dirty": 0,
+            "redis_mode": "standalone",
+            "os": f"{uname.sysname} {uname.release} {uname.machine}",
+            "arch_bits": 64,
+            "monotonic_clock": "POSIX clock_gettime",  # Python's time.monotonic()
+            "multiplexing_api": "epoll",
+            "process_id": os.getppid(),  # the supervisor: the process users signal
+            "process_supervised": "no",
+            "run_id": self.run_id,
+            "tcp_port": config.port,
+            "server_time_usec": time.time_ns() // 1000,
+            "uptime_in_seconds": uptime,
+            "uptime_in_days": uptime // 86400,
+            "hz": HZ,
+            "configured_hz": HZ,
+            "lru_clock": int(now) & LRU_CLOCK_MAX,
+            "executable": _executable(),
+            "config_file": config.config_file or "",
+            "io_threads_active": 0,
+            "kvred_version": __version__,
+            "writer_process_id": os.getpid(),
+            "workers": config.workers,
+        }
+
+    def _info_clients(self) -> dict[str, object]:
+        executor, config = self.executor, self.config
+        rows = [client.stats for client in self.clients.values()]
+        return {
+            "connected_clients": len(self.clients),
+            "cluster_connections": 0,
+            "maxclients": config.maxclients,
+            # the largest query buffer and output buffer its worker last reported (OP_STATS)
+            "client_recent_max_input_buffer": max((row[3] for row in rows), default=0),
+            "client_recent_max_output_buffer": max((row[5] for row in rows), default=0),
+            "blocked_clients": executor.blocked.count,
+            "tracking_clients": len(executor.tracking.clients),
+            "clients_in_timeout_table": executor.blocked.count_with_timeout(),
+        }
+
+    def _info_persistence(self) -> dict[str, object]:
         aof, rw = self.aof, self.rewriter
         return {
-            "server": {
-                "redis_version": REDIS_VERSION,
-                "kvred_version": __version__,
-                "redis_mode": "standalone",
-                "os": f"{os.uname().sysname} {os.uname().release} {os.uname().machine}",
-                "arch_bits": 64,
-                "multiplexing_api": "epoll",
-                "process_id": os.getppid(),  # the supervisor: the process users signal
-                "writer_process_id": os.getpid(),
-                "tcp_port": self.config.port,
-                "uptime_in_seconds": uptime,
-                "uptime_in_days": uptime // 86400,
-                "workers": self.config.workers,
-                "config_file": self.config.config_file,
-            },
-            "clients": {
-                "connected_clients": len(self.clients),
-                "maxclients": self.config.maxclients,
-                "blocked_clients": self.executor.blocked.count,
-            },
-            "memory": self._info_memory(),
-            "persistence": {
-                "loading": 0,
-                "aof_enabled": int(aof is not None),
-                "aof_rewrite_in_progress": int(rw is not None and rw.in_progress),
-                "aof_rewrites": rw.rewrites if rw else 0,
-                "aof_last_bgrewrite_status": rw.last_status if rw else "ok",
-                "aof_last_write_status": "ok" if aof is None or aof.last_write_ok else "err",
-                "aof_current_size": aof.current_size if aof else 0,
-                "aof_base_size": aof.base_size if aof else 0,
-                "aof_delayed_fsync": aof.delayed_fsync if aof else 0,
-            },
-            "stats": {
-                "total_connections_received": self.stat_connections,
-                "total_commands_processed": self.executor.stat_commands,
-                "instantaneous_ops_per_sec": self.instantaneous_ops,
-                "expired_keys": databases.expired_keys,
-                "expired_stale_perc": f"{databases.expired_stale_perc:.2f}",
-                "expired_time_cap_reached_count": 0,
-                "expire_cycle_cpu_milliseconds": int(databases.expire_cycle_cpu_ms),
-                "evicted_keys": databases.evicted_keys,
-                "keyspace_hits": databases.hits,
-                "keyspace_misses": databases.misses,
-            },
-            "replication": {"role": "master", "connected_slaves": 0},
-            "cpu": _cpu_times(),
-            "cluster": {"cluster_enabled": 0},  # clients read it at start-up (redis-py's tests do)
-            "keyspace": {
-                f"db{db.id}": f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={db.avg_ttl}"
-                for db in databases.dbs
-                if db.data
-            },
+            "loading": 0,
+            "async_loading": 0,
+            "rdb_bgsave_in_progress": 0,
+            "rdb_last_save_time": int(self.started_at),  # as LASTSAVE: no RDB is ever saved
+            "rdb_last_bgsave_status": "ok",
+            "rdb_last_bgsave_time_sec": -1,
+            "rdb_current_bgsave_time_sec": -1,
+            "rdb_saves": 0,
+            "aof_enabled": int(aof is not None),
+            "aof_rewrite_in_progress": int(rw is not None and rw.in_progress),
+            "aof_rewrite_scheduled": 0,
+            "aof_last_rewrite_time_sec": rw.last_rewrite_time_sec if rw else -1,
+            "aof_current_rewrite_time_sec": rw.current_rewrite_time_sec() if rw else -1,
+            "aof_last_bgrewrite_status": rw.last_status if rw else "ok",
+            "aof_rewrites": rw.rewrites if rw else 0,
+            "aof_last_write_status": "ok" if aof is None or aof.last_write_ok else "err",
+            **({
+                "aof_current_size": aof.current_size,
+                "aof_base_size": aof.base_size,
+                "aof_pending_rewrite": 0,
+                "aof_buffer_length": _aof_buf_bytes(aof),
+                "aof_pending_bio_fsync": 0,
+                "aof_delayed_fsync": aof.delayed_fsync,
+            } if aof is not None else {}),
+        }
+
+    def _info_stats(self) -> dict[str, object]:
+        databases, executor, rw = self.databases, self.executor, self.rewriter
+        pubsub = executor.pubsub
+        return {
+            "total_connections_received": self.stat_connections,
+            "total_commands_processed": executor.stat_commands,
+            "instantaneous_ops_per_sec": self.instantaneous_ops,
+            "total_net_input_bytes": self.net_input_bytes,
+            "total_net_output_bytes": self.net_output_bytes,
+            "total_net_repl_input_bytes": 0,
+            "total_net_repl_output_bytes": 0,
+            "instantaneous_input_kbps": f"{self.instantaneous_input_kbps:.2f}",
+            "instantaneous_output_kbps": f"{self.instantaneous_output_kbps:.2f}",
+            "instantaneous_input_repl_kbps": "0.00",
+            "instantaneous_output_repl_kbps": "0.00",
+            "rejected_connections": self.rejected_connections,
+            "sync_full": 0,
+            "sync_partial_ok": 0,
+            "sync_partial_err": 0,
+            "expired_keys": databases.expired_keys,
+            "expired_stale_perc": f"{databases.expired_stale_perc:.2f}",
+            "expired_time_cap_reached_count": 0,
+            "expire_cycle_cpu_milliseconds": int(databases.expire_cycle_cpu_ms),
+            "evicted_keys": databases.evicted_keys,
+            "evicted_clients": 0,
+            "total_eviction_exceeded_time": 0,
+            "current_eviction_exceeded_time": 0,
+            "keyspace_hits": databases.hits,
+            "keyspace_misses": databases.misses,
+            "pubsub_channels": len(pubsub.channels),
+            "pubsub_patterns": len(pubsub.patterns),
+            "pubsubshard_channels": len(pubsub.shard_channels),
+            "latest_fork_usec": rw.latest_fork_usec if rw else 0,
+            "total_forks": rw.total_forks if rw else 0,
+            "tracking_total_keys": len(executor.tracking.table),
+            "total_error_replies": executor.stats.total_errors,
+            "total_reads_processed": self.reads_processed,
+            "total_writes_processed": self.writes_processed,
+        }
+
+    def _info_replication(self) -> dict[str, object]:
+        return {
+            "role": "master",
+            "connected_slaves": 0,
+            "master_failover_state": "no-failover",
+            "master_replid": self.run_id_repl,
+            "master_replid2": "0" * 40,
+            "master_repl_offset": 0,
+            "second_repl_offset": -1,
+            "repl_backlog_active": 0,
+            "repl_backlog_size": 1048576,
+            "repl_backlog_first_byte_offset": 0,
+            "repl_backlog_histlen": 0,
+        }
+
+    def _info_latencystats(self) -> dict[str, object]:
+        config = self.config
+        if not config.latency_tracking:
+            return {}
+        return dict(self.executor.stats.latencystats(list(config.latency_tracking_info_percentiles)))
+
+    def _info_keyspace(self) -> dict[str, object]:
+        return {
+            f"db{db.id}": f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={db.avg_ttl}"
+            for db in self.databases.dbs
+            if db.data
         }
 
     def memory_figures(self) -> dict[str, Any]:
@@ -1046,6 +1209,11 @@ class Writer:
         if now > then:
             self.instantaneous_ops = int((commands - count) / (now - then))
         self._ops_sample = (now, commands)
+        then, net_in, net_out = self._net_sample
+        if now > then:
+            self.instantaneous_input_kbps = (self.net_input_bytes - net_in) / (now - then) / 1024
+            self.instantaneous_output_kbps = (self.net_output_bytes - net_out) / (now - then) / 1024
+        self._net_sample = (now, self.net_input_bytes, self.net_output_bytes)
 
     @staticmethod
     def _duty(duty: Callable[[], Any]) -> Any:
@@ -1113,5 +1281,66 @@ def _command_name(argv: Any) -> str:
 
 
 def _cpu_times() -> dict[str, object]:
-    t = os.times()
-    return {"used_cpu_sys": f"{t.system:.6f}", "used_cpu_user": f"{t.user:.6f}"}
+    """CPU of every kvred process (the supervisor, its workers and this writer), as
+    Redis's used_cpu_* is its one process's; _children: AOF rewrites (forks) that
+    ended; _main_thread: this writer, which runs every command."""
+    own = os.times()
+    sys_s = user_s = 0.0
+    supervisor = os.getppid()
+    family = [supervisor, *_child_pids(supervisor)]
+    if os.getpid() not in family:  # no /proc children list: at least this process
+        family = [os.getpid()]
+    for pid in family:
+        times = _proc_cpu(pid)
+        if times is not None:
+            user_s += times[0]
+            sys_s += times[1]
+    return {
+        "used_cpu_sys": f"{sys_s:.6f}",
+        "used_cpu_user": f"{user_s:.6f}",
+        "used_cpu_sys_children": f"{own.children_system:.6f}",
+        "used_cpu_user_children": f"{own.children_user:.6f}",
+        "used_cpu_sys_main_thread": f"{own.system:.6f}",
+        "used_cpu_user_main_thread": f"{own.user:.6f}",
+    }
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _child_pids(pid: int) -> list[int]:
+    """A process's children from /proc (psutil's children() scans every process: 12 ms)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(word) for word in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _proc_cpu(pid: int) -> tuple[float, float] | None:
+    """(user, system) seconds of a process, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None  # a worker that just exited
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
+
+
+def _aof_buf_bytes(aof: AppendOnlyFile | None) -> int:
+    """The AOF buffer's size as it will be written (changes of this pass, not yet flushed)."""
+    return sum(len(resp.encode_command(argv)) for argv in aof.aof_buf) if aof is not None else 0
+
+
+def _human(size: int) -> str:
+    """Redis's bytesToHuman."""
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.2f}{unit}"
+    return f"{size}B"
+
+
+def _executable() -> str:
+    import sys
+
+    return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""

@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     memory,
     multi,
     object,
+    observe,
     pubsub,
     scripting,
     server,

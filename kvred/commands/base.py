@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .. import resp
 from ..blocking import BlockOn, parse_timeout
+from ..stats import new_stat
 
 if TYPE_CHECKING:
     from ..clients import WriterClient
@@ -91,11 +92,13 @@ class Server(Protocol):
 
     def config_params(self) -> dict[str, bytes]: ...
 
-    def info_sections(self) -> dict[str, dict[str, object]]: ...
+    def info_sections(self) -> dict[str, Callable[[], dict[str, object]]]: ...
 
     def client_list(self, only: WriterClient | None = None) -> bytes: ...
 
     def reset_stats(self) -> bytes: ...
+
+    def debug_reload(self) -> bytes: ...
 
     def request_rewrite(self) -> bytes: ...
 
@@ -155,6 +158,7 @@ class Command:
         "denyoom",
         "subcommands",
         "direct",
+        "stat",
     )
 
     def __init__(
@@ -182,6 +186,8 @@ class Command:
         # not a connection command): its hot loop skips call() for these
         # (a blocking command neither: the executor must see it raise BlockOn)
         self.direct = handler is not None and "blocking" not in flags
+        # INFO commandstats' counters (kvred/stats.py), set by the writer's executor
+        self.stat: list[int] = new_stat()
 
 
 # name -> Command, under both the lowercase and the uppercase name so that the

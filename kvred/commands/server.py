@@ -9,6 +9,7 @@ worker's connection implements them (kvred/worker.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import resp
@@ -597,21 +598,37 @@ def wait(ctx: Context, argv: list[bytes]) -> bytes:
 # ---------------------------------------------------------------- INFO
 
 INFO_DEFAULT_SECTIONS = (
-    "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"
+    "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats",
+    "cluster", "keyspace",
 )
+INFO_ALL_EXTRA = ("commandstats", "latencystats")  # `all` and `everything` add these (no module sections)
+_HEADERS = {"cpu": "CPU"}  # Redis's section headers are capitalized, except this one
 
 
-def format_info(sections: dict[str, dict[str, object]], wanted: list[bytes]) -> bytes:
-    """Render INFO: '# Name' headers, 'field:value' lines, sections split by a blank line."""
-    names = [w.decode(errors="replace").lower() for w in wanted]
-    if not names or "default" in names or "all" in names or "everything" in names:
-        chosen = list(sections)
-    else:
-        chosen = [name for name in sections if name in names]
+def info_wanted(wanted: list[bytes]) -> set[str]:
+    """The sections INFO's arguments name (Redis 7.0's genInfoSectionDict): several
+    names, `default`, `all`, `everything`; none means `default`."""
+    names = {w.decode(errors="replace").lower() for w in wanted}
+    if not names:
+        names = {"default"}
+    chosen = names - {"default", "all", "everything"}
+    if "default" in names:
+        chosen.update(INFO_DEFAULT_SECTIONS)
+    if "all" in names or "everything" in names:
+        chosen.update(INFO_DEFAULT_SECTIONS + INFO_ALL_EXTRA)
+    return chosen
+
+
+def format_info(sections: dict[str, Callable[[], dict[str, object]]], wanted: list[bytes]) -> bytes:
+    """Render INFO: '# Name' headers, 'field:value' lines, sections split by a blank line,
+    in the order of `sections` (Redis's)."""
+    chosen = info_wanted(wanted)
     blocks = []
-    for name in chosen:
-        lines = [f"# {name.capitalize()}"]
-        lines += [f"{field}:{value}" for field, value in sections[name].items()]
+    for name, fields in sections.items():
+        if name not in chosen:
+            continue
+        lines = [f"# {_HEADERS.get(name, name.capitalize())}"]
+        lines += [f"{field}:{value}" for field, value in fields().items()]
         blocks.append("\r\n".join(lines) + "\r\n")
     return "\r\n".join(blocks).encode()
 
