@@ -98,6 +98,8 @@ class Executor:
             cmd.stat = self.stats.stat_for(cmd.name)
         self.slowlog = SlowLog()
         self.latency = LatencyMonitor()
+        self.slow_ns: float = math.inf
+        self.refresh_slow_threshold()
         self.in_exec = False  # BGREWRITEAOF must not fork inside EXEC (its aof_buf positions)
         self.allow_oom = False  # running a script flagged allow-oom: denyoom commands are not refused
         self._aof_buf: list[list[bytes]] | None = None  # None: nothing is logged (loading, --appendonly no)
@@ -304,7 +306,17 @@ class Executor:
             ctx.may_block = False
             self.push_here = None
             if ran:
-                self.count_entry(ran, clock() - started, payload[counted:])
+                ns = clock() - started
+                if len(ran) == 1 and ns < self.slow_ns:
+                    # count_entry inlined for one command that was not slow (a client that
+                    # does not pipeline): three Python calls less per entry, -9k of 19k
+                    # writer instructions per P1 command (callgrind, tools in issue 17's note)
+                    stat = ran[0].stat
+                    stat[0] += ns  # NS
+                    b = (ns | 8).bit_length()  # stats.bucket_of
+                    stat[(b << 2) | ((ns >> (b - 3)) & 3)] += 1
+                else:
+                    self.count_entry(ran, ns, payload[counted:])
         return out
 
     # ---------------------------------------------------------------- blocking (kvred/blocking.py)
@@ -670,15 +682,17 @@ class Executor:
 
     # ---------------------------------------------------------------- statistics (kvred/stats.py)
 
-    def slow_threshold_ns(self) -> float:
-        """The shortest duration the slow log or the latency monitor wants to see."""
+    def refresh_slow_threshold(self) -> None:
+        """The shortest duration the slow log or the latency monitor wants to see, kept
+        as `slow_ns` (at start and by CONFIG SET of slowlog-log-slower-than or
+        latency-monitor-threshold): the hot loop compares with it, no call."""
         config = self.ctx.config
         slower_than = config.slowlog_log_slower_than
         threshold = slower_than * 1000 if slower_than >= 0 else math.inf
         monitor_ms = config.latency_monitor_threshold
         if monitor_ms > 0:
             threshold = min(threshold, monitor_ms * 1_000_000)
-        return threshold
+        self.slow_ns = threshold
 
     def count_entry(self, ran: list[Command], ns: int, payload: list[list[bytes]]) -> None:
         """The direct commands of an entry ran in `ns` together: each gets its share.
@@ -690,7 +704,7 @@ class Executor:
             stat = cmd.stat
             stat[0] += share  # NS
             stat[index] += 1
-        if share >= self.slow_threshold_ns():
+        if share >= self.slow_ns:
             left = len(ran)
             for argv in payload:  # the direct ones, as run_commands chose them, in order
                 found = COMMANDS.get(argv[0])
@@ -705,7 +719,7 @@ class Executor:
         self.stats.record(stat, ns)
         if reply[:1] == b"-":
             self.count_failed(stat, reply)
-        if ns >= self.slow_threshold_ns():
+        if ns >= self.slow_ns:
             self.record_slow(cmd, argv, ns)
 
     def count_failed(self, stat: list[int], reply: bytes) -> None:

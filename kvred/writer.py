@@ -760,6 +760,8 @@ class Writer:
             self.databases.set_tracking(tracking_for(c.maxmemory_policy, c.track_key_access))
         elif name in ("busy-reply-threshold", "lua-time-limit"):
             runner_for(self.executor.ctx).busy_reply_threshold_ms = c.busy_reply_threshold
+        elif name in ("slowlog-log-slower-than", "latency-monitor-threshold"):
+            self.executor.refresh_slow_threshold()
         elif name == "requirepass":
             self.executor.acl.set_requirepass(c.requirepass)  # the default user's password (kvred/acl.py)
 

@@ -85,20 +85,24 @@ def _run(writer: Writer, *commands: list[bytes]) -> bytes:
     return b"".join(writer.executor.run_entry(ipc.OP_RUN, client, False, list(commands)))
 
 
-def test_settings_read_at_use_time(writer: Writer) -> None:
-    """slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold: a change of
-    the config object applies to the next command."""
+def _config_set(writer: Writer, *pairs: str) -> None:
+    assert _run(writer, [b"CONFIG", b"SET", *(p.encode() for p in pairs)]) == b"+OK\r\n"
+
+
+def test_settings_apply_to_the_next_command(writer: Writer) -> None:
+    """slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold: a CONFIG SET
+    applies to the next command."""
     assert _run(writer, [b"SET", b"k", b"v"], [b"SLOWLOG", b"LEN"]) == b"+OK\r\n:0\r\n"
-    writer.config.slowlog_log_slower_than = 0
-    assert _run(writer, [b"GET", b"k"], [b"SLOWLOG", b"LEN"]) == b"$1\r\nv\r\n:1\r\n"
-    writer.config.slowlog_max_len = 1
+    _config_set(writer, "slowlog-log-slower-than", "0")  # logged itself, as in Redis
+    assert _run(writer, [b"GET", b"k"], [b"SLOWLOG", b"LEN"]) == b"$1\r\nv\r\n:2\r\n"
+    _config_set(writer, "slowlog-max-len", "1")
     _run(writer, [b"GET", b"k"], [b"GET", b"k"])
     assert _run(writer, [b"SLOWLOG", b"LEN"]) == b":1\r\n"
-    writer.config.slowlog_log_slower_than = -1
+    _config_set(writer, "slowlog-log-slower-than", "-1")
     _run(writer, [b"SLOWLOG", b"RESET"], [b"GET", b"k"])
     assert _run(writer, [b"SLOWLOG", b"LEN"]) == b":0\r\n"
-    writer.config.latency_monitor_threshold = 1
-    writer.config.enable_debug_command = "yes"
+    _config_set(writer, "latency-monitor-threshold", "1")
+    writer.config.enable_debug_command = "yes"  # immutable: start-up only
     _run(writer, [b"DEBUG", b"SLEEP", b"0.01"])
     assert _run(writer, [b"LATENCY", b"HISTORY", b"command"]).startswith(b"*1\r\n*2\r\n")
 
