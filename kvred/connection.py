@@ -535,8 +535,8 @@ class Connection(asyncio.Protocol):
         if denied is None:
             return None
         context = "multi" if self.multi is not None else "toplevel"
-        self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [denied[0], context, denied[1], self.user,
-                                                                 argv[:2]]})
+        self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [
+            denied[0], context, ipc.text_to_wire(denied[1]), ipc.text_to_wire(self.user), argv[:2]]})
         return noperm_error(denied[0], name)
 
     def authenticate(self, user: bytes | None, password: bytes, command: bytes) -> bytes:
@@ -557,13 +557,13 @@ class Connection(asyncio.Protocol):
             # the ACL LOG's object is the command as the client sent it (AUTH, hello...);
             # inside EXEC, CLIENT LIST's cmd= is exec, as in Redis
             self.worker.send_event(ipc.OP_UPDATE, self, {"acl_log": [
-                DENIED_AUTH, context, command.decode("utf-8", "replace"), name,
+                DENIED_AUTH, context, ipc.text_to_wire(command.decode("utf-8", "replace")), ipc.text_to_wire(name),
                 [b"exec"] if self.running_exec else [command]]})
             return ERR_WRONGPASS
         self.user = name
         self.authenticated = True
         self.parser.unauthenticated = False
-        self.worker.send_event(ipc.OP_UPDATE, self, {"user": name})
+        self.worker.send_event(ipc.OP_UPDATE, self, {"user": ipc.text_to_wire(name)})
         return resp.OK
 
     def hello(self, argv: list[bytes]) -> bytes:

@@ -558,7 +558,7 @@ class Executor:
     def acl_log(self, reason: str, context: str, obj: str, username: str, client: WriterClient) -> None:
         self.acl.log_max_len = self.ctx.config.acllog_max_len
         self.acl.add_log(reason, context, obj, username,
-                         lambda: self.ctx.server.client_list(client).decode("utf-8", "replace").rstrip("\n"))
+                         lambda: self.ctx.server.client_list(client).decode("utf-8", "surrogateescape").rstrip("\n"))
 
     def acl_changed(self) -> None:
         """After any change of the users: whether any of them has restrictions."""

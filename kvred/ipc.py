@@ -17,6 +17,7 @@ Request batch: a list of entries `[op, client_id, resp3, payload]`:
     OP_CONTROL     payload = [argv]       -> bytes; server-level requests (shutdown)
     OP_STATS       payload = [[client_id, fd, idle s, multi, qbuf, multi-mem, omem, events], ...]
                    or, with client id WORKER_TOTALS, [in bytes, out bytes, reads, writes, rejected
+    OP_ACK         payload = [token]      a {"config" [token, ...]} message is applied
                    connections, {command: {stat index: count}}, {error code: count}]
                    -> None; once a second, what CLIENT LIST shows of each client's buffers
 
@@ -55,9 +56,11 @@ always a list, so one type check tells them apart):
         whether some client runs MONITOR: while it does, a worker reports the
         commands it answers itself (OP_UPDATE {"feed": argv}, AUTH/HELLO redacted).
 
-    {"config": {attribute: value}}
-        CONFIG SET changed these Config attributes: the worker's Config mirrors the
-        writer's. Sent to every worker in the pass of the CONFIG SET's reply, before it.
+    {"config": [token, {attribute: value}]}
+        CONFIG SET changed these Config attributes (or, token 0, a new link: every
+        runtime setting as it is now): the worker's Config mirrors the writer's. The
+        worker applies them and answers OP_ACK [token]; the CONFIG SET's client is
+        answered once every worker has (kvred/writer.py).
     {"users": [ACL LIST line, ...]}
         every ACL user (kvred/acl.py), after each change and when a link opens: the
         worker rebuilds its replica of the users from them (AUTH, MULTI's checks).
@@ -87,6 +90,7 @@ __all__ = [
     "OP_UPDATE",
     "OP_CONTROL",
     "OP_STATS",
+    "OP_ACK",
     "WORKER_TOTALS",
     "REPLY_DEFERRED",
     "MSG_RESUME",
@@ -102,7 +106,7 @@ __all__ = [
     "FrameReader",
 ]
 
-OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL, OP_STATS = range(7)
+OP_RUN, OP_EXEC, OP_CONNECT, OP_DISCONNECT, OP_UPDATE, OP_CONTROL, OP_STATS, OP_ACK = range(8)
 # OP_STATS with this client id: the worker's own counts since its last report,
 # [net input bytes, net output bytes, reads, writes, rejected connections, commands, errors]
 WORKER_TOTALS = -1
@@ -112,6 +116,16 @@ MSG_PUSH = "push"
 MSG_KILL = "kill"
 MSG_MONITORING = "monitoring"
 MSG_BUSY = "busy"
+
+
+def text_to_wire(text: str) -> bytes:
+    """A str that may hold a client's undecodable bytes (surrogateescape: user names,
+    keys) as bytes for a frame: msgspec refuses to encode lone surrogates."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def text_from_wire(data: bytes | str) -> str:
+    return data if isinstance(data, str) else data.decode("utf-8", "surrogateescape")
 MSG_CONFIG = "config"
 MSG_USERS = "users"
 

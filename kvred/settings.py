@@ -205,6 +205,11 @@ class SettingsTable:
     def get(self, name: str) -> Setting | None:
         return self.settings.get(name.lower())
 
+    def runtime_values(self, config: Config) -> dict[str, Any]:
+        """The Config attributes CONFIG SET can change, as they are now (for a new worker)."""
+        attrs = {attr for setting in self.settings.values() if setting.runtime for attr in _attrs(setting)}
+        return {attr: getattr(config, attr) for attr in sorted(attrs)}
+
     def values(self, config: Config) -> dict[str, str]:
         """Every parameter with its value, aliases under their own names."""
         return {name: setting.show(config) for name, setting in self.settings.items()}

@@ -466,10 +466,15 @@ class Worker:
         if ipc.MSG_BUSY in message:
             self.busy_error = message[ipc.MSG_BUSY]
         if ipc.MSG_CONFIG in message:
-            self.apply_config(message[ipc.MSG_CONFIG])
+            token, changes = message[ipc.MSG_CONFIG]
+            self.apply_config(changes)
+            if token:  # the writer answers the CONFIG SET once every worker has applied it
+                self.batch.append([ipc.OP_ACK, 0, False, [token]])
+                self.batch_conns.append(None)
+                self._queued(0, 0)
         if ipc.MSG_USERS in message:
             try:
-                self.acl.replace_from_lines(message[ipc.MSG_USERS])
+                self.acl.replace_from_lines([ipc.text_from_wire(line) for line in message[ipc.MSG_USERS]])
             except AclError:  # a description that does not read back: a bug, not a client's
                 log.exception("ACL users from the writer could not be read: keeping the previous ones")
         for client_id in message.get(ipc.MSG_KILL, ()):

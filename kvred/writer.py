@@ -43,6 +43,7 @@ import psutil
 
 from . import __version__, ipc, resp
 from .aof import AofWriteError, AppendOnlyFile
+from .blocking import BlockOn
 from .clients import WriterClient
 from .collector import CycleCollector
 from .commands import COMMANDS
@@ -138,6 +139,9 @@ class Writer:
         self.rewriter: AofRewriter | None = None
         self.settings = SettingsTable()
         self._config_changes: dict[str, Any] = {}  # CONFIG SET's, for the workers, sent in the pass
+        self._config_token = 0  # numbers each CONFIG SET's message to the workers
+        # token -> (client, reply, links yet to apply it): the CONFIG SET's client waits
+        self._config_waits: dict[int, tuple[WriterClient, bytes, set[Link]]] = {}
         self._rewrite_requested = False
         self._shutdown_requested = False
 
@@ -297,8 +301,10 @@ class Writer:
             sock.setblocking(False)
             link = Link(sock, int(msg[1:] or 0) if msg[:1] == b"L" else -1)
             self.links.append(link)
-            # a worker starts with the users of the config: tell it of any change since
-            self._queue_frame(link, {ipc.MSG_USERS: self.executor.acl.describe_all()})
+            # a worker starts with the settings and users of the start-up config (a worker
+            # respawned after a crash too): tell it of every change since
+            self._queue_frame(link, {ipc.MSG_CONFIG: [0, self.settings.runtime_values(self.config)]})
+            self._queue_frame(link, {ipc.MSG_USERS: self._users_message()})
             self._send(link)
             assert self._selector is not None
             self._selector.register(sock, selectors.EVENT_READ, link)
@@ -408,6 +414,11 @@ class Writer:
             pass
         os._exit(0)
 
+    def _users_message(self) -> list[bytes]:
+        """The users as ACL LIST lines for the workers, as bytes: a name or a pattern
+        may hold a client's undecodable bytes (kvred/ipc.py text_to_wire)."""
+        return [ipc.text_to_wire(line) for line in self.executor.acl.describe_all()]
+
     def _announce(self, message: Any) -> None:
         """A message for every worker, sent now (it says nothing about the data)."""
         for link in list(self.links):
@@ -435,6 +446,8 @@ class Writer:
         link.sock.close()
         if link in self.links:
             self.links.remove(link)
+        if self._config_waits:
+            self._config_applied(link, -1)  # a CONFIG SET does not wait for a worker that is gone
         for client_id in [cid for cid, info in self.clients.items() if info.link is link]:
             self._forget_client(client_id)
 
@@ -500,9 +513,9 @@ class Writer:
                     pushes = []
         touched = set()
         if self._config_changes:
-            # before the CONFIG SET's reply on its link, and in the same pass on the others
+            # every worker applies it and says so (OP_ACK): the CONFIG SET waits for that
             for link in self.links:
-                self._queue_frame(link, {ipc.MSG_CONFIG: self._config_changes})
+                self._queue_frame(link, {ipc.MSG_CONFIG: [self._config_token, self._config_changes]})
                 touched.add(link)
             self._config_changes = {}
         if executor.acl.changed:
@@ -510,7 +523,7 @@ class Writer:
             # worker before any reply of this pass is queued: a client that heard of a
             # change finds it in every worker's socket (ACL is not data: no AOF to wait for)
             executor.acl.changed = False
-            self._announce({ipc.MSG_USERS: executor.acl.describe_all()})
+            self._announce({ipc.MSG_USERS: self._users_message()})
         # A client's resumed replies are older than anything of it in this pass's batches.
         for link, client_id, replies in resumes:
             self._queue_frame(link, {ipc.MSG_RESUME: [[client_id, [_joined(r) for r in replies]]]})
@@ -672,6 +685,8 @@ class Writer:
             self.stat_connections += 1
         elif op == ipc.OP_DISCONNECT:
             self._forget_client(client_id)
+        elif op == ipc.OP_ACK:
+            self._config_applied(link, payload[0])
         elif op == ipc.OP_STATS:
             if client_id == ipc.WORKER_TOTALS:  # the worker's counts since its last report
                 net_in, net_out, reads, writes, rejected, commands, errors = payload
@@ -694,7 +709,7 @@ class Writer:
             client.name = payload.get("name", client.name)
             client.resp = payload.get("resp", client.resp)
             if "user" in payload:  # AUTH or HELLO AUTH succeeded in its worker
-                user = self.executor.acl.users.get(payload["user"])
+                user = self.executor.acl.users.get(ipc.text_from_wire(payload["user"]))
                 if user is None:  # deleted since the worker's replica said yes
                     self.executor.kill(client)
                     return
@@ -702,7 +717,7 @@ class Writer:
             if "acl_log" in payload:  # a denial the worker made (AUTH, MULTI queueing)
                 reason, context, obj, username, argv = payload["acl_log"]
                 client.last_command = argv  # a rejected command is CLIENT LIST's cmd= too, as in Redis
-                self.executor.acl_log(reason, context, obj, username, client)
+                self.executor.acl_log(reason, context, ipc.text_from_wire(obj), ipc.text_from_wire(username), client)
             if "kill" in payload:  # SCRIPT/FUNCTION KILL sent while busy, maybe answered then
                 self._kill_script(client_id, payload["kill"], payload)
             if "feed" in payload:  # a command the worker answered, for MONITOR
@@ -734,13 +749,35 @@ class Writer:
                 for name, value in self.settings.values(self.config).items()}
 
     def config_set(self, pairs: list[tuple[bytes, bytes]]) -> bytes:
-        """CONFIG SET: all or nothing; what changed reaches every worker with this pass's
-        replies (the workers' Config mirrors this one)."""
+        """CONFIG SET: all or nothing. What changed goes to every worker in this pass,
+        and the client is answered once every worker has applied it (OP_ACK), so that
+        after the reply no connection, new or old, on any worker meets the old value.
+        Inside MULTI or a script the reply cannot wait: it comes at once (the workers
+        apply the change within the pass)."""
         reply, changed = config_set(self.settings, self.config, pairs, self._setting_changed)
-        if changed:
-            self._config_changes.update(changed)
-            log.info("CONFIG SET: %s", ", ".join(sorted(changed)))
-        return reply
+        if not changed:
+            return reply
+        self._config_changes.update(changed)
+        log.info("CONFIG SET: %s", ", ".join(sorted(changed)))
+        ctx = self.executor.ctx
+        if not self.links or not ctx.may_block:
+            return reply
+        self._config_token += 1
+        self._config_waits[self._config_token] = (ctx.client, reply, set(self.links))
+        raise BlockOn([], 0, reply, (), None)  # kvred/blocking.py: no key, no timeout
+
+    def _config_applied(self, link: Link, token: int) -> None:
+        """A worker applied the CONFIG SET messages up to `token` (or went away: token
+        -1): answer the clients whose change every worker now has."""
+        for waited in sorted(self._config_waits):
+            if waited > token and token >= 0:
+                break
+            client, reply, pending = self._config_waits[waited]
+            pending.discard(link)
+            if not pending:
+                del self._config_waits[waited]
+                if client.blocked is not None:
+                    self.executor.unblock(client, reply)
 
     def _setting_changed(self, setting: Setting) -> None:
         """Apply a new value where the running server holds a copy of it."""
@@ -945,7 +982,7 @@ class Writer:
                 f"tot-mem={qbuf + multi_mem + omem} events={events} cmd={_command_name(info.last_command)} "
                 f"user={info.user.name if info.user is not None else 'default'} redir={redirect} resp={info.resp}\n"
             )
-        return "".join(rows).encode()
+        return "".join(rows).encode("utf-8", "surrogateescape")  # a user name may hold raw bytes
 
     def info_sections(self) -> dict[str, Callable[[], dict[str, object]]]:
         """INFO's sections in Redis 7.0's order, each a function giving its fields (only

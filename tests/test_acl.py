@@ -231,6 +231,17 @@ case("channels-shrunk-while-subscribed", C("ACL", "SETUSER", "alice", "on", "nop
 case("client-kill-user", C("ACL", "SETUSER", "alice", "on", "nopass", "+@all"), C2("AUTH", "alice", "x"),
      C("CLIENT", "KILL", "USER", "nosuch"), C("CLIENT", "KILL", "USER", "alice"), C("CLIENT", "KILL", "USER", "alice"))
 
+# a user name, password and patterns that are not UTF-8 travel between the writer and the
+# workers (their replica of the users, AUTH's news, ACL LOG entries) without harm
+CASES.append(Case("bytes-not-utf8", [
+    C("FLUSHALL"), C("ACL", "LOG", "RESET"),
+    C("ACL", "SETUSER", b"\xff\xfe", "on", b">\xfa\xfb", b"~\xfa*", b"&\xfb*", "+@all"),
+    C("AUTH", b"\xff\xfe", b"\xfa\xfb"), C("ACL", "WHOAMI"), C("SET", b"\xfakey", "v"), C("SET", "other", "v"),
+    C("PUBLISH", b"\xfbch", "m"), C("PUBLISH", "ch", "m"),
+    C("AUTH", b"\xff\xfe", "wrong"), C("AUTH", b"\xff\xfd", "wrong"), C("MULTI"), C("GET", "other"),
+    C("DISCARD"), C("AUTH", "default", "x"), C("ACL", "LIST"), C("ACL", "LOG", "10", norm=log_fields),
+    C("PING")], [C("ACL", "DELUSER", b"\xff\xfe"), C("ACL", "LOG", "RESET")]))
+
 
 @pytest.mark.parametrize("seq", CASES, ids=CASES.ids())
 def test_same_replies_as_redis(servers: Servers, seq: Case) -> None:  # noqa: F811

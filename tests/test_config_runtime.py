@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import ServerProcess, _kvred_env, against_redis, free_port, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
@@ -149,6 +150,39 @@ def test_every_worker_sees_a_change(tmp_path: Path) -> None:
                 c.read_available(0.2)
         with RawClient(server.port, timeout=5) as c:
             assert c.call("CONFIG", "SET", "timeout", "0") == b"+OK\r\n"
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(against_redis(), reason="kvred's workers")
+def test_a_respawned_worker_has_the_running_settings(tmp_path: Path) -> None:
+    """A worker that dies is replaced with the start-up config: the writer gives it every
+    setting changed since, before it serves anyone."""
+    server = start_kvred(tmp_path, workers=2)
+    try:
+        with RawClient(server.port, timeout=5) as c:
+            assert c.call("CONFIG", "SET", "proto-max-bulk-len", "1mb", "timeout", "3600") == b"+OK\r\n"
+        workers = [p for p in psutil.Process(server.pid).children() if p.name().startswith("kvred-worker")]
+        assert len(workers) == 2, workers
+        for victim in workers:
+            victim.kill()
+        psutil.wait_procs(workers, timeout=10)
+        deadline = time.monotonic() + 30
+        while True:  # both replaced: the port answers again from new workers
+            alive = [p for p in psutil.Process(server.pid).children() if p.name().startswith("kvred-worker")]
+            if len(alive) == 2 and not {p.pid for p in alive} & {p.pid for p in workers}:
+                try:
+                    with RawClient(server.port, timeout=5) as c:
+                        if c.call("PING") == b"+PONG\r\n":
+                            break
+                except OSError:
+                    pass
+            assert time.monotonic() < deadline, "the workers were not replaced"
+            time.sleep(0.05)
+        for _ in range(6):  # connections on both new workers
+            with RawClient(server.port, timeout=5) as c:
+                c.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n")
+                assert c.read_reply() == b"-ERR Protocol error: invalid bulk length\r\n"
     finally:
         server.stop()
 
