@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from . import ipc, resp
 from .acl import DENIED_AUTH, noperm_error
 from .commands import FORWARDED_NAMES, Command, lookup, unknown_command, wrong_arity
-from .commands.base import check_command, command_error, error_quoting
+from .commands.base import check_command, command_error, error_quoting, full_name
 from .commands.debug import ERR_DEBUG_NOT_ALLOWED, debug_allowed
 from .commands.server import valid_client_name
 from .config import VERBOSE
@@ -359,8 +359,9 @@ class Connection(asyncio.Protocol):
                 return None
         if self.subscribed:
             if cmd.name not in _SUBSCRIBED_ALLOWED:
-                name = cmd.name if not cmd.subcommands or len(argv) < 2 else f"{cmd.name}|{argv[1].lower().decode()}"
-                return self.reject(cmd, b"-ERR Can't execute '" + name.encode() + b"': only (P|S)SUBSCRIBE / "
+                # the subcommand as the client sent it, raw, as Redis quotes it
+                name = cmd.name.encode() + (b"|" + argv[1].lower() if cmd.subcommands and len(argv) >= 2 else b"")
+                return self.reject(cmd, b"-ERR Can't execute '" + name + b"': only (P|S)SUBSCRIBE / "
                                    b"(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n")
             if cmd.name == "ping":  # the subscribed form of the reply
                 if len(argv) > 2:
@@ -528,9 +529,7 @@ class Connection(asyncio.Protocol):
         user = self.worker.acl.users.get(self.user)
         if user is None or user.unrestricted or "no-auth" in cmd.flags:
             return None
-        name = cmd.name
-        if cmd.subcommands and len(argv) >= 2:
-            name = f"{name}|{argv[1].lower().decode('utf-8', 'replace')}"
+        name = full_name(cmd, argv)
         denied = user.check_command(name, argv)
         if denied is None:
             return None
@@ -835,8 +834,4 @@ def _address(transport: asyncio.BaseTransport, what: str) -> str:
     return str(addr or "")
 
 
-def _stat_name(cmd: Command, argv: list[bytes]) -> str:
-    """commandstats' name: `hello`, or `client|reply` for a container's subcommand."""
-    if cmd.subcommands and len(argv) > 1:
-        return f"{cmd.name}|{argv[1].lower().decode(errors='replace')}"
-    return cmd.name
+_stat_name = full_name  # commandstats' name: `hello`, or `client|reply` for a container's subcommand

@@ -31,7 +31,7 @@ from .acl import DENIED_CHANNEL, DENIED_CMD, DENIED_KEY, Acl, AclError, User, no
 from .blocking import ERR_UNBLOCKED, Blocked, BlockedClients, BlockOn
 from .clients import WriterClient
 from .commands import COMMANDS, lookup
-from .commands.base import ERR_WRONGTYPE, Command, ReplyTooLarge, Server, check_command, command_error
+from .commands.base import ERR_WRONGTYPE, Command, ReplyTooLarge, Server, check_command, command_error, full_name
 from .config import Config
 from .eviction import ERR_OOM, EVICT_FAIL, Evictor
 from .keyspace import Databases, Keyspace, WrongType, time_ms, unwatch_all, watched_key_expired
@@ -537,9 +537,7 @@ class Executor:
 
     def acl_check(self, user: User, cmd: Command, argv: list[bytes]) -> bytes | None:
         """Redis's ACLCheckAllPerm in call(): None, or the error (the denial is logged)."""
-        name = cmd.name
-        if cmd.subcommands and len(argv) >= 2:
-            name = f"{name}|{argv[1].lower().decode('utf-8', 'replace')}"
+        name = full_name(cmd, argv)
         if "no-auth" in cmd.flags:
             return None
         denied = user.check_command(name, argv)
@@ -638,7 +636,7 @@ class Executor:
         assert cmd is not None
         stat = cmd.stat
         if cmd.subcommands and len(argv) > 1:
-            stat = self.stats.stat_for(f"{cmd.name}|{argv[1].lower().decode(errors='replace')}")
+            stat = self.stats.stat_for(full_name(cmd, argv))
         handler = cmd.handler
         if handler is None:  # a connection command: the worker runs those, see ERR_CONNECTION_COMMAND
             if cmd.name == "quit":  # ...but QUIT comes here first (kvred/connection.py)

@@ -269,7 +269,15 @@ def command_error(cmd: Command | None, argv: list[bytes], problem: int) -> bytes
         return wrong_arity(cmd.name)
     if problem == NO_SUCH_SUBCOMMAND:
         return unknown_subcommand(argv[1], cmd.name)
-    return wrong_arity(f"{cmd.name}|{argv[1].lower().decode(errors='replace')}")
+    return wrong_arity(full_name(cmd, argv))
+
+
+def full_name(cmd: Command, argv: list[bytes]) -> str:
+    """Redis's full name of a command line: `get`, or `config|get` for a container's
+    subcommand (commandstats, ACL rules, error texts)."""
+    if cmd.subcommands and len(argv) >= 2:
+        return f"{cmd.name}|{argv[1].lower().decode('utf-8', 'replace')}"
+    return cmd.name
 
 
 def wrong_arity(name: str) -> bytes:

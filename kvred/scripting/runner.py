@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from lupa import lua51
 
-from ..commands.base import NO_SUCH_COMMAND, NO_SUCH_SUBCOMMAND, ReplyTooLarge, check_command, lookup
+from ..commands.base import NO_SUCH_COMMAND, NO_SUCH_SUBCOMMAND, ReplyTooLarge, check_command, full_name, lookup
 from ..eviction import ERR_OOM, EVICT_FAIL
 from ..keyspace import time_ms
 from ..resp import split_inline_args
@@ -383,10 +383,7 @@ _SCRIPT_ACL_ERRORS = {
 
 def _script_acl_denial(ctx: Any, user: Any, cmd: Any, argv: list[bytes]) -> ScriptError | None:
     """Redis's scriptVerifyACL: redis.call's own texts, logged with context lua."""
-    name = cmd.name
-    if cmd.subcommands and len(argv) >= 2:
-        name = f"{name}|{argv[1].lower().decode('utf-8', 'replace')}"
-    denied = user.check_command(name, argv)
+    denied = user.check_command(full_name(cmd, argv), argv)
     if denied is None:
         return None
     ctx.executor.acl_log(denied[0], "lua", denied[1], user.name, ctx.client)
