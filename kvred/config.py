@@ -39,6 +39,7 @@ __all__ = [
     "default_workers",
     "VERBOSE",
     "describe_exit",
+    "plural",
     "FSYNC_POLICIES",
     "flag_actions",
     "BadValue",
@@ -779,6 +780,11 @@ def check_startup(config: Config) -> None:
 def set_log_level(level: str) -> None:
     """loglevel changed at runtime (CONFIG SET)."""
     logging.getLogger().setLevel(_LOG_LEVEL_MAP[level])
+
+
+def plural(count: int, word: str) -> str:
+    """`1 worker`, `2 workers`: a count for a log line."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def describe_exit(code: int) -> str:

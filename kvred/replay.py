@@ -24,6 +24,7 @@ from typing import Any
 
 from .commands import COMMANDS, lookup
 from .commands.base import Handler
+from .config import plural
 from .fastparse import has_large_count
 from .resp import RequestParser, encode_command
 
@@ -208,9 +209,9 @@ def scan_aof(path: str, execute: Callable[[Handler, list[bytes]], object] | None
                 last_report = now
                 done = f.tell()
                 log.info(
-                    "loading AOF: %d%%, %d commands, %.1f MB/s",
+                    "loading AOF: %d%%, %s, %.1f MB/s",
                     100 * done // max(scan.size, 1),
-                    count,
+                    plural(count, "command"),
                     done / (now - started) / 1e6,
                 )
     scan.commands = count

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 
 from .acl import AclError
-from .config import VERBOSE, Config, check_startup, describe_exit, setup_logging
+from .config import VERBOSE, Config, check_startup, describe_exit, plural, setup_logging
 from .worker import WORKER_BOOT_ERROR, Worker
 from .writer import Writer
 
@@ -118,9 +118,9 @@ class Supervisor:
             # Redis logs this at its warning level too: it shows at every loglevel
             log.warning("Configuration loaded from %s", self.config.config_file)
         log.info(
-            "kvred starting: port %d, %d workers, fsync %s, dir %s",
+            "kvred starting: port %d, %s, fsync %s, dir %s",
             self.config.port,
-            self.config.workers,
+            plural(self.config.workers, "worker"),
             self.config.fsync,
             self.config.dir,
         )

@@ -48,7 +48,7 @@ from .clients import WriterClient
 from .collector import CycleCollector
 from .commands import COMMANDS
 from .commands.base import Handler
-from .config import MULTI_ARG_SETTINGS, Config, set_log_level, setup_logging
+from .config import MULTI_ARG_SETTINGS, Config, plural, set_log_level, setup_logging
 from .eviction import EVICT_OK, tracking_for
 from .execute import Executor
 from .keyspace import Databases, WrongType, unwatch_all
@@ -208,10 +208,10 @@ class Writer:
                 os.fsync(f.fileno())
         took = time.monotonic() - started
         log.info(
-            "DB loaded from append only file: %.3f seconds, %d commands, %d keys, %.1f MB/s",
+            "DB loaded from append only file: %.3f seconds, %s, %s, %.1f MB/s",
             took,
-            scan.commands,
-            sum(len(db) for db in self.databases.dbs),
+            plural(scan.commands, "command"),
+            plural(sum(len(db) for db in self.databases.dbs), "key"),
             scan.size / max(took, 1e-9) / 1e6,
         )
         return True
@@ -885,7 +885,11 @@ class Writer:
         base = max(aof.base_size, 1)
         growth = (aof.current_size - base) * 100 // base
         if growth >= c.auto_aof_rewrite_percentage:
-            log.info("starting automatic AOF rewrite: %d%% growth over %d bytes", growth, base)
+            if aof.base_size:
+                log.info("starting automatic AOF rewrite: %d%% growth over %s", growth, plural(aof.base_size, "byte"))
+            else:  # an AOF that started empty: a percentage of nothing says nothing
+                log.info("starting automatic AOF rewrite: the AOF has grown to %s since it started empty",
+                         plural(aof.current_size, "byte"))
             self._start_rewrite()
 
     def request_rewrite(self) -> bytes:

@@ -116,6 +116,14 @@ def always_logged(seen: dict[str, object], conf: Path) -> None:
                  "Background AOF rewrite finished successfully"):
         assert step in log, f"{step!r} missing\n{log}"
     assert f"worker {seen['killed_pid']} (slot " in log and "was killed by SIGKILL: replacing it" in log
+    assert re.search(r"kvred starting: port \d+, 2 workers, fsync ", log), log
+
+
+def test_counts_in_log_lines_agree_with_their_words() -> None:
+    """`1 worker`, not `1 workers` (the start-up line, the AOF loading lines)."""
+    from kvred.config import plural
+
+    assert [plural(n, "worker") for n in (0, 1, 2)] == ["0 workers", "1 worker", "2 workers"]
 
 
 VERBOSE_LINES = (
