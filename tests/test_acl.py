@@ -12,11 +12,13 @@ GENPASS are hash-table order and random."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from conftest import ServerProcess, free_port, require_tool, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C2,
@@ -469,3 +471,51 @@ def test_acllog_max_len(tmp_path: Path) -> None:
         client.close()
     finally:
         server.stop()
+
+
+def _app_user_session(server: ServerProcess) -> list[object]:
+    """An application user, used through the real redis-cli (--user/--pass) and redis-py
+    (username=): what each answered."""
+    cli = require_tool("redis-cli")
+    with RawClient(server.port) as admin:
+        assert admin.call("ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "&app:*", "+@all", "-@dangerous") \
+            == b"+OK\r\n"
+    out: list[object] = []
+    try:
+        for args in (["SET", "app:1", "x"], ["GET", "app:1"], ["SET", "other", "x"], ["FLUSHALL"], ["ACL", "WHOAMI"]):
+            run = subprocess.run([cli, "-p", str(server.port), "--user", "app", "--pass", "app-pw", "--no-auth-warning",
+                                  *args], capture_output=True, text=True, timeout=10)
+            out.append((run.returncode, run.stdout.strip()))
+        wrong = subprocess.run([cli, "-p", str(server.port), "--user", "app", "--pass", "nope", "--no-auth-warning",
+                                "PING"], capture_output=True, text=True, timeout=10)
+        out.append(("wrong password", (wrong.stdout + wrong.stderr).strip()))
+        r = redis.Redis(port=server.port, username="app", password="app-pw", socket_timeout=5)
+        try:
+            out.append(r.set("app:2", "y"))
+            out.append(r.get("app:2"))
+            for call in (lambda: r.set("other", "y"), lambda: r.publish("news", "m"), lambda: r.keys("*")):
+                try:
+                    call()
+                    out.append("allowed")
+                except redis.exceptions.NoPermissionError as e:
+                    out.append(("NoPermissionError", str(e)))
+            out.append(r.publish("app:news", "m"))
+        finally:
+            r.close()
+        try:
+            redis.Redis(port=server.port, username="app", password="nope", socket_timeout=5).ping()
+            out.append("wrong password accepted")
+        except redis.exceptions.AuthenticationError as e:
+            out.append(("AuthenticationError", str(e)))
+    finally:
+        with RawClient(server.port) as admin:
+            admin.call("ACL", "DELUSER", "app")
+            admin.call("FLUSHALL")
+    return out
+
+
+def test_app_user_through_redis_cli_and_redis_py(servers: Servers) -> None:  # noqa: F811
+    expected = _app_user_session(servers.redis)
+    assert ("NoPermissionError", "this user has no permissions to access one of the keys used as arguments") \
+        in expected, expected
+    assert _app_user_session(servers.kvred) == expected

@@ -357,6 +357,27 @@ def test_volatile_ttl_evicts_soonest_expiring(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.parametrize("policy", ["volatile-lru", "volatile-lfu", "volatile-random"])
+def test_volatile_policies_never_evict_persistent_keys(tmp_path: Path, policy: str) -> None:
+    """A cache of keys with a TTL over keys without one: the volatile policies evict
+    among the first only (volatile-ttl: above)."""
+    server = start_kvred(tmp_path, maxmemory="2mb", maxmemory_policy=policy)
+    value = b"v" * 1000
+    try:
+        with RawClient(server.port) as c:
+            persistent = [f"keep:{i}" for i in range(200)]
+            _write(c, persistent, value)
+            for i in range(0, 4000, 100):
+                c.send(b"".join(encode_command("SET", f"ttl:{j}", value, "EX", "100000") for j in range(i, i + 100)))
+                for _ in range(100):
+                    assert c.read_reply() == b"+OK\r\n"
+            assert all(_exists(c, persistent))
+            assert int(_info(c, "stats")["evicted_keys"]) > 1000
+            assert sum(_exists(c, [f"ttl:{j}" for j in range(4000)])) < 3000
+    finally:
+        server.stop()
+
+
 def test_volatile_policy_with_nothing_volatile_answers_oom(tmp_path: Path) -> None:
     server = start_kvred(tmp_path, maxmemory="1mb", maxmemory_policy="volatile-lru")
     try:
