@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import ServerProcess, start_kvred
-from differential import C, Case, Cases, Servers, check_case, check_survived
+from differential import C, Case, Cases, Servers, check_case, check_survived, hello_masked
 from rawclient import RawClient, parse_reply
 
 CASES = Cases()
@@ -152,8 +152,27 @@ case("debug-object", C("SET", "s", "hello"), C("SET", "n", "123"), C("SET", "big
 case("debug-reload", C("SET", "s", "hello"), C("RPUSH", "l", "a", "b"), C("SELECT", "3"), C("SET", "x", "y"),
      C("PEXPIRE", "x", "100000"), C("DEBUG", "RELOAD"), C("GET", "x"), C("TTL", "x"), C("SELECT", "0"),
      C("LRANGE", "l", "0", "-1"), C("GET", "s"), C("DBSIZE"))
+def lolwut_art(raw: bytes) -> Any:
+    """A random picture's shape: its lines' widths in characters (braille) or in cells
+    (colour escapes), its first 5 lines when they are not random yet (Schotter's top
+    rows of squares, default size), and its caption, exactly."""
+    if not raw.startswith((b"$", b"=")):
+        return raw
+    text = raw.split(b"\r\n", 1)[1].decode()
+    lines = text.split("\n")
+    cells = [line.count("\033[") // 2 or len(line) for line in lines]
+    return cells, lines[-3:], lines[:5] if len(lines) == 54 else None
+
+
 case("lolwut-versions", C("LOLWUT", "VERSION", "1"), C("LOLWUT", "VERSION", "4"), C("LOLWUT", "VERSION", "x"),
-     C("LOLWUT", "VERSION", "-3"), C("LOLWUT", "foo"))
+     C("LOLWUT", "VERSION", "-3"), C("LOLWUT", "foo"), C("LOLWUT"), C("LOLWUT", "VERSION", "4294967302", norm=lolwut_art))
+case("lolwut-art", C("LOLWUT", "VERSION", "5", norm=lolwut_art), C("LOLWUT", "VERSION", "6", norm=lolwut_art),
+     C("LOLWUT", "VERSION", "5", "20", "3", "4", norm=lolwut_art), C("LOLWUT", "VERSION", "5", "0", "-1", "9999",
+                                                                      norm=lolwut_art),
+     C("LOLWUT", "VERSION", "6", "7", "5", norm=lolwut_art), C("LOLWUT", "VERSION", "6", "5000", "0", norm=lolwut_art),
+     C("LOLWUT", "VERSION", "5", "x"), C("LOLWUT", "VERSION", "6", "1", "y"), C("LOLWUT", "VERSION", "5.9"),
+     C("HELLO", "3", norm=hello_masked), C("LOLWUT", "VERSION", "5", "10", norm=lolwut_art),
+     C("HELLO", "2", norm=hello_masked))
 case("time", C("TIME", norm=time_reply), C("TIME", "x"))
 
 

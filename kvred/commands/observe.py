@@ -6,11 +6,13 @@ these handlers only parse arguments and encode replies as Redis 7.0 does.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from .. import resp
+from ..lolwut import schotter, skyline
 from ..stats import calls
-from .base import command, int_arg, subcommand_syntax_error
+from .base import ERR_NOT_INT, command, int_arg, subcommand_syntax_error
 
 __all__: list[str] = []
 
@@ -172,10 +174,46 @@ def _graph(event: str, samples: list[list[int]]) -> str:
     return f"{event} - high {top} ms, low {low} ms (all time high {top} ms)\n" + "-" * 80 + "\n" + "\n".join(rows) + "\n"
 
 
+_LOLWUT_RANDOM = random.Random()
+
+
 @command("lolwut", -1, "readonly fast")
 def lolwut(ctx: Any, argv: list[bytes]) -> bytes:
-    """LOLWUT [VERSION v [...]]: the version line (the art of versions 5 and 6 is not drawn)."""
+    """LOLWUT [VERSION v [args...]]: version 5 draws Schotter (LOLWUT VERSION 5 [columns
+    [squares per row [squares per column]]]), 6 a skyline ([columns [rows]]), anything
+    else (7.0 itself) the version line, as Redis 7.0 (kvred/lolwut.py)."""
+    version = REDIS_VERSION
+    args = argv[1:]
     if len(argv) >= 3 and argv[1].lower() == b"version":
-        if int_arg(argv[2]) is None:
-            return b"-ERR value is not an integer or out of range\r\n"
-    return resp.verbatim(f"Redis ver. {REDIS_VERSION}\n".encode(), ctx.resp3)
+        number = int_arg(argv[2])
+        if number is None:
+            return ERR_NOT_INT
+        version = f"{number & 0xFFFFFFFF}.0.0"  # Redis prints it with %u
+        args = argv[3:]
+    if (version[:2] == "5." and version[2:3] != "9") or version.startswith("4.9"):
+        sizes = _lolwut_sizes(args, [66, 8, 12], [1000, 200, 200])
+        if isinstance(sizes, bytes):
+            return sizes
+        columns, per_row, per_column = sizes
+        art = schotter(columns, per_row, per_column, _LOLWUT_RANDOM) + "\nGeorg Nees - schotter, plotter on paper, 1968. Redis ver. "
+    elif (version[:2] == "6." and version[2:3] != "9") or version.startswith("5.9"):
+        sizes = _lolwut_sizes(args, [80, 20], [1000, 1000])
+        if isinstance(sizes, bytes):
+            return sizes
+        columns, rows = sizes
+        art = skyline(columns, rows, _LOLWUT_RANDOM) + ("\nDedicated to the 8 bit game developers of past and present.\n"
+                                                  "Original 8 bit image from Plaguemon by hikikomori. Redis ver. ")
+    else:
+        art = "Redis ver. "
+    return resp.verbatim(f"{art}{REDIS_VERSION}\n".encode(), ctx.resp3)
+
+
+def _lolwut_sizes(args: list[bytes], defaults: list[int], highest: list[int]) -> list[int] | bytes:
+    """The optional sizes, each clamped to 1..its highest as Redis does (or Redis's error)."""
+    sizes = list(defaults)
+    for i, arg in enumerate(args[: len(defaults)]):
+        value = int_arg(arg)
+        if value is None:
+            return ERR_NOT_INT
+        sizes[i] = min(max(value, 1), highest[i])
+    return sizes
