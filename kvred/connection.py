@@ -30,6 +30,7 @@ from .commands.base import check_command, command_error, error_quoting, full_nam
 from .commands.debug import ERR_DEBUG_NOT_ALLOWED, debug_allowed
 from .commands.server import valid_client_name
 from .config import VERBOSE
+from .eviction import ERR_OOM
 from .fastparse import FastRequestParser
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 # Not queued inside MULTI: they act on the transaction itself (Redis's list).
 _NOT_QUEUED = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
+_RUN_WHEN_OOM = frozenset({"exec", "discard", "quit", "reset"})  # in MULTI, over maxmemory
 
 __all__ = ["Connection", "ERR_DENIED", "ERR_MAXCLIENTS", "PAUSED_BY_LINK", "PAUSED_BY_SHUTDOWN"]
 
@@ -367,6 +369,10 @@ class Connection(asyncio.Protocol):
                 if len(argv) > 2:
                     return self.reject(cmd, wrong_arity("ping"))
                 return resp.encode_value([b"pong", argv[1] if len(argv) > 1 else b""], False)
+        if self.multi is not None and self.worker.oom and cmd.name not in _RUN_WHEN_OOM:
+            # over maxmemory with nothing to evict, queueing could grow memory without bound:
+            # Redis refuses every command but these (processCommand), and EXEC then aborts
+            return self.reject(cmd, ERR_OOM)
         if self.multi is not None:
             if "no-multi" in cmd.flags:
                 return self.reject(cmd, ERR_NOT_IN_MULTI)

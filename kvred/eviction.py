@@ -85,7 +85,7 @@ class Evictor:
     """performEvictions, with the pool kept between calls. Reads the policy, the
     samples and the tenacity from `config` at each call (CONFIG SET takes effect)."""
 
-    __slots__ = ("databases", "config", "estimate", "pool", "_next_db", "headroom", "_headroom_limit")
+    __slots__ = ("databases", "config", "estimate", "pool", "_next_db", "headroom", "_headroom_limit", "failing")
 
     def __init__(self, databases: Databases, config: Any, estimate: DatasetEstimate) -> None:
         self.databases = databases
@@ -96,6 +96,7 @@ class Evictor:
         self._next_db = 0  # where the random policies look next
         self.headroom = 0  # bytes writes may add before the next look (see the module's docstring)
         self._headroom_limit = 0  # the maxmemory it was computed for
+        self.failing = False  # the last perform() found nothing it may evict
 
     def over_limit(self) -> int:
         """Bytes over maxmemory (0 or less: under it, or no limit)."""
@@ -103,6 +104,12 @@ class Evictor:
         if not limit:
             return 0
         return self.estimate.dataset_bytes(self.databases.dbs) - limit
+
+    def out_of_memory(self) -> bool:
+        """Over maxmemory with nothing to evict: what a command queued in MULTI meets."""
+        if self.over_limit() <= 0:
+            return False
+        return self.config.maxmemory_policy == "noeviction" or self.failing
 
     def check(self, argv: list[bytes]) -> int:
         """Before a denyoom command: perform() once its growth may have spent the headroom."""
@@ -116,6 +123,7 @@ class Evictor:
         the command may run), EVICT_FAIL (over, and nothing may be evicted: -OOM)."""
         over: float = self.over_limit()
         self._headroom_limit = self.config.maxmemory
+        self.failing = False
         if over <= 0:
             self.headroom = int(-over)
             return EVICT_OK
@@ -130,6 +138,7 @@ class Evictor:
         while over > 0:
             found = self._pick(policy)
             if found is None:
+                self.failing = True
                 return EVICT_FAIL  # nothing left that this policy may evict
             db, key = found
             over -= averages[db.id] or 1  # what the estimate loses with the key

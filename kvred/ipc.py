@@ -65,6 +65,10 @@ always a list, so one type check tells them apart):
         every ACL user (kvred/acl.py), after each change and when a link opens: the
         worker rebuilds its replica of the users from them (AUTH, MULTI's checks).
 
+    {"oom": bool}
+        the dataset is over maxmemory and nothing may be evicted (noeviction, or nothing
+        left the policy may take): until False, a worker refuses with -OOM every command
+        queued in MULTI but EXEC, DISCARD, QUIT and RESET, as Redis's processCommand does.
     {"busy": error bytes | None}
         a script has run past busy-reply-threshold (None: it ended). Sent at once,
         while the writer is inside the script: until None, a worker answers that
@@ -99,6 +103,7 @@ __all__ = [
     "MSG_MONITORING",
     "MSG_BUSY",
     "MSG_CONFIG",
+    "MSG_OOM",
     "MSG_USERS",
     "MAX_FRAME_BYTES",
     "FrameTooLarge",
@@ -127,6 +132,7 @@ def text_to_wire(text: str) -> bytes:
 def text_from_wire(data: bytes | str) -> str:
     return data if isinstance(data, str) else data.decode("utf-8", "surrogateescape")
 MSG_CONFIG = "config"
+MSG_OOM = "oom"
 MSG_USERS = "users"
 
 HEADER_BYTES = 4

@@ -149,6 +149,7 @@ class Worker:
         self.push_pending: dict[int, Connection] = {}  # clients with queued pushes to write
         self.push_flush_scheduled = False
         self.busy_error: bytes | None = None  # a script is busy: the BUSY error (kvred/ipc.py)
+        self.oom = False  # over maxmemory with nothing to evict: MULTI refuses to queue (kvred/ipc.py)
         self._stopped: asyncio.Future[None] | None = None
 
     # ---------------------------------------------------------------- process
@@ -465,6 +466,8 @@ class Worker:
             self.monitoring = message[ipc.MSG_MONITORING]
         if ipc.MSG_BUSY in message:
             self.busy_error = message[ipc.MSG_BUSY]
+        if ipc.MSG_OOM in message:
+            self.oom = message[ipc.MSG_OOM]
         if ipc.MSG_CONFIG in message:
             token, changes = message[ipc.MSG_CONFIG]
             self.apply_config(changes)

@@ -140,6 +140,7 @@ class Writer:
         self.settings = SettingsTable()
         self._config_changes: dict[str, Any] = {}  # CONFIG SET's, for the workers, sent in the pass
         self._config_token = 0  # numbers each CONFIG SET's message to the workers
+        self._oom_announced = False  # what the workers were last told of maxmemory (MSG_OOM)
         # token -> (client, reply, links yet to apply it): the CONFIG SET's client waits
         self._config_waits: dict[int, tuple[WriterClient, bytes, set[Link]]] = {}
         self._rewrite_requested = False
@@ -512,6 +513,13 @@ class Writer:
                     self._held_pushes += pushes
                     pushes = []
         touched = set()
+        if self.config.maxmemory or self._oom_announced:
+            oom = self.config.maxmemory > 0 and executor.evictor.out_of_memory()
+            if oom is not self._oom_announced:  # workers refuse MULTI's queueing meanwhile
+                self._oom_announced = oom
+                for link in self.links:
+                    self._queue_frame(link, {ipc.MSG_OOM: oom})
+                    touched.add(link)
         if self._config_changes:
             # every worker applies it and says so (OP_ACK): the CONFIG SET waits for that
             for link in self.links:

@@ -80,6 +80,14 @@ case("get-several-patterns", C("CONFIG", "GET", "timeout", "maxclients", norm=co
      C("CONFIG", "GET", "cluster-enabled", "repl-backlog-size", "stream-node-max-entries", norm=config_keys))
 case("get-arity", C("CONFIG", "GET"), C("CONFIG"), C("CONFIG", "NOSUCH"))
 case("help", C("CONFIG", "HELP"))
+# over maxmemory (1 byte) with noeviction: a write is refused, and inside MULTI every
+# command but EXEC/DISCARD/QUIT/RESET, so that EXEC aborts (the workers queue MULTI: the
+# writer tells them, before the CONFIG SET is answered)
+CASES.append(Case("maxmemory-oom-in-multi", [
+    C("FLUSHALL"), C("SET", "k", "v"), C("CONFIG", "SET", "maxmemory-policy", "noeviction", "maxmemory", "1"),
+    C("GET", "k"), C("SET", "a", "b"), C("MULTI"), C("GET", "k"), C("SET", "a", "b"), C("MULTI"), C("WATCH", "x"),
+    C("EXEC"), C("MULTI"), C("DISCARD"), C("PING"), C("CONFIG", "SET", "maxmemory", "0"), C("MULTI"),
+    C("SET", "a", "b"), C("EXEC")], [C("CONFIG", "SET", "maxmemory", "0")]))
 
 
 @pytest.mark.parametrize("seq", CASES, ids=CASES.ids())
