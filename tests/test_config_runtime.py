@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ServerProcess, _kvred_env, against_redis, free_port, start_kvred
+from conftest import ServerProcess, _kvred_env, against_redis, answers_ping, free_port, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C,
     Case,
@@ -178,13 +178,9 @@ def test_a_respawned_worker_has_the_running_settings(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while True:  # both replaced: the port answers again from new workers
             alive = [p for p in psutil.Process(server.pid).children() if p.name().startswith("kvred-worker")]
-            if len(alive) == 2 and not {p.pid for p in alive} & {p.pid for p in workers}:
-                try:
-                    with RawClient(server.port, timeout=5) as c:
-                        if c.call("PING") == b"+PONG\r\n":
-                            break
-                except OSError:
-                    pass
+            if len(alive) == 2 and not {p.pid for p in alive} & {p.pid for p in workers} \
+                    and answers_ping(server.port, 5):
+                break
             assert time.monotonic() < deadline, "the workers were not replaced"
             time.sleep(0.05)
         for _ in range(6):  # connections on both new workers

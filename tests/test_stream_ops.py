@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 import redis
-from conftest import ServerProcess, against_redis
+from conftest import ServerProcess, against_redis, answers_ping
 from rawclient import RawClient, encode_command
 from test_diff_blocking import wait_blocked
 from test_durability import (
@@ -291,13 +291,7 @@ def test_killed_blocked_consumers_are_forgotten(launcher: Launcher) -> None:  # 
     consumers_reply = control.call("XINFO", "CONSUMERS", "s", "g")
     assert b"live" in consumers_reply and b"killed" not in consumers_reply and b"orphan" not in consumers_reply
     deadline = time.monotonic() + 30
-    while True:  # the supervisor replaced the worker: the port serves from 3 workers again
-        try:
-            with RawClient(server.port, timeout=5) as c:
-                if c.call("PING") == b"+PONG\r\n":
-                    break
-        except OSError:
-            pass
+    while not answers_ping(server.port, 5):  # the supervisor replaced the worker: the port serves again
         assert time.monotonic() < deadline, "the server stopped answering"
         time.sleep(0.05)
     for c in [control, *consumers.values()]:
