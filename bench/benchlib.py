@@ -224,18 +224,20 @@ class Server:
         return self.proc.returncode
 
 
-def kvred_env() -> dict[str, str]:
+def kvred_env(tree: Path = REPO_ROOT) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
     return env
 
 
 def kvred_server(workdir: Path, workers: int, fsync: str, extra: list[str] | None = None,
-                 python: str = sys.executable) -> Server:
+                 python: str = sys.executable, tree: Path | None = None) -> Server:
+    """kvred from this checkout, or from `tree` (another checkout: a before/after run)."""
     port = free_port()
     argv = [python, "-m", "kvred", "--port", str(port), "--bind", HOST, "--workers", str(workers),
             "--dir", str(workdir), "--fsync", fsync, "--loglevel", "warning", *(extra or [])]
-    return Server(f"kvred w={workers}", "kvred", argv, port, workdir, env=kvred_env(), workers=workers, fsync=fsync)
+    label = f"kvred w={workers}" if tree is None else f"kvred w={workers} @{git_commit(tree)}"
+    return Server(label, "kvred", argv, port, workdir, env=kvred_env(tree or REPO_ROOT), workers=workers, fsync=fsync)
 
 
 def redis_server(workdir: Path, fsync: str, binary: str = "redis-server", appendonly: bool = True,
@@ -303,12 +305,17 @@ def _tool_version(argv: list[str]) -> str:
         return "unavailable"
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, cwd: Path = REPO_ROOT) -> str:
     try:
-        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def git_commit(tree: Path) -> str:
+    """The short commit of another checkout (its path if it is not one)."""
+    return _git("rev-parse", "--short", "HEAD", cwd=tree) or str(tree)
 
 
 def _fstype(path: Path) -> str:

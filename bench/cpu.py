@@ -207,6 +207,9 @@ def main() -> None:
     ap.add_argument("--workers-list", default="1")
     ap.add_argument("--fsync", default="no")
     ap.add_argument("--model-cores", default="2,4,8,16")
+    ap.add_argument("--baseline-tree", type=Path, default=None,
+                    help="also run kvred from this checkout (e.g. a git worktree of the previous commit)"
+                         " with the first --workers-list value: before/after figures in one run")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     args.tests = (DEFAULT_SUITE if args.tests == "default" else args.tests).split(",")
@@ -224,6 +227,9 @@ def main() -> None:
         servers: list[Server] = []
         try:
             makers = [(f"kvred{w}", lambda d, w=w: benchlib.kvred_server(d, w, args.fsync)) for w in workers_list]
+            if args.baseline_tree:
+                makers.append(("baseline", lambda d: benchlib.kvred_server(d, workers_list[0], args.fsync,
+                                                                            tree=args.baseline_tree.resolve())))
             makers.append(("redis", lambda d: benchlib.redis_server(d, args.fsync)))
             for name, make in makers:
                 workdir = Path(tmp) / name

@@ -642,6 +642,7 @@ class Writer:
         clients = self.clients
         executor = self.executor
         run_entry = executor.run_entry
+        run_single = executor.run_single
         commands = 0  # counted here, once per batch: an attribute += per entry cost ~400 instructions
         for entry in batch:
             op, client_id, resp3, payload = entry
@@ -656,7 +657,10 @@ class Writer:
                 else:
                     client = clients.get(client_id) or self._unannounced_client(client_id, link)
                     client.last_command = _EXEC_ARGV if op else payload[-1]  # CLIENT LIST's cmd=
-                    reply = run_entry(op, client, resp3, payload)
+                    if op or len(payload) != 1:
+                        reply = run_entry(op, client, resp3, payload)
+                    else:
+                        reply = run_single(client, resp3, payload[0])
                     replies.append(reply)
                     if reply is not ipc.REPLY_DEFERRED:  # (False: the client blocked)
                         client.answered += 1
