@@ -36,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +98,15 @@ def run_load(server: Server, test: str, clients: int, pipeline: int, requests: i
     elapsed = time.perf_counter() - started
     gen_after = os.times()
     after = snapshot(pids)
-    rows = [row for row in parse_redis_benchmark(proc.stdout) if row["test"].lower() == test
-            or test == "ping_inline" and row["test"] == "PING_INLINE"]
+    # `-t lrange` runs LRANGE_100, _300, _500 and _600, `-t mset` is "MSET (10 keys)": one
+    # row per test run, each of `requests`; their CPU is priced over all of them together
+    rows = [row for row in parse_redis_benchmark(proc.stdout)
+            if (name := row["test"].lower()) == test or name.startswith((test + "_", test + " "))]
     error = "" if proc.returncode == 0 and rows else f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-300:]}"
+    rps = None
+    if rows:
+        rps = len(rows) * requests / sum(requests / row["rps"] for row in rows)  # over the whole run
+        requests *= len(rows)
     per_request: dict[str, dict[str, float]] = {}
     for role, (user, system) in after.items():
         if role in before:
@@ -107,7 +115,7 @@ def run_load(server: Server, test: str, clients: int, pipeline: int, requests: i
     generator = ((gen_after.children_user - gen_before.children_user)
                  + (gen_after.children_system - gen_before.children_system)) * 1e6 / requests
     return {"server": server.label, "test": test, "clients": clients, "pipeline": pipeline, "requests": requests,
-            "rps": rows[0]["rps"] if rows else None, "elapsed_s": elapsed, "cpu_us": per_request,
+            "rps": rps, "elapsed_s": elapsed, "cpu_us": per_request,
             "generator_us": generator, "error": error}
 
 
@@ -147,7 +155,7 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, info: dict[str, object],
-             labels: list[str], workers_of: dict[str, int]) -> str:
+             labels: list[str], workers_of: dict[str, int]) -> tuple[str, dict[tuple[Any, ...], dict[str, Any]]]:
     cores = os.cpu_count() or 1
     lines = ["# CPU per request, kvred vs redis-server", "",
              f"redis-benchmark `-n {args.requests} -r 100000`, {args.repeats} repeats (the run with the median"
@@ -193,7 +201,85 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, info: dict[st
             preds = [predict(t, 0.0, max(c - 1, 1), c) for c in args.model_cores]
         lines.append(f"| {test} | {clients} | {pipeline} | {label} | " + " | ".join(f"{p:,.0f}" for p in preds) + " |")
     lines += ["", "Machine:", "", benchlib.machine_markdown(info)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", model_inputs
+
+
+def scaling_chart(out: Path, model_inputs: dict[tuple[Any, ...], dict[str, Any]], rows: list[dict[str, Any]],
+                  max_cores: int = 16) -> str | None:
+    """scaling.png: the model's requests/s against cores (generator elsewhere) for each
+    CPU-bound load (-c > 1), kvred with cores - 1 workers next to redis-server, and what
+    this machine measured (its generator on the same cores) as points. None without
+    matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    loads = sorted({key[:3] for key in model_inputs if key[1] > 1}, key=lambda k: (k[0], k[1], k[2]))
+    if not loads:
+        return None
+    cores = list(range(1, max_cores + 1))
+    ncols = min(3, len(loads))
+    nrows = -(-len(loads) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(loads):]:
+        ax.set_visible(False)
+    here = os.cpu_count() or 1
+    for ax, (test, clients, pipeline) in zip(axes.flat, loads, strict=False):
+        for (t, c, p, label), data in model_inputs.items():
+            if (t, c, p) != (test, clients, pipeline):
+                continue
+            totals_ = data["totals"]
+            is_redis = label == "redis-server"
+            if not is_redis and data["workers"] != min(d["workers"] for k, d in model_inputs.items()
+                                                      if k[:3] == (t, c, p) and k[3] != "redis-server"):
+                continue  # one kvred line per load: the costs measured with the fewest workers
+            ys = [predict(totals_, 0.0, 1 if is_redis else max(n - 1, 1), n) for n in cores]
+            ax.plot(cores, ys, label=f"{label} (model)", color="tab:red" if is_redis else "tab:blue",
+                    ls="--" if is_redis else "-")
+        for label in {key[3] for key in model_inputs}:
+            row = median_row([r for r in rows if r["server"] == label and r["test"] == test
+                              and r["clients"] == clients and r["pipeline"] == pipeline])
+            if row is not None:
+                ax.plot([here], [row["rps"]], marker="o" if label == "redis-server" else "^", ls="",
+                        color="tab:red" if label == "redis-server" else "tab:blue", label=f"{label} measured")
+        ax.set_title(f"{test.upper()} -c {clients} -P {pipeline}")
+        ax.set_xlabel("cores")
+        ax.set_xticks([1, 2, 4, 8, 12, 16])
+        ax.set_ylabel("requests/s")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Scaling model: kvred (writer on one core, cores - 1 workers) vs redis-server", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "scaling.png", dpi=110)
+    plt.close(fig)
+    return "scaling.png"
+
+
+def write_outputs(out: Path, rows: list[dict[str, Any]], args: argparse.Namespace, info: dict[str, object],
+                  labels: list[str], workers_of: dict[str, int]) -> str:
+    """cpu.md (and scaling.png beside it); returns the markdown."""
+    text, model_inputs = markdown(rows, args, info, labels, workers_of)
+    chart = scaling_chart(out, model_inputs, rows)
+    if chart:
+        text += f"\n![scaling model]({chart})\n"
+    (out / "cpu.md").write_text(text)
+    return text
+
+
+def render_again(out: Path) -> None:
+    data = json.loads((out / "cpu.json").read_text())
+    rows = data["rows"]
+    saved = data["args"]
+    labels = list(dict.fromkeys(row["server"] for row in rows))
+    args = argparse.Namespace(tests=list(dict.fromkeys(row["test"] for row in rows)), requests=saved["requests"],
+                              repeats=saved["repeats"], fsync=saved["fsync"],
+                              model_cores=[int(c) for c in saved["model_cores"].strip("[]").split(",")])
+    workers_of = {label: int(label.split("w=")[1].split()[0]) for label in labels if "w=" in label}
+    print(write_outputs(out, rows, args, data["machine"], labels, workers_of))
 
 
 def main() -> None:
@@ -211,7 +297,12 @@ def main() -> None:
                     help="also run kvred from this checkout (e.g. a git worktree of the previous commit)"
                          " with the first --workers-list value: before/after figures in one run")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--render", type=Path, default=None, metavar="DIR",
+                    help="remake DIR/cpu.md and DIR/scaling.png from DIR/cpu.json (an earlier run) and stop")
     args = ap.parse_args()
+    if args.render:
+        render_again(args.render)
+        return
     args.tests = (DEFAULT_SUITE if args.tests == "default" else args.tests).split(",")
     clients = [int(x) for x in args.clients.split(",")]
     pipelines = [int(x) for x in args.pipelines.split(",")]
@@ -226,11 +317,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kvred-cpu-") as tmp:
         servers: list[Server] = []
         try:
-            makers = [(f"kvred{w}", lambda d, w=w: benchlib.kvred_server(d, w, args.fsync)) for w in workers_list]
+            # (name, how to make it in a directory): the kvreds, a baseline checkout's, redis-server
+            makers: list[tuple[str, Callable[[Path], Server]]] = [
+                (f"kvred{w}", partial(benchlib.kvred_server, workers=w, fsync=args.fsync)) for w in workers_list]
             if args.baseline_tree:
-                makers.append(("baseline", lambda d: benchlib.kvred_server(d, workers_list[0], args.fsync,
-                                                                            tree=args.baseline_tree.resolve())))
-            makers.append(("redis", lambda d: benchlib.redis_server(d, args.fsync)))
+                makers.append(("baseline", partial(benchlib.kvred_server, workers=workers_list[0], fsync=args.fsync,
+                                                   tree=args.baseline_tree.resolve())))
+            makers.append(("redis", partial(benchlib.redis_server, fsync=args.fsync)))
             for name, make in makers:
                 workdir = Path(tmp) / name
                 workdir.mkdir()
@@ -258,10 +351,9 @@ def main() -> None:
             for server in servers:
                 server.stop()
     labels = [s.label for s in servers]
-    text = markdown(rows, args, info, labels, workers_of)
+    text = write_outputs(out, rows, args, info, labels, workers_of)
     (out / "cpu.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                               "machine": info, "rows": rows}, indent=1))
-    (out / "cpu.md").write_text(text)
     print()
     print(text)
     print(f"written to {out}")

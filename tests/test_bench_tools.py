@@ -29,7 +29,7 @@ BENCH = REPO_ROOT / "bench"
 CLIENT_TIMEOUT_S = 30.0
 REPORT_TIMEOUT_S = 50.0
 MODES = ("ping", "get", "exists", "set", "del", "mset", "incr")
-ENTRY_POINTS = ("report.py", "memory.py", "fanout.py", "streams.py", "cpu.py")
+ENTRY_POINTS = ("report.py", "memory.py", "fanout.py", "streams.py", "cpu.py", "writer_pass.py")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_cpu_and_streams_tools_run(tmp_path: Path, script: str) -> None:
     out = tmp_path / script
     if script == "cpu":
         args = ["--tests", "set", "--clients", "10", "--pipelines", "1", "-n", "3000", "--repeats", "1",
-                "--workers-list", "2"]
+                "--workers-list", "2", "--baseline-tree", str(REPO_ROOT)]
     else:
         args = ["--pipelines", "1", "-n", "2000", "--repeats", "1", "--memory-entries", "20000"]
     result = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), *args, "--out", str(out)],
@@ -166,10 +166,32 @@ def test_cpu_and_streams_tools_run(tmp_path: Path, script: str) -> None:
     if script == "cpu":
         kvred = next(row for row in data["rows"] if row["server"] == "kvred w=2")
         assert {"supervisor", "writer", "worker0", "worker1"} <= set(kvred["cpu_us"]), kvred["cpu_us"]
+        # the baseline checkout (this one again) runs beside, labelled with its commit
+        assert {row["server"] for row in data["rows"]} == {"kvred w=2", f"kvred w=2 @{short_commit()}", "redis-server"}
         assert "Scaling model" in (out / "cpu.md").read_text()
+        assert (out / "scaling.png").read_bytes().startswith(b"\x89PNG")
     else:
         assert {row["load"] for row in data["rows"]} == {"xadd", "xadd-maxlen", "xreadgroup"}
         assert set(data["memory"]) == {"kvred w=2", "redis-server"}
+
+
+def short_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("aof", [False, True])
+def test_writer_pass_prices_a_pass(aof: bool) -> None:
+    """bench/writer_pass.py runs whole writer passes in one process and prices a command."""
+    argv = [sys.executable, str(BENCH / "writer_pass.py"), "--rounds", "200", "--entries", "4", "--commands", "3"]
+    result = subprocess.run(argv + (["--aof"] if aof else []), capture_output=True, text=True,
+                            timeout=REPORT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        f"{kind} x3 per entry, 4 entries per pass{' +AOF' if aof else ''}" for kind in ("set", "get")]
+    for line in lines:
+        assert int(line.split(": ")[1].split(" ")[0].replace(",", "")) > 0, line
 
 
 # --------------------------------------------------------------------- charts
