@@ -71,6 +71,20 @@ def require_tool(name: str) -> str:
     return path
 
 
+def live_children(pid: int) -> list[psutil.Process]:
+    """The live (not zombie) children of `pid` with their names read; one that is reaped
+    while it is looked at (the killed worker) is left out instead of raising."""
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                child.name()  # cached by psutil from here on
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def answers_ping(port: int, timeout: float) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

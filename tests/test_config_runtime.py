@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ServerProcess, _kvred_env, against_redis, answers_ping, free_port, start_kvred
+from conftest import ServerProcess, _kvred_env, against_redis, answers_ping, free_port, live_children, start_kvred
 from differential import (  # noqa: F401  (servers: the fixture)
     C,
     Case,
@@ -170,14 +170,14 @@ def test_a_respawned_worker_has_the_running_settings(tmp_path: Path) -> None:
     try:
         with RawClient(server.port, timeout=5) as c:
             assert c.call("CONFIG", "SET", "proto-max-bulk-len", "1mb", "timeout", "3600") == b"+OK\r\n"
-        workers = [p for p in psutil.Process(server.pid).children() if p.name().startswith("kvred-worker")]
+        workers = [p for p in live_children(server.pid) if p.name().startswith("kvred-worker")]
         assert len(workers) == 2, workers
         for victim in workers:
             victim.kill()
         psutil.wait_procs(workers, timeout=10)
         deadline = time.monotonic() + 30
         while True:  # both replaced: the port answers again from new workers
-            alive = [p for p in psutil.Process(server.pid).children() if p.name().startswith("kvred-worker")]
+            alive = [p for p in live_children(server.pid) if p.name().startswith("kvred-worker")]
             if len(alive) == 2 and not {p.pid for p in alive} & {p.pid for p in workers} \
                     and answers_ping(server.port, 5):
                 break

@@ -23,9 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
-from conftest import ServerProcess, _kvred_env, against_redis, free_port
+from conftest import ServerProcess, _kvred_env, against_redis, free_port, live_children
 from rawclient import RawClient
 
 pytestmark = pytest.mark.skipif(against_redis(), reason="kvred's own log lines")
@@ -69,7 +68,7 @@ def exercise(server: ServerProcess) -> dict[str, object]:
     with RawClient(server.port) as client:
         assert client.call("BGREWRITEAOF") == b"+Background append only file rewriting started\r\n"
     wait_for_log(server, r"Background AOF rewrite finished successfully")
-    workers = [p for p in psutil.Process(server.pid).children() if p.name().startswith("kvred-worker")]
+    workers = [p for p in live_children(server.pid) if p.name().startswith("kvred-worker")]
     assert len(workers) == 2
     victim = workers[0]
     seen["killed_pid"] = victim.pid
@@ -77,14 +76,13 @@ def exercise(server: ServerProcess) -> dict[str, object]:
     # the replacement is ready once the supervisor has two live workers again
     deadline = time.monotonic() + LOG_WAIT_S
     while True:
-        live = [p for p in psutil.Process(server.pid).children()
-                if p.name().startswith("kvred-worker") and p.pid != victim.pid and p.status() != psutil.STATUS_ZOMBIE]
+        live = [p for p in live_children(server.pid) if p.name().startswith("kvred-worker") and p.pid != victim.pid]
         if len(live) == 2:
             break
         assert time.monotonic() < deadline, server.log_tail()
         time.sleep(POLL_S)
     seen["replacement_pid"] = next(p.pid for p in live if p.pid != workers[1].pid)
-    seen["writer_pid"] = next(p.pid for p in psutil.Process(server.pid).children() if p.name() == "kvred-writer")
+    seen["writer_pid"] = next(p.pid for p in live_children(server.pid) if p.name() == "kvred-writer")
     wait_for_log(server, rf"worker {victim.pid} \(slot \d\) was killed by SIGKILL: replacing it")
     assert server.signal_and_wait(signal.SIGTERM) == 0, server.log_tail()
     seen["log"] = server.log_path.read_text(errors="replace")
