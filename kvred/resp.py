@@ -473,6 +473,7 @@ def encode_value(value: object, resp3: bool) -> bytes:
 
 # `$<n>\r\n` for the argument lengths most commands carry: a lookup, not a format
 _BULK_HEADS = [b"$%d\r\n" % n for n in range(1024)]
+BULK_HEADS = _BULK_HEADS  # `$<n>\r\n` for n < 1024: hot paths join a looked-up header (no %-format)
 
 
 def encode_command(argv: Sequence[bytes]) -> bytes:

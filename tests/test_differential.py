@@ -69,6 +69,11 @@ case("get-set-basic", C("GET", "k"), C("SET", "k", "v"), C("GET", "k"), C("SET",
 case("get-set-binary", C("SET", b"k\x00\xff", b"\x00\r\n\xff$-1\r\n"), C("GET", b"k\x00\xff"),
      C("GET", b"k\x00"), C("SET", "sp ace", "a b"), C("GET", "sp ace"))
 case("get-set-big-value", C("SET", "big", b"x" * 200_000), C("GET", "big"), C("STRLEN", "big"))
+# GET's reply header is looked up below 1024 bytes and formatted from there; APPEND and
+# SETRANGE leave a mutable value behind
+case("get-header-sizes", C("SET", "a", b"y" * 1023), C("GET", "a"), C("SET", "b", b"y" * 1024), C("GET", "b"),
+     C("SET", "c", b"y" * 1025), C("GET", "c"), C("APPEND", "d", "x"), C("APPEND", "d", b"\x00y"), C("GET", "d"),
+     C("SETRANGE", "e", "1020", "abcdef"), C("GET", "e"), C("APPEND", "a", "z"), C("GET", "a"))
 case("set-nx", C("SET", "k", "v", "NX"), C("SET", "k", "v2", "NX"), C("GET", "k"),
      C("set", "k2", "v", "nx"), C("GET", "k2"))
 case("set-xx", C("SET", "k", "v", "XX"), C("GET", "k"), C("SET", "k", "v"),

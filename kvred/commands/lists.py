@@ -26,6 +26,7 @@ from itertools import islice
 from ..blocking import parse_timeout
 from ..keyspace import Keyspace, WrongType
 from ..notify import NOTIFY_GENERIC, NOTIFY_LIST
+from ..resp import BULK_HEADS
 from ..valuetypes import REWRITE_ITEMS_PER_CMD, ValueType, register_type
 from .base import (
     ERR_NOT_INT,
@@ -89,7 +90,7 @@ def _list(ctx: Context, key: bytes, write: bool = False) -> deque[bytes] | None:
 
 
 # `$<n>\r\n` for the element sizes most lists hold: a lookup, not a format
-_BULK_HEADS = [b"$%d\r\n" % n for n in range(1024)]
+_BULK_HEADS = BULK_HEADS
 
 
 def _bulks(ctx: Context, items: list[bytes]) -> bytes:
