@@ -41,8 +41,10 @@ def kill_hard(server: ServerProcess) -> None:
 
 
 def _rewrites(info: bytes) -> int | None:
-    """aof_rewrites from INFO persistence, once no rewrite is in progress."""
-    if b"aof_rewrite_in_progress:0\r\n" not in info:
+    """aof_rewrites from INFO persistence, once no rewrite is in progress or scheduled
+    and the last one succeeded."""
+    if (b"aof_rewrite_in_progress:0\r\n" not in info or b"aof_rewrite_scheduled:1\r\n" in info
+            or b"aof_last_bgrewrite_status:ok\r\n" not in info):
         return None
     return int(info.split(b"aof_rewrites:", 1)[1].split(b"\r\n", 1)[0])
 

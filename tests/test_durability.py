@@ -38,7 +38,7 @@ from typing import Any
 import psutil
 import pytest
 import redis
-from aoftools import aof_commands
+from aoftools import aof_commands, rewrite_and_wait
 from conftest import REPO_ROOT, ServerProcess, against_redis, answers_ping, free_port, require_tool
 from rawclient import RawClient, encode_command, parse_reply
 from redis.backoff import NoBackoff
@@ -2543,13 +2543,21 @@ def every_type_history(server: ServerProcess) -> None:
     typed_workload(server, "c", db=7, other_db=0)
 
 
-def rewrite_and_wait(server: ServerProcess) -> None:
-    before = info(server)["aof_rewrites"]
-    with client(server) as r:
-        r.execute_command("BGREWRITEAOF")
-    wait_for("the rewrite", lambda: (i := info(server))["aof_rewrite_in_progress"] == 0
-             and i.get("aof_rewrite_scheduled", 0) == 0 and i["aof_last_bgrewrite_status"] == "ok"
-             and i["aof_rewrites"] > before, REWRITE_TIMEOUT_S, lambda: str(info(server)))
+def assert_redis_server_keeps_kvred_aof(launcher: Launcher, data: Path, expected: Any,
+                                        dump: Callable[[ServerProcess], Any],
+                                        assert_same: Callable[[Any, Any, str], None], what: str) -> None:
+    """redis-server loads the AOF kvred left in `data` into `expected` (as `dump` reads
+    it), and keeps it through its own rewrite and a kill -9."""
+    redis_dir = launcher.data_dir("redis")
+    shutil.copy(aof_path(data), redis_dir / AOF_NAME)
+    options = ("--appendonly", "yes", "--appendfilename", AOF_NAME, "--aof-use-rdb-preamble", "no",
+               "--appendfsync", "always")
+    real = launcher.redis(redis_dir, *options)
+    assert_same(expected, dump(real), f"redis-server loading kvred's AOF\n{real.log_tail()}")
+    rewrite_and_wait(real)
+    kill_all(real)
+    real = launcher.redis(redis_dir, *options)
+    assert_same(expected, dump(real), f"redis-server after its own rewrite of kvred's {what}")
 
 
 def test_redis_server_loads_a_kvred_aof_with_every_type(launcher: Launcher) -> None:
@@ -2561,17 +2569,7 @@ def test_redis_server_loads_a_kvred_aof_with_every_type(launcher: Launcher) -> N
     expected = dump_typed(server)
     assert set(expected) == {0, 3, 7}, sorted(expected)
     assert wait_exit_after(server, signal.SIGTERM) == 0
-
-    redis_dir = launcher.data_dir("redis")
-    shutil.copy(aof_path(data), redis_dir / AOF_NAME)
-    options = ("--appendonly", "yes", "--appendfilename", AOF_NAME, "--aof-use-rdb-preamble", "no",
-               "--appendfsync", "always")
-    real = launcher.redis(redis_dir, *options)
-    assert_same_typed(expected, dump_typed(real), f"redis-server loading kvred's AOF\n{real.log_tail()}")
-    rewrite_and_wait(real)
-    kill_all(real)
-    real = launcher.redis(redis_dir, *options)
-    assert_same_typed(expected, dump_typed(real), "redis-server after its own rewrite of kvred's data")
+    assert_redis_server_keeps_kvred_aof(launcher, data, expected, dump_typed, assert_same_typed, "data")
 
 
 def test_kvred_loads_a_redis_server_aof_with_every_type(launcher: Launcher) -> None:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import threading
 import time
@@ -22,18 +21,18 @@ from typing import Any
 import psutil
 import pytest
 import redis
+from aoftools import rewrite_and_wait
 from conftest import ServerProcess, against_redis, answers_ping
 from rawclient import RawClient, encode_command
 from test_diff_blocking import wait_blocked
 from test_durability import (
-    AOF_NAME,
     REDIS_AOF_OPTIONS,
     Launcher,
     aof_path,
+    assert_redis_server_keeps_kvred_aof,
     kill_all,
     launcher,  # noqa: F401  (the fixture)
     redis_aof_content,
-    rewrite_and_wait,
     wait_exit_after,
 )
 
@@ -170,17 +169,7 @@ def test_redis_server_loads_kvred_streams(launcher: Launcher) -> None:  # noqa: 
     expected = dump_streams(server)
     assert len(expected) == 8 and expected[(0, b"a:s")][1], sorted(expected)
     assert wait_exit_after(server, signal.SIGTERM) == 0
-
-    redis_dir = launcher.data_dir("redis")
-    shutil.copy(aof_path(data), redis_dir / AOF_NAME)
-    options = ("--appendonly", "yes", "--appendfilename", AOF_NAME, "--aof-use-rdb-preamble", "no",
-               "--appendfsync", "always")
-    real = launcher.redis(redis_dir, *options)
-    assert_same_streams(expected, dump_streams(real), f"redis-server loading kvred's AOF\n{real.log_tail()}")
-    rewrite_and_wait(real)
-    kill_all(real)
-    real = launcher.redis(redis_dir, *options)
-    assert_same_streams(expected, dump_streams(real), "redis-server after its own rewrite of kvred's streams")
+    assert_redis_server_keeps_kvred_aof(launcher, data, expected, dump_streams, assert_same_streams, "streams")
 
 
 @pytest.mark.skipif(against_redis(), reason="redis-server's AOF read by kvred")
