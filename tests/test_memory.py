@@ -479,6 +479,10 @@ def test_rss_growth_follows_maxmemory(tmp_path: Path) -> None:
             empty = _tree_rss(server)
             for batch in range(300):
                 _write(c, [f"m:{batch}:{i}" for i in range(1000)], value)
+            # freed memory the allocator still holds is not the dataset: about 1 run in 8
+            # kept 12-23 MB more in the writer for seconds after the load (the same at the
+            # commit before this check), with the dataset estimate at exactly 100 MB
+            assert c.call("MEMORY", "PURGE") == b"+OK\r\n"
             grown = _tree_rss(server) - empty
             evicted = int(_info(c, "stats")["evicted_keys"])
         assert evicted > 100_000
